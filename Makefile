@@ -1,0 +1,51 @@
+# Vedika: `make run` serves it, `make test` proves it.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test check lint typecheck services browser migrate clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@ $(STAMP)
+
+run: $(STAMP)
+	@mkdir -p var
+	$(BIN)/vedika migrate
+	$(BIN)/vedika serve --host $(HOST) --port $(PORT) --no-migrate
+
+migrate: $(STAMP)
+	$(BIN)/vedika migrate
+
+# PostgreSQL and Redis for the tests (started if installed but not running), Chromium
+# for the browser tests (installed from Debian's packages if missing).
+services:
+	@./scripts/ensure-services.sh
+
+test: $(TEST_STAMP) services
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+typecheck: $(TEST_STAMP)
+	$(BIN)/mypy
+
+check: lint typecheck test
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

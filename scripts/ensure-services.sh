@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Make sure what the tests need is installed and running: PostgreSQL on
+# 127.0.0.1:5432 (database `test`, trust auth), Redis on 127.0.0.1:6379, and
+# Debian's Chromium for the browser tests. Idempotent; quiet when all is well.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
+
+apt_install() {
+  if command -v apt-get >/dev/null; then
+    $SUDO apt-get update -qq || true
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+  else
+    echo "ensure-services: please install: $*" >&2
+    return 1
+  fi
+}
+
+# --- PostgreSQL -------------------------------------------------------------
+if ! command -v pg_ctlcluster >/dev/null && ! command -v pg_isready >/dev/null; then
+  apt_install postgresql
+fi
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  version="$(ls /etc/postgresql 2>/dev/null | sort -V | tail -1)"
+  $SUDO pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+fi
+if ! psql -h 127.0.0.1 -U postgres -d test -c 'select 1' >/dev/null 2>&1; then
+  psql -h 127.0.0.1 -U postgres -c 'create database test' >/dev/null 2>&1 \
+    || $SUDO -u postgres psql -c 'create database test' >/dev/null 2>&1 || true
+fi
+
+# --- Redis -------------------------------------------------------------------
+if ! command -v redis-server >/dev/null; then
+  apt_install redis-server
+fi
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  mkdir -p /var/lib/redis /var/log/redis 2>/dev/null || true
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+    --dir /tmp --logfile /tmp/vedika-redis.log
+  for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.5; done
+fi
+
+# --- Chromium for the browser tests --------------------------------------------
+if [ ! -x /usr/bin/chromium ]; then
+  apt_install chromium
+fi

@@ -1,0 +1,188 @@
+"""create_app(settings) -> the ASGI app. No work happens at import time.
+
+The lifespan builds the store, hub, model service, generations and reaper, and on
+shutdown drains answers in flight (finish within VEDIKA_DRAIN_SECONDS or be
+stored as interrupted).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import ORJSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp
+
+from vedika import __version__
+from vedika.chat import routes_rest, routes_sse, routes_ws
+from vedika.chat.generation import Generations
+from vedika.chat.hub import MemoryHub
+from vedika.chat.reaper import Reaper
+from vedika.chat.turns import TurnService
+from vedika.credits import routes as credit_routes
+from vedika.errors import ServiceUnavailable, VedikaError, error_body
+from vedika.identity import routes as identity_routes
+from vedika.ids import uuid7
+from vedika.logs import configure_logging
+from vedika.middleware import BodyLimit, RequestContext
+from vedika.models import routes as model_routes
+from vedika.models.service import ModelService
+from vedika.ops import router as ops_router
+from vedika.services import Services
+from vedika.settings import Settings, load_settings
+from vedika.store.engine import Store, make_engine
+
+log = structlog.get_logger(__name__)
+
+
+class VedikaApp(FastAPI):
+    """FastAPI with the body cap and request context outside everything else,
+    so even Starlette's own error responses carry the security headers."""
+
+    body_limit: int = 2_000_000
+    hsts: bool = False
+
+    def build_middleware_stack(self) -> ASGIApp:
+        inner = super().build_middleware_stack()
+        return RequestContext(BodyLimit(inner, self.body_limit), hsts=self.hsts)
+
+
+def _validation_details(exc: RequestValidationError) -> list[dict[str, object]]:
+    out = []
+    for err in exc.errors()[:20]:
+        loc = [str(x) for x in err.get("loc", ()) if x != "body"]
+        out.append({"field": ".".join(loc) or "body", "problem": err.get("msg", "invalid")})
+    return out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(VedikaError)
+    async def _vedika(_req: Request, exc: VedikaError) -> ORJSONResponse:
+        return ORJSONResponse(error_body(exc), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_req: Request, exc: RequestValidationError) -> ORJSONResponse:
+        details = _validation_details(exc)
+        first = details[0] if details else {"field": "body", "problem": "invalid"}
+        err = VedikaError(
+            f"The request is invalid: {first['field']}: {first['problem']}.",
+            code="validation_error", status=400, details=details,
+        )
+        return ORJSONResponse(error_body(err), status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_req: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
+        message = {404: "There is nothing at this address.",
+                   405: "This address does not accept that method."}.get(
+            exc.status_code, str(exc.detail))
+        err = VedikaError(message, code=codes.get(exc.status_code, "http_error"),
+                          status=exc.status_code)
+        return ORJSONResponse(error_body(err), status_code=exc.status_code,
+                              headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(ConnectionError)
+    async def _db_down(_req: Request, exc: Exception) -> ORJSONResponse:
+        log.warning("database.unavailable", error=str(exc)[:300])
+        err = ServiceUnavailable(
+            "The database is unavailable right now; nothing was changed. Please retry shortly.",
+            code="database_unavailable", headers={"Retry-After": "5"},
+        )
+        return ORJSONResponse(error_body(err), status_code=503, headers=err.headers)
+
+    @app.exception_handler(Exception)
+    async def _crash(_req: Request, exc: Exception) -> ORJSONResponse:
+        log.error("http.crashed", exc_info=exc)
+        err = VedikaError("Something went wrong on our side. Please retry.")
+        return ORJSONResponse(error_body(err), status_code=500)
+
+
+async def build_services(settings: Settings) -> Services:
+    instance_id = f"inst_{uuid7()}"
+    store = Store(make_engine(settings.effective_database_url))
+    http = httpx.AsyncClient(
+        limits=httpx.Limits(max_connections=2000, max_keepalive_connections=200),
+        timeout=httpx.Timeout(30.0, connect=settings.upstream_connect_timeout),
+    )
+    models = ModelService(settings, http)
+    hub = MemoryHub(retention=settings.stream_retention_seconds)
+    generations = Generations(store=store, hub=hub, models=models, settings=settings,
+                              instance_id=instance_id)
+    reaper = Reaper(store=store, hub=hub, generations=generations,
+                    interval=settings.reaper_interval,
+                    stale_after=max(3 * settings.flush_seconds, 15.0))
+    return Services(
+        settings=settings, store=store, hub=hub, models=models,
+        turns=TurnService(store, models, settings, instance_id), generations=generations,
+        reaper=reaper, http=http, instance_id=instance_id,
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    configure_logging(settings.log_level, settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = await build_services(settings)
+        app.state.services = services
+        await services.models.discover()
+        # One process owns every answer (MemoryHub): any left `streaming` died with a
+        # previous run.
+        await services.reaper.reap(everything=True)
+        services.generations.start_background()
+        services.reaper.start()
+        log.info("vedika.started", version=__version__, env=settings.env,
+                 instance_id=services.instance_id)
+        try:
+            yield
+        finally:
+            log.info("vedika.draining", live=len(services.generations.live))
+            await services.generations.drain(settings.drain_seconds)
+            await services.reaper.close()
+            await services.http.aclose()
+            await services.store.close()
+            log.info("vedika.stopped")
+
+    app = VedikaApp(
+        title="Vedika",
+        version=__version__,
+        description="A self-hostable AI answer engine. The WebSocket protocol is in "
+        "docs/protocol.md.",
+        lifespan=lifespan,
+        default_response_class=ORJSONResponse,
+    )
+    app.body_limit = settings.max_body_bytes
+    app.hsts = settings.env != "development"
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_credentials="*" not in settings.cors_origins,
+        allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "X-Device-ID", "X-Request-ID",
+                       "Last-Event-ID"],
+        expose_headers=["x-conversation-id", "x-request-id", "Retry-After"],
+    )
+    install_error_handlers(app)
+    for router in (identity_routes.router, credit_routes.router, model_routes.router,
+                   routes_rest.router, routes_sse.router, routes_ws.router, ops_router):
+        app.include_router(router)
+    _install_web(app)
+    return app
+
+
+def _install_web(app: FastAPI) -> None:
+    try:
+        from vedika.web import install_web
+    except ImportError:
+        return
+    install_web(app)

@@ -1,0 +1,30 @@
+"""Building wire events for one answer: encoded once, wrapped as hub entries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vedika import protocol as p
+from vedika.chat.hub import Entry
+
+
+class EventFactory:
+    """Events for one (conversation, message): ids and the clock filled in."""
+
+    __slots__ = ("conversation_id", "message_id")
+
+    def __init__(self, conversation_id: str, message_id: str) -> None:
+        self.conversation_id = conversation_id
+        self.message_id = message_id
+
+    def _ids(self) -> dict[str, str]:
+        return {"conversation_id": self.conversation_id, "message_id": self.message_id,
+                "timestamp": p.now_iso()}
+
+    def chunk(self, content: str, chunk_id: int) -> Entry:
+        event = p.ContentChunk(content=content, chunk_id=chunk_id, **self._ids())
+        return Entry("content_chunk", chunk_id, p.encode(event).decode())
+
+    def make(self, cls: type[Any], last_chunk: int, **fields: Any) -> Entry:
+        event = cls(**fields, **self._ids())
+        return Entry(event.__struct_config__.tag, last_chunk, p.encode(event).decode())

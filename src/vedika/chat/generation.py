@@ -1,0 +1,278 @@
+"""Running a turn: a task owned by the server, not by any socket.
+
+provider.stream() -> numbered chunks -> hub.publish(); the text is kept in memory
+and written by one periodic flush for all live answers (one commit per interval,
+never one per chunk), then once at the end, before the terminal event goes out.
+Closing a socket never touches this; only `stop` or shutdown cancels a generation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import structlog
+from sqlalchemy.exc import SQLAlchemyError
+
+from vedika import protocol as p
+from vedika.chat.events import EventFactory
+from vedika.chat.hub import StreamHub
+from vedika.chat.turns import Turn
+from vedika.credits import ledger
+from vedika.errors import VedikaError
+from vedika.metrics import METRICS
+from vedika.models.providers import GenerationRequest
+from vedika.models.service import ModelService
+from vedika.settings import Settings
+from vedika.store import conversations as data
+from vedika.store.engine import Store
+
+log = structlog.get_logger(__name__)
+
+SYSTEM_PROMPT = (
+    "You are Vedika, an AI answer engine. Answer the user's question directly and "
+    "accurately, in Markdown. Use headings, lists, tables and fenced code blocks when "
+    "they help. Today's date is {today}."
+)
+
+INTERRUPTED = VedikaError(
+    "This answer was interrupted because the server stopped. You can retry it.",
+    code="interrupted", retryable=True,
+)
+INTERNAL = VedikaError(
+    "Something went wrong on our side while writing this answer. Please retry.",
+    code="internal_error", retryable=True,
+)
+
+
+@dataclass(slots=True, eq=False)
+class Generation:
+    turn: Turn
+    events: EventFactory
+    parts: list[str] = field(default_factory=list)
+    chunk_id: int = 0
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    finish_reason: str | None = None
+    stopping: bool = False
+    flushed_chunks: int = 0
+    task: asyncio.Task[None] | None = None
+
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+class Generations:
+    """Every generation running in this process, plus the periodic flush."""
+
+    def __init__(self, *, store: Store, hub: StreamHub, models: ModelService,
+                 settings: Settings, instance_id: str) -> None:
+        self.store = store
+        self.hub = hub
+        self.models = models
+        self.settings = settings
+        self.instance_id = instance_id
+        self.live: dict[str, Generation] = {}
+        self.accepting = True
+        self._flusher: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start_background(self) -> None:
+        self._flusher = asyncio.create_task(self._flush_loop(), name="vedika-flush")
+
+    async def close(self) -> None:
+        if self._flusher:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+
+    def is_alive(self, message_id: str) -> bool:
+        return message_id in self.live
+
+    async def start(self, turn: Turn) -> None:
+        """Open the answer's stream, announce it, and start generating."""
+        events = EventFactory(turn.conversation_id, turn.message_id)
+        gen = Generation(turn=turn, events=events)
+        self.hub.open(turn.message_id)
+        bal = turn.balance
+        self.hub.publish(turn.message_id, events.make(
+            p.CreditsInfo, 0, vedika_coins_remaining=bal.remaining, daily_credits=bal.daily,
+            message=f"{bal.remaining} of {bal.daily} Vedika coins left today.",
+        ))
+        self.hub.publish(turn.message_id, events.make(
+            p.StreamStart, 0, model=turn.model.id, model_name=turn.model.name,
+            routing=p.Routing(selected_model=turn.model.id, reason=turn.routing.reason,
+                              confidence=turn.routing.confidence),
+        ))
+        self.live[turn.message_id] = gen
+        gen.task = asyncio.create_task(self._run(gen), name=f"gen-{turn.message_id}")
+        METRICS.generations_started.inc()
+        METRICS.generations_live.inc()
+
+    async def stop(self, message_id: str) -> bool:
+        """Stop a live generation; returns once its final state is stored and published."""
+        gen = self.live.get(message_id)
+        if gen is None or gen.task is None:
+            return False
+        gen.stopping = True
+        gen.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(gen.task)
+        return True
+
+    async def drain(self, seconds: float) -> None:
+        """Shutdown: no new turns; let answers finish, then store the rest as interrupted."""
+        self.accepting = False
+        tasks = [g.task for g in self.live.values() if g.task]
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=seconds)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=10)
+        await self.close()
+
+    # ------------------------------------------------------------ the run
+
+    async def _prompt(self, gen: Generation) -> list[dict[str, str]]:
+        turn = gen.turn
+        budget = max(2_000, int(turn.model.context_window * 4 * 0.6) - len(turn.text))
+        async with self.store.read() as conn:
+            past = await data.history(
+                conn, conversation_id=turn.conversation_id,
+                before=turn.created_at or p.utcnow(), budget_chars=budget,
+            )
+        system = SYSTEM_PROMPT.format(today=p.utcnow().strftime("%Y-%m-%d"))
+        return [{"role": "system", "content": system}, *past,
+                {"role": "user", "content": turn.text}]
+
+    async def _run(self, gen: Generation) -> None:
+        turn = gen.turn
+        hub, mid, events = self.hub, turn.message_id, gen.events
+        try:
+            messages = await self._prompt(gen)
+            provider = self.models.provider_for(turn.model)
+            request = GenerationRequest(model=turn.model.upstream_id, messages=messages)
+            async for delta in provider.stream(request):
+                if delta.text:
+                    gen.chunk_id += 1
+                    gen.parts.append(delta.text)
+                    hub.publish(mid, events.chunk(delta.text, gen.chunk_id))
+                if delta.input_tokens is not None:
+                    gen.input_tokens = delta.input_tokens
+                if delta.output_tokens is not None:
+                    gen.output_tokens = delta.output_tokens
+                if delta.finish_reason:
+                    gen.finish_reason = delta.finish_reason
+            await self._complete(gen, "complete", _finish_reason(gen.finish_reason))
+        except asyncio.CancelledError:
+            if gen.stopping:
+                asyncio.current_task().uncancel()  # type: ignore[union-attr]
+                await self._complete(gen, "stopped", "stopped")
+                return
+            await asyncio.shield(self._fail(gen, INTERRUPTED, status="interrupted"))
+            raise
+        except VedikaError as exc:
+            await self._fail(gen, exc)
+        except Exception:
+            log.exception("generation.crashed", message_id=mid)
+            await self._fail(gen, INTERNAL)
+        finally:
+            self.live.pop(mid, None)
+            METRICS.generations_live.dec()
+
+    def _tokens(self, gen: Generation) -> tuple[int, int]:
+        text = gen.text()
+        inp = gen.input_tokens if gen.input_tokens is not None else len(gen.turn.text) // 4 + 1
+        out = gen.output_tokens if gen.output_tokens is not None else gen.chunk_id
+        return inp, out if text else 0
+
+    async def _complete(self, gen: Generation, status: str, finish_reason: str) -> None:
+        turn = gen.turn
+        text = gen.text()
+        inp, out = self._tokens(gen)
+        refunded = 0
+        now = p.utcnow()
+        try:
+            async with self.store.tx() as conn:
+                await data.finish_message(
+                    conn, message_id=turn.message_id, content=text, status=status,
+                    finish_reason=finish_reason, input_tokens=inp, output_tokens=out,
+                    chunk_count=gen.chunk_id, updated_at=now, heartbeat_at=None,
+                )
+                await data.add_tokens(conn, conversation_id=turn.conversation_id,
+                                      tokens=inp + out, now=now)
+                if gen.chunk_id == 0:  # nothing delivered: the coins go back
+                    refunded = await ledger.refund(conn, device_id=turn.device_id,
+                                                   message_id=turn.message_id)
+        except (SQLAlchemyError, OSError):
+            log.exception("generation.store_failed", message_id=turn.message_id)
+        bal = turn.balance
+        used = max(bal.used - refunded, 0)
+        METRICS.generations_finished.labels(status=status).inc()
+        self.hub.publish(turn.message_id, gen.events.make(
+            p.StreamComplete, gen.chunk_id, full_response=text, total_chunks=gen.chunk_id,
+            tokens=inp + out, input_tokens=inp, output_tokens=out, citations=[],
+            credits=p.Credits(remaining=max(bal.daily - used, 0), daily_total=bal.daily,
+                              used_today=used),
+            finish_reason=finish_reason,
+        ))
+
+    async def _fail(self, gen: Generation, exc: VedikaError, status: str = "error") -> None:
+        turn = gen.turn
+        now = p.utcnow()
+        inp, out = self._tokens(gen)
+        try:
+            async with self.store.tx() as conn:
+                await data.finish_message(
+                    conn, message_id=turn.message_id, content=gen.text(), status=status,
+                    error_code=exc.code, error_message=exc.message, input_tokens=inp,
+                    output_tokens=out, chunk_count=gen.chunk_id, updated_at=now,
+                    heartbeat_at=None,
+                )
+                if gen.chunk_id == 0:
+                    await ledger.refund(conn, device_id=turn.device_id,
+                                        message_id=turn.message_id)
+        except (SQLAlchemyError, OSError):
+            log.exception("generation.store_failed", message_id=turn.message_id)
+        log.warning("generation.failed", message_id=turn.message_id, code=exc.code,
+                    chunks=gen.chunk_id)
+        METRICS.generations_finished.labels(status=status).inc()
+        self.hub.publish(turn.message_id, gen.events.make(
+            p.StreamError, gen.chunk_id, error=exc.message, code=exc.code,
+            retryable=exc.retryable,
+        ))
+
+    # ------------------------------------------------------------ periodic flush
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.flush_seconds)
+            try:
+                await self.flush()
+            except (SQLAlchemyError, OSError) as exc:
+                log.warning("generation.flush_failed", error=str(exc)[:200])
+
+    async def flush(self) -> None:
+        """Store every live answer's partial text and heartbeat, in one commit."""
+        if not self.live:
+            return
+        now = p.utcnow()
+        rows = []
+        for mid, gen in list(self.live.items()):
+            rows.append({"b_id": mid, "b_content": gen.text(), "b_chunks": gen.chunk_id,
+                         "b_now": now})
+            gen.flushed_chunks = gen.chunk_id
+        async with self.store.tx() as conn:
+            await data.save_partials(conn, rows=rows)
+        METRICS.flushes.inc()
+
+
+def _finish_reason(reason: str | None) -> str:
+    return "length" if reason == "length" else "stop"
+
+
+STALE_AFTER = timedelta(seconds=30)

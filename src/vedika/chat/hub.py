@@ -1,0 +1,104 @@
+"""StreamHub: numbered events per answer, replay from any point, then the live tail.
+
+The generation publishes; sockets and SSE only subscribe. Each event is encoded
+once, when published, and the same text goes to every subscriber. The hub never
+renumbers: `chunk_id` comes from the generation.
+
+Resume semantics (`after=N`): every event published after content chunk N, in
+order. `after=0` replays from the start (credits_info, stream_start, ...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import NamedTuple, Protocol
+
+
+class Entry(NamedTuple):
+    type: str
+    chunk_id: int  # for content chunks its id; otherwise the last chunk id before it
+    data: str  # the encoded JSON event, ready for the wire
+
+
+class StreamHub(Protocol):
+    def open(self, message_id: str) -> None: ...
+
+    def publish(self, message_id: str, entry: Entry) -> None: ...
+
+    def has(self, message_id: str) -> bool: ...
+
+    def subscribe(self, message_id: str, after: int = 0) -> AsyncIterator[list[Entry]]: ...
+
+
+@dataclass(slots=True)
+class _Log:
+    entries: list[Entry] = field(default_factory=list)
+    chunk_pos: list[int] = field(default_factory=list)  # chunk k is entries[chunk_pos[k-1]]
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    done: bool = False
+
+
+class MemoryHub:
+    """The hub for one process. Logs of finished answers are kept for `retention` s."""
+
+    def __init__(self, retention: float = 900.0) -> None:
+        self.retention = retention
+        self._logs: dict[str, _Log] = {}
+
+    def open(self, message_id: str) -> None:
+        self._logs.setdefault(message_id, _Log())
+
+    def has(self, message_id: str) -> bool:
+        return message_id in self._logs
+
+    def publish(self, message_id: str, entry: Entry) -> None:
+        log = self._logs.get(message_id)
+        if log is None or log.done:
+            return
+        if entry.type == "content_chunk":
+            log.chunk_pos.append(len(log.entries))
+        log.entries.append(entry)
+        if entry.type in ("stream_complete", "stream_error"):
+            log.done = True
+            asyncio.get_running_loop().call_later(self.retention, self._logs.pop, message_id, None)
+        waiters, log.waiters = log.waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    def forget(self, message_id: str) -> None:
+        log = self._logs.pop(message_id, None)
+        if log is not None:
+            for fut in log.waiters:
+                if not fut.done():
+                    fut.set_result(None)
+
+    async def subscribe(self, message_id: str, after: int = 0) -> AsyncIterator[list[Entry]]:
+        """Yield batches of entries: the replay first, then live ones as they come.
+
+        Ends after the terminal event. Batches let a transport coalesce writes.
+        """
+        log = self._logs.get(message_id)
+        if log is None:
+            return
+        if after <= 0:
+            i = 0
+        elif after <= len(log.chunk_pos):
+            i = log.chunk_pos[after - 1] + 1
+        else:
+            i = len(log.entries)
+        loop = asyncio.get_running_loop()
+        while True:
+            n = len(log.entries)
+            if i < n:
+                batch = log.entries[i:n]
+                i = n
+                yield batch
+                continue
+            if log.done or self._logs.get(message_id) is not log:
+                return
+            fut: asyncio.Future[None] = loop.create_future()
+            log.waiters.append(fut)
+            await fut

@@ -1,0 +1,89 @@
+"""The reaper: an answer never stays `streaming` after its generation died.
+
+At start-up (one-process mode) every `streaming` answer is dead: a previous run
+left it. Periodically, answers whose heartbeat is stale and that no live
+generation here owns are marked `interrupted`; their coins come back if nothing
+was delivered, and a terminal event is published to anyone still listening.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import structlog
+from sqlalchemy.exc import SQLAlchemyError
+
+from vedika import protocol as p
+from vedika.chat.events import EventFactory
+from vedika.chat.generation import INTERRUPTED, Generations
+from vedika.chat.hub import StreamHub
+from vedika.credits import ledger
+from vedika.metrics import METRICS
+from vedika.store import conversations as data
+from vedika.store.engine import Store
+
+log = structlog.get_logger(__name__)
+
+
+class Reaper:
+    def __init__(self, *, store: Store, hub: StreamHub, generations: Generations,
+                 interval: float, stale_after: float) -> None:
+        self.store = store
+        self.hub = hub
+        self.generations = generations
+        self.interval = interval
+        self.stale_after = stale_after
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="vedika-reaper")
+
+    async def close(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.reap()
+            except (SQLAlchemyError, OSError) as exc:
+                log.warning("reaper.failed", error=str(exc)[:200])
+
+    async def reap(self, *, everything: bool = False) -> int:
+        """Mark dead answers interrupted. `everything`: all `streaming` ones (start-up)."""
+        older = None if everything else p.utcnow() - timedelta(seconds=self.stale_after)
+        async with self.store.read() as conn:
+            rows = await data.stale_streaming(conn, older_than=older)
+        count = 0
+        for row in rows:
+            if self.generations.is_alive(row.id):
+                continue
+            if await self.interrupt(row.id, row.conversation_id, row.device_id,
+                                    row.chunk_count):
+                count += 1
+        if count:
+            log.info("reaper.interrupted", count=count)
+        return count
+
+    async def interrupt(self, message_id: str, conversation_id: str, device_id: str,
+                        chunk_count: int) -> bool:
+        now = p.utcnow()
+        async with self.store.tx() as conn:
+            changed = await data.finish_message(
+                conn, message_id=message_id, status="interrupted",
+                error_code=INTERRUPTED.code, error_message=INTERRUPTED.message,
+                updated_at=now, heartbeat_at=None,
+            )
+            if changed and chunk_count == 0:
+                await ledger.refund(conn, device_id=device_id, message_id=message_id)
+        if changed:
+            METRICS.reaped.inc()
+            if self.hub.has(message_id):
+                self.hub.publish(message_id, EventFactory(conversation_id, message_id).make(
+                    p.StreamError, chunk_count, error=INTERRUPTED.message,
+                    code=INTERRUPTED.code, retryable=True,
+                ))
+        return changed

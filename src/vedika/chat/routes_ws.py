@@ -1,0 +1,254 @@
+"""The WebSocket `/ws` (API.md section 3).
+
+A socket only subscribes: generation runs elsewhere and never notices a socket
+closing. Each `stream_chat` gets its own forwarding task, so `stop_stream` and
+`ping` are answered while an answer streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import timedelta
+from typing import Any
+
+import orjson
+import structlog
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from pydantic import ValidationError
+
+from vedika import protocol as p
+from vedika.chat import service
+from vedika.errors import NotFound, VedikaError
+from vedika.identity.deps import COOKIE, session_id_from
+from vedika.identity.sessions import DeviceSession, find_session
+from vedika.ids import uuid7
+from vedika.metrics import METRICS
+from vedika.origins import origin_allowed
+from vedika.services import Services
+from vedika.store import conversations as data
+
+router = APIRouter()
+log = structlog.get_logger(__name__)
+
+MAX_FRAME = 256 * 1024
+# A `stream_chat` repeating the newest question attaches to its answer if that answer
+# is still streaming or this recent (the start-over-REST-then-socket flow).
+ATTACH_WINDOW = timedelta(minutes=2)
+
+
+def _validation_message(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(x) for x in first["loc"]) or "message"
+    return f"Field '{where}': {first['msg']}."
+
+
+class Connection:
+    def __init__(self, ws: WebSocket, services: Services) -> None:
+        self.ws = ws
+        self.services = services
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.send_lock = asyncio.Lock()
+        self.handshake_session = session_id_from(
+            ws.headers.get("authorization"), ws.cookies.get(COOKIE),
+            ws.query_params.get("session_id"),
+        )
+
+    async def send(self, text: str) -> None:
+        async with self.send_lock:
+            await self.ws.send_text(text)
+
+    async def error(self, message: str, code: str = "bad_request", **ids: str | None) -> None:
+        await self.send(p.socket_error(message, code, **ids).decode())
+
+    async def session(self, msg: dict[str, Any]) -> DeviceSession:
+        sid = msg.get("session_id") if isinstance(msg.get("session_id"), str) else None
+        sid = sid or self.handshake_session
+        if not sid:
+            raise VedikaError("No device session: send session_id.", code="unauthorized",
+                              status=401)
+        session = await find_session(self.services.store, session_id=sid)
+        if session is None:
+            raise VedikaError("Your session is unknown or has expired. Create a new one.",
+                              code="session_expired", status=401)
+        device_id = msg.get("device_id")
+        if device_id and device_id != session.device_id:
+            raise VedikaError("This session belongs to another device.",
+                              code="device_mismatch", status=403)
+        return session
+
+    # ---------------------------------------------------------------- routing
+
+    async def handle(self, raw: str) -> None:
+        try:
+            msg = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            await self.error("That message is not valid JSON.")
+            return
+        if not isinstance(msg, dict):
+            await self.error("A message must be a JSON object with a routeKey.")
+            return
+        route = msg.get("routeKey") or msg.get("action") or msg.get("type")
+        handler = ROUTES.get(route) if isinstance(route, str) else None
+        if handler is None:
+            await self.error(f"Unknown routeKey {str(route)[:40]!r}; use stream_chat, "
+                             "stop_stream or ping.")
+            return
+        try:
+            await handler(self, msg)
+        except VedikaError as exc:
+            await self.error(exc.message, exc.code,
+                             conversation_id=msg.get("conversation_id")
+                             if isinstance(msg.get("conversation_id"), str) else None)
+        except ValidationError as exc:
+            await self.error(_validation_message(exc), "validation_error")
+
+    async def ping(self, _msg: dict[str, Any]) -> None:
+        await self.send(p.encode(p.Pong(timestamp=p.now_iso())).decode())
+
+    async def stop_stream(self, msg: dict[str, Any]) -> None:
+        session = await self.session(msg)
+        req = p.StopRequest.model_validate(msg)
+        await service.stop(self.services, session, req.message_id, req.conversation_id)
+
+    async def stream_chat(self, msg: dict[str, Any]) -> None:
+        session = await self.session(msg)
+        stream = p.StreamChatMessage.model_validate(msg)
+        services = self.services
+        if not (stream.message or "").strip() and (stream.message_id or stream.conversation_id
+                                                   or stream.message is None):
+            row = await self._attach_target(session, stream)
+            self._follow(session, row, stream.resume_from)
+            return
+        req = p.ChatRequest.model_validate(msg)
+        if req.conversation_id:
+            row = await self._same_question(session, req)
+            if row is not None:
+                self._follow(session, row, stream.resume_from)
+                return
+        try:
+            turn = await service.start_turn(services, session, req)
+        except VedikaError as exc:
+            if exc.code == "credits_exhausted":
+                details = exc.details or {}
+                await self.send(p.encode(p.CreditsExhaustedEvent(
+                    conversation_id=req.conversation_id or "", message_id="",
+                    timestamp=p.now_iso(),
+                    vedika_coins_remaining=int(details.get("vedika_coins_remaining", 0)),
+                    daily_credits=int(details.get("daily_credits", 0)), message=exc.message,
+                    action_required="wait_for_daily_reset",
+                )).decode())
+                return
+            raise
+        if turn.created_conversation:
+            await self.send(p.encode(p.ConversationStarted(
+                conversation_id=turn.conversation_id, message_id=turn.message_id,
+                timestamp=p.now_iso(), user_message_id=turn.user_message_id,
+            )).decode())
+        row = await service.owned_message(services, session, turn.message_id)
+        self._follow(session, row, 0)
+
+    async def _attach_target(self, session: DeviceSession, stream: p.StreamChatMessage) -> Any:
+        if stream.message_id:
+            row = await service.owned_message(self.services, session, stream.message_id)
+            if stream.conversation_id and row.conversation_id != stream.conversation_id:
+                raise NotFound("There is no answer with that id.", code="message_not_found")
+            return row
+        if stream.conversation_id:
+            return await service.newest_answer(self.services, session, stream.conversation_id)
+        raise VedikaError("Send a message, or a conversation_id / message_id to attach to.",
+                          code="bad_request", status=400)
+
+    async def _same_question(self, session: DeviceSession, req: p.ChatRequest) -> Any:
+        """The answer to this exact question, if it was just accepted (over REST)."""
+        async with self.services.store.read() as conn:
+            conv = await data.get_conversation(conn, conversation_id=req.conversation_id or "",
+                                               device_id=session.device_id)
+            if conv is None:
+                raise NotFound("There is no conversation with that id.",
+                               code="conversation_not_found")
+            turn = await data.last_turn(conn, conversation_id=conv.id)
+        if len(turn) < 2:
+            return None
+        answer, question = turn[0], turn[1]
+        if answer.role != "assistant" or question.role != "user":
+            return None
+        if question.content != req.message.strip():
+            return None
+        recent = p.utcnow() - _aware(answer.created_at) < ATTACH_WINDOW
+        return answer if answer.status == "streaming" or recent else None
+
+    # ---------------------------------------------------------------- forwarding
+
+    def _follow(self, session: DeviceSession, row: Any, after: int) -> None:
+        task = asyncio.create_task(self._forward(session, row, after))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _forward(self, session: DeviceSession, row: Any, after: int) -> None:
+        try:
+            async for batch in service.follow(self.services, session, row, after):
+                async with self.send_lock:
+                    for entry in batch:
+                        await self.ws.send_text(entry.data)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            return  # the client went away; the generation goes on without it
+
+    async def close(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+def _aware(dt: Any) -> Any:
+    from datetime import UTC
+
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+ROUTES = {
+    "stream_chat": Connection.stream_chat,
+    "stop_stream": Connection.stop_stream,
+    "ping": Connection.ping,
+}
+
+
+@router.websocket("/ws")
+async def websocket_endpoint(ws: WebSocket) -> None:
+    services: Services = ws.app.state.services
+    if not origin_allowed(ws.headers.get("origin"), ws.headers.get("host"),
+                          services.settings.cors_origins):
+        await ws.close(code=1008, reason="origin not allowed")
+        return
+    if not services.generations.accepting:
+        await ws.close(code=1012, reason="server restarting")
+        return
+    await ws.accept()
+    conn = Connection(ws, services)
+    METRICS.sockets.inc()
+    try:
+        await conn.send(p.encode(p.ConnectionEstablished(connection_id=uuid7())).decode())
+        while True:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            raw = message.get("text")
+            if raw is None and message.get("bytes") is not None:
+                raw = message["bytes"].decode("utf-8", "replace")
+            if raw is None:
+                continue
+            if len(raw) > MAX_FRAME:
+                await conn.error(f"That message is too large (over {MAX_FRAME // 1024} KiB).",
+                                 "payload_too_large")
+                continue
+            await conn.handle(raw)
+    except WebSocketDisconnect:
+        pass
+    except Exception:
+        log.exception("ws.crashed")
+        with contextlib.suppress(Exception):
+            await ws.close(code=1011)
+    finally:
+        METRICS.sockets.dec()
+        await conn.close()

@@ -1,0 +1,88 @@
+"""Chat operations shared by REST, the socket and SSE (routes stay thin)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from vedika.chat import streams
+from vedika.chat.hub import Entry
+from vedika.chat.turns import Turn
+from vedika.errors import BadRequest, NotFound, ServiceUnavailable
+from vedika.identity.sessions import DeviceSession
+from vedika.protocol import ChatRequest
+from vedika.services import Services
+from vedika.store import conversations as data
+
+
+async def start_turn(services: Services, session: DeviceSession, req: ChatRequest) -> Turn:
+    """Accept a turn and start its generation (an idempotent retry starts nothing)."""
+    if not services.generations.accepting:
+        raise ServiceUnavailable(
+            "This server is shutting down and takes no new messages. Please retry in a moment.",
+            code="draining", headers={"Retry-After": "2"},
+        )
+    turn = await services.turns.accept(session, req)
+    if not turn.replayed:
+        await services.generations.start(turn)
+    return turn
+
+
+def start_response(turn: Turn) -> dict[str, Any]:
+    """The `/ai/chat/start` body (API.md section 2)."""
+    created = turn.created_conversation
+    return {
+        "conversation_id": turn.conversation_id,
+        "message_id": turn.message_id,
+        "user_message_id": turn.user_message_id,
+        "model": turn.model.id,
+        "model_name": turn.model.name,
+        "routing": {"selected_model": turn.model.id, "reason": turn.routing.reason,
+                    "confidence": turn.routing.confidence},
+        "transaction_id": turn.transaction_id,
+        "vedika_coins_remaining": turn.balance.remaining,
+        "vedika_coins_used": turn.coins_charged,
+        "status": "conversation_created" if created else "message_accepted",
+        "message": "Your message was accepted; the answer is being written."
+        if not turn.replayed else "This message was already accepted; here are its ids.",
+        "websocket_route": "stream_chat",
+        "stream_url": f"/ai/chat/stream/{turn.message_id}",
+    }
+
+
+async def owned_message(services: Services, session: DeviceSession, message_id: str) -> Any:
+    async with services.store.read() as conn:
+        row = await data.find_message(conn, message_id=message_id, device_id=session.device_id)
+    if row is None or row.role != "assistant":
+        raise NotFound("There is no answer with that id.", code="message_not_found")
+    return row
+
+
+async def newest_answer(services: Services, session: DeviceSession,
+                        conversation_id: str) -> Any:
+    async with services.store.read() as conn:
+        conv = await data.get_conversation(conn, conversation_id=conversation_id,
+                                           device_id=session.device_id)
+        row = await data.newest_assistant(conn, conversation_id=conversation_id) if conv else None
+    if conv is None:
+        raise NotFound("There is no conversation with that id.", code="conversation_not_found")
+    if row is None:
+        raise NotFound("This conversation has no answer yet.", code="message_not_found")
+    return row
+
+
+def follow(services: Services, session: DeviceSession, row: Any,
+           after: int) -> AsyncIterator[list[Entry]]:
+    return streams.subscribe(services.hub, services.reaper, row, after, session.device_id)
+
+
+async def stop(services: Services, session: DeviceSession, message_id: str | None,
+               conversation_id: str | None) -> Any:
+    if message_id:
+        row = await owned_message(services, session, message_id)
+    elif conversation_id:
+        row = await newest_answer(services, session, conversation_id)
+    else:
+        raise BadRequest("Say which answer to stop: message_id or conversation_id.")
+    stopped = await services.generations.stop(row.id)
+    return row, stopped

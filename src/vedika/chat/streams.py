@@ -1,0 +1,79 @@
+"""What a subscriber receives for one answer: the hub's log, or a replay from the store.
+
+The hub keeps an answer's events while it streams and for a while after. Past
+that (or after a restart) the stored message is replayed as one chunk and its
+terminal event; a client resuming mid-way then gets the terminal event only,
+which carries the full text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from vedika import protocol as p
+from vedika.chat.events import EventFactory
+from vedika.chat.hub import Entry, StreamHub
+from vedika.chat.reaper import Reaper
+
+
+def stored_events(row: Any, after: int) -> list[Entry]:
+    """Events rebuilt from a finished message row."""
+    events = EventFactory(row.conversation_id, row.id)
+    out: list[Entry] = []
+    content = row.content or ""
+    chunks = 0
+    if after <= 0:
+        routing = row.routing or {}
+        out.append(events.make(
+            p.StreamStart, 0, model=row.model or "", model_name=row.model or "",
+            routing=p.Routing(selected_model=str(routing.get("selected_model", row.model or "")),
+                              reason=str(routing.get("reason", "")),
+                              confidence=float(routing.get("confidence", 1.0))),
+        ))
+        if content:
+            chunks = 1
+            out.append(events.chunk(content, 1))
+    else:
+        chunks = row.chunk_count or 0
+    if row.status in ("complete", "stopped"):
+        out.append(events.make(
+            p.StreamComplete, chunks, full_response=content, total_chunks=chunks,
+            tokens=(row.input_tokens or 0) + (row.output_tokens or 0),
+            input_tokens=row.input_tokens or 0, output_tokens=row.output_tokens or 0,
+            citations=[p.Citation(**c) for c in (row.citations or [])],
+            credits=p.Credits(remaining=0, daily_total=0, used_today=0),
+            finish_reason=row.finish_reason or ("stopped" if row.status == "stopped" else "stop"),
+        ))
+    else:
+        out.append(events.make(
+            p.StreamError, chunks, error=row.error_message or "This answer did not finish.",
+            code=row.error_code or row.status, retryable=True,
+        ))
+    return out
+
+
+async def subscribe(hub: StreamHub, reaper: Reaper, row: Any, after: int,
+                    device_id: str) -> AsyncIterator[list[Entry]]:
+    """Batches of events for the answer in `row`, from after chunk `after`."""
+    if hub.has(row.id):
+        async for batch in hub.subscribe(row.id, after):
+            yield batch
+        return
+    if row.status == "streaming" and not reaper.generations.is_alive(row.id):
+        # Nobody is generating it and nobody will: settle it now rather than hang.
+        await reaper.interrupt(row.id, row.conversation_id, device_id, row.chunk_count or 0)
+        row = _with(row, status="interrupted", error_code="interrupted",
+                    error_message="This answer was interrupted because the server stopped. "
+                    "You can retry it.")
+    yield stored_events(row, after)
+
+
+class _Row:
+    def __init__(self, base: Any, **changes: Any) -> None:
+        self.__dict__.update(base._mapping)
+        self.__dict__.update(changes)
+
+
+def _with(row: Any, **changes: Any) -> Any:
+    return _Row(row, **changes)

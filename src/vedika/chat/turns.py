@@ -1,0 +1,184 @@
+"""Accepting a turn: validate, de-duplicate, charge, and persist, in one transaction.
+
+This is the only place that creates user messages, assistant placeholders and
+charges. The user's message is committed before the server acknowledges it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+
+from vedika.credits import ledger
+from vedika.errors import BadRequest, Conflict, NotFound
+from vedika.identity.sessions import DeviceSession
+from vedika.ids import uuid7
+from vedika.models.catalogue import ModelInfo
+from vedika.models.router import Choice
+from vedika.models.service import ModelService
+from vedika.protocol import ChatRequest, utcnow
+from vedika.settings import Settings
+from vedika.store import conversations as data
+from vedika.store import idempotency
+from vedika.store.engine import Store
+from vedika.store.preferences import get_preference
+
+TITLE_CHARS = 60
+# The answer sorts after its question even when both are written in the same instant.
+ASSISTANT_AFTER = timedelta(microseconds=1)
+
+
+@dataclass(slots=True)
+class Turn:
+    conversation_id: str
+    user_message_id: str
+    message_id: str
+    device_id: str
+    model: ModelInfo
+    routing: Choice
+    balance: ledger.Balance
+    coins_charged: int
+    transaction_id: str | None
+    created_conversation: bool
+    replayed: bool  # an idempotent retry: nothing new was created
+    text: str
+    mode: str
+    created_at: datetime | None = None
+
+
+def make_title(text: str) -> str:
+    """The first line of the question, cut at a word boundary."""
+    line = " ".join(text.split())
+    if len(line) <= TITLE_CHARS:
+        return line or "New conversation"
+    cut = line[:TITLE_CHARS].rsplit(" ", 1)[0]
+    return (cut or line[:TITLE_CHARS]) + "…"
+
+
+class TurnService:
+    def __init__(self, store: Store, models: ModelService, settings: Settings,
+                 instance_id: str) -> None:
+        self.store = store
+        self.models = models
+        self.settings = settings
+        self.instance_id = instance_id
+
+    def check_message(self, message: str | None) -> str:
+        text = (message or "").strip()
+        if not text:
+            raise BadRequest("Please type a message first: it is empty.", code="empty_message")
+        if len(text) > self.settings.max_message_chars:
+            raise BadRequest(
+                f"Your message is {len(text):,} characters; the limit is "
+                f"{self.settings.max_message_chars:,}. Please shorten it.",
+                code="message_too_long",
+            )
+        return text
+
+    async def _model_id(self, req: ChatRequest, device_id: str) -> str:
+        if req.model_id:
+            return req.model_id
+        pref = await get_preference(self.store, device_id=device_id)
+        if pref and pref.preference_type == "user_override" and pref.model_id:
+            return pref.model_id
+        return self.settings.default_model
+
+    async def accept(self, session: DeviceSession, req: ChatRequest) -> Turn:
+        text = self.check_message(req.message)
+        device_id = session.device_id
+        if req.client_message_id:
+            replay = await self._replay(device_id, req)
+            if replay is not None:
+                return replay
+        choice = self.models.resolve(await self._model_id(req, device_id), text, req.query_type)
+        model = choice.model
+        now = utcnow()
+        conversation_id = req.conversation_id or uuid7()
+        user_message_id, message_id = uuid7(), uuid7()
+        try:
+            async with self.store.tx() as conn:
+                created = req.conversation_id is None
+                if not created:
+                    found = await data.get_conversation(
+                        conn, conversation_id=conversation_id, device_id=device_id
+                    )
+                    if found is None:
+                        raise NotFound("There is no conversation with that id.",
+                                       code="conversation_not_found")
+                else:
+                    await data.create_conversation(
+                        conn, conversation_id=conversation_id, device_id=device_id,
+                        title=make_title(text), model=model.id, now=now,
+                    )
+                balance, txn = await ledger.charge(
+                    conn, device_id=device_id, amount=model.coins_per_message,
+                    daily=self.settings.daily_credits, message_id=message_id,
+                )
+                await data.insert_message(
+                    conn, id=user_message_id, conversation_id=conversation_id, role="user",
+                    content=text, status="complete", mode=req.mode,
+                    interaction_mode=req.interaction_mode or "type", created_at=now,
+                    updated_at=now,
+                )
+                await data.insert_message(
+                    conn, id=message_id, conversation_id=conversation_id, role="assistant",
+                    content="", status=data.ASSISTANT_LIVE, model=model.id,
+                    routing={"selected_model": model.id, "reason": choice.reason,
+                             "confidence": choice.confidence},
+                    mode=req.mode, interaction_mode=req.interaction_mode or "type",
+                    coins_charged=model.coins_per_message, instance_id=self.instance_id,
+                    created_at=now + ASSISTANT_AFTER, updated_at=now,
+                    heartbeat_at=now,
+                )
+                await data.touch_conversation(conn, conversation_id=conversation_id,
+                                              model=model.id, now=now, added=2)
+                if req.client_message_id:
+                    await idempotency.save_key(
+                        conn, device_id=device_id, key=req.client_message_id,
+                        fingerprint=req.fingerprint(), conversation_id=conversation_id,
+                        user_message_id=user_message_id, message_id=message_id, now=now,
+                    )
+        except IntegrityError:
+            # Two concurrent sends with the same key: the other one won; answer with its ids.
+            if req.client_message_id:
+                replay = await self._replay(device_id, req)
+                if replay is not None:
+                    return replay
+            raise
+        return Turn(
+            conversation_id=conversation_id, user_message_id=user_message_id,
+            message_id=message_id, device_id=device_id, model=model, routing=choice,
+            balance=balance, coins_charged=model.coins_per_message, transaction_id=txn,
+            created_conversation=created, replayed=False, text=text, mode=req.mode,
+            created_at=now,
+        )
+
+    async def _replay(self, device_id: str, req: ChatRequest) -> Turn | None:
+        assert req.client_message_id
+        async with self.store.read() as conn:
+            key = await idempotency.find_key(conn, device_id=device_id, key=req.client_message_id)
+            if key is None:
+                return None
+            if key.fingerprint != req.fingerprint():
+                raise Conflict(
+                    "This client_message_id was already used for a different message. "
+                    "Use a new id for a new message.",
+                    code="idempotency_conflict",
+                )
+            msg = await data.find_message(conn, message_id=key.message_id, device_id=device_id)
+            balance = await ledger.balance_in(conn, device_id=device_id,
+                                              daily=self.settings.daily_credits)
+        if msg is None:  # the conversation was deleted since
+            raise NotFound("That message no longer exists.", code="message_not_found")
+        model = self.models.catalogue.get(msg.model or "") or self.models.catalogue.available()[0]
+        routing = msg.routing or {}
+        return Turn(
+            conversation_id=key.conversation_id, user_message_id=key.user_message_id,
+            message_id=key.message_id, device_id=device_id, model=model,
+            routing=Choice(model=model, reason=str(routing.get("reason", "")),
+                           confidence=float(routing.get("confidence", 1.0)), category="replay"),
+            balance=balance, coins_charged=0, transaction_id=None,
+            created_conversation=False, replayed=True, text=req.message.strip(), mode=req.mode,
+        )

@@ -1,0 +1,79 @@
+"""`vedika serve | migrate | config`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import orjson
+
+from vedika.settings import SettingsError, load_settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from vedika.store.engine import migrate
+
+    settings = load_settings()
+    if not args.no_migrate:
+        migrate(settings.effective_database_url)
+    uvicorn.run(
+        "vedika.asgi:app" if args.workers > 1 else _factory(),
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        factory=args.workers == 1,
+        log_level=settings.log_level,
+        access_log=False,
+        ws_max_size=1024 * 1024,
+        timeout_graceful_shutdown=int(settings.drain_seconds) + 5,
+        proxy_headers=True,
+    )
+    return 0
+
+
+def _factory():  # type: ignore[no-untyped-def]
+    from vedika.app import create_app
+
+    return create_app
+
+
+def _migrate(_args: argparse.Namespace) -> int:
+    from vedika.store.engine import migrate
+
+    settings = load_settings()
+    migrate(settings.effective_database_url)
+    print(f"Database is up to date: {settings.masked()['VEDIKA_DATABASE_URL']}")
+    return 0
+
+
+def _config(_args: argparse.Namespace) -> int:
+    settings = load_settings()
+    sys.stdout.write(orjson.dumps(settings.masked(), option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vedika", description="Vedika AI answer engine.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the API and pages")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--no-migrate", action="store_true", help="skip the schema upgrade")
+    serve.set_defaults(func=_serve)
+    sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(
+        func=_migrate)
+    sub.add_parser("config", help="print the effective settings, secrets masked").set_defaults(
+        func=_config)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except SettingsError as exc:
+        print(f"vedika: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

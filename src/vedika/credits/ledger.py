@@ -1,0 +1,168 @@
+"""Vedika coins: a daily allowance per device, charged atomically per message.
+
+One row per (device, UTC day) holds what was used; a charge is a single
+conditional UPDATE (`used + n <= allowance`), so concurrent sends can never
+overdraw, on SQLite or PostgreSQL, in one process or many. Every change is also
+written to the ledger in the same transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from vedika.errors import CreditsExhausted
+from vedika.ids import uuid7
+from vedika.protocol import iso, utcnow
+from vedika.store.dialect import insert_ignore
+from vedika.store.engine import Store
+from vedika.store.tables import coin_days, coin_ledger
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    daily: int
+    used: int
+
+    @property
+    def remaining(self) -> int:
+        return max(self.daily - self.used, 0)
+
+
+def today() -> str:
+    return utcnow().strftime("%Y-%m-%d")
+
+
+def resets_at() -> datetime:
+    now = utcnow()
+    return datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)
+
+
+def exhausted_message(daily: int) -> str:
+    return (
+        f"You have used all {daily} of today's Vedika coins. "
+        f"They come back at midnight UTC ({iso(resets_at())})."
+    )
+
+
+async def balance(store: Store, *, device_id: str, daily: int) -> Balance:
+    async with store.read() as conn:
+        return await balance_in(conn, device_id=device_id, daily=daily)
+
+
+async def balance_in(conn: AsyncConnection, *, device_id: str, daily: int) -> Balance:
+    row = (
+        await conn.execute(
+            select(coin_days.c.allowance, coin_days.c.used).where(
+                and_(coin_days.c.device_id == device_id, coin_days.c.day == today())
+            )
+        )
+    ).first()
+    if row is None:
+        return Balance(daily=daily, used=0)
+    return Balance(daily=row.allowance, used=row.used)
+
+
+async def charge(
+    conn: AsyncConnection, *, device_id: str, amount: int, daily: int, message_id: str
+) -> tuple[Balance, str | None]:
+    """Take `amount` coins inside the caller's transaction or raise CreditsExhausted.
+
+    Returns the balance after the charge and the ledger entry's id (None for free models).
+    """
+    day = today()
+    await conn.execute(
+        insert_ignore(
+            conn.dialect.name, coin_days, device_id=device_id, day=day, allowance=daily, used=0
+        )
+    )
+    if amount > 0:
+        row = (
+            await conn.execute(
+                update(coin_days)
+                .where(
+                    and_(
+                        coin_days.c.device_id == device_id,
+                        coin_days.c.day == day,
+                        coin_days.c.used + amount <= coin_days.c.allowance,
+                    )
+                )
+                .values(used=coin_days.c.used + amount)
+                .returning(coin_days.c.allowance, coin_days.c.used)
+            )
+        ).first()
+        if row is None:
+            current = await balance_in(conn, device_id=device_id, daily=daily)
+            raise CreditsExhausted(
+                exhausted_message(current.daily),
+                details={"vedika_coins_remaining": current.remaining, "daily_credits": current.daily},
+            )
+        txn = await _record(conn, device_id=device_id, day=day, amount=-amount, kind="charge",
+                            message_id=message_id)
+        return Balance(daily=row.allowance, used=row.used), txn
+    return await balance_in(conn, device_id=device_id, daily=daily), None
+
+
+async def refund(conn: AsyncConnection, *, device_id: str, message_id: str) -> int:
+    """Give back what `message_id` was charged (once). Returns the coins returned."""
+    rows = (
+        await conn.execute(
+            select(coin_ledger.c.amount, coin_ledger.c.day, coin_ledger.c.kind).where(
+                and_(coin_ledger.c.device_id == device_id, coin_ledger.c.message_id == message_id)
+            )
+        )
+    ).all()
+    net = sum(r.amount for r in rows)
+    if net >= 0 or not rows:
+        return 0
+    day = next(r.day for r in rows if r.kind == "charge")
+    amount = -net
+    await conn.execute(
+        update(coin_days)
+        .where(and_(coin_days.c.device_id == device_id, coin_days.c.day == day))
+        .values(used=coin_days.c.used - amount)
+    )
+    await _record(conn, device_id=device_id, day=day, amount=amount, kind="refund",
+                  message_id=message_id)
+    return amount
+
+
+async def _record(
+    conn: AsyncConnection, *, device_id: str, day: str, amount: int, kind: str,
+    message_id: str | None,
+) -> str:
+    txn = uuid7()
+    await conn.execute(
+        coin_ledger.insert().values(
+            id=txn, device_id=device_id, day=day, amount=amount, kind=kind,
+            message_id=message_id, created_at=utcnow(),
+        )
+    )
+    return txn
+
+
+async def transactions(store: Store, *, device_id: str, limit: int = 100) -> list[dict[str, Any]]:
+    async with store.read() as conn:
+        rows = (
+            await conn.execute(
+                select(coin_ledger)
+                .where(coin_ledger.c.device_id == device_id)
+                .order_by(coin_ledger.c.created_at.desc(), coin_ledger.c.id.desc())
+                .limit(limit)
+            )
+        ).all()
+    return [
+        {
+            "transaction_id": r.id,
+            "amount": r.amount,
+            "type": r.kind,
+            "message_id": r.message_id,
+            "day": r.day,
+            "created_at": iso(r.created_at),
+        }
+        for r in rows
+    ]

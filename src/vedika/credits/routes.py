@@ -1,0 +1,42 @@
+"""`/coins`: the device's balance and ledger."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from vedika.credits import ledger
+from vedika.identity.deps import CurrentSession, ServicesDep
+from vedika.protocol import iso
+
+router = APIRouter(tags=["coins"])
+
+
+@router.get("/coins/balance")
+async def coin_balance(services: ServicesDep, session: CurrentSession) -> dict[str, Any]:
+    bal = await ledger.balance(services.store, device_id=session.device_id,
+                               daily=services.settings.daily_credits)
+    return {
+        "balance": bal.remaining,
+        "available": bal.remaining,
+        "locked": 0,
+        "expiring_soon": bal.remaining,
+        "total_earned": bal.daily,
+        "total_spent": bal.used,
+        "plan": session.plan,
+        "daily_credits": bal.daily,
+        "credits_used": bal.used,
+        "credits_remaining": bal.remaining,
+        "daily_vedika_coins": bal.daily,
+        "vedika_coins_remaining": bal.remaining,
+        "expires_at": iso(ledger.resets_at()),
+    }
+
+
+@router.get("/coins/transactions")
+async def coin_transactions(
+    services: ServicesDep, session: CurrentSession, limit: int = Query(100, ge=1, le=500)
+) -> dict[str, Any]:
+    rows = await ledger.transactions(services.store, device_id=session.device_id, limit=limit)
+    return {"transactions": rows, "total": len(rows)}

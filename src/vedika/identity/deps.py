@@ -1,0 +1,78 @@
+"""FastAPI dependencies: the services, and the caller's device session.
+
+The session is taken from (first match wins) `Authorization: Bearer <id>`, the
+HttpOnly cookie, or a `session_id` in the query or JSON body (existing clients
+send it that way). A `device_id` sent along must match the session's.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import orjson
+from fastapi import Depends, Request
+
+from vedika.errors import Forbidden, Unauthorized
+from vedika.identity.sessions import DeviceSession, find_session
+from vedika.services import Services
+
+COOKIE = "vedika_session"
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def session_id_from(headers_auth: str | None, cookie: str | None,
+                    query: str | None) -> str | None:
+    if headers_auth and headers_auth[:7].lower() == "bearer ":
+        token = headers_auth[7:].strip()
+        if token:
+            return token
+    return cookie or query or None
+
+
+async def _body_fields(request: Request) -> dict[str, object]:
+    if request.method not in ("POST", "PATCH", "PUT", "DELETE"):
+        return {}
+    if "json" not in request.headers.get("content-type", ""):
+        return {}
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+async def current_session(request: Request, services: ServicesDep) -> DeviceSession:
+    sid = session_id_from(request.headers.get("authorization"), request.cookies.get(COOKIE),
+                          request.query_params.get("session_id"))
+    body: dict[str, object] = {}
+    if sid is None:
+        body = await _body_fields(request)
+        value = body.get("session_id")
+        sid = value if isinstance(value, str) else None
+    if not sid:
+        raise Unauthorized(
+            "No device session. Create one with POST /auth/device-session and send it as "
+            "'Authorization: Bearer <session_id>'.",
+            code="session_required",
+        )
+    session = await find_session(services.store, session_id=sid)
+    if session is None:
+        raise Unauthorized("Your session is unknown or has expired. Create a new one.",
+                           code="session_expired")
+    device_id = request.query_params.get("device_id") or request.headers.get("x-device-id")
+    if device_id is None:
+        body = body or await _body_fields(request)
+        value = body.get("device_id")
+        device_id = value if isinstance(value, str) else None
+    if device_id and device_id != session.device_id:
+        raise Forbidden("This session belongs to another device.", code="device_mismatch")
+    return session
+
+
+CurrentSession = Annotated[DeviceSession, Depends(current_session)]

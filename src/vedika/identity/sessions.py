@@ -1,0 +1,96 @@
+"""Anonymous device sessions (API.md section 1).
+
+A session id is a 256-bit secret; it identifies a device. Everything a device owns
+(conversations, files, preferences, coins) hangs off its `device_id`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from vedika.ids import session_secret, uuid7
+from vedika.protocol import utcnow
+from vedika.store.engine import Store
+from vedika.store.tables import device_sessions
+
+ANONYMOUS_PLAN = "anonymous"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSession:
+    session_id: str
+    device_id: str
+    plan: str
+    created_at: datetime
+    expires_at: datetime
+
+
+def _aware(dt: datetime) -> datetime:
+    from datetime import UTC
+
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+async def create_session(
+    store: Store,
+    *,
+    ttl_days: int,
+    device_id: str | None = None,
+    device_info: dict[str, Any] | None = None,
+) -> DeviceSession:
+    now = utcnow()
+    row = DeviceSession(
+        session_id=session_secret(),
+        device_id=device_id or f"dev_{uuid7()}",
+        plan=ANONYMOUS_PLAN,
+        created_at=now,
+        expires_at=now + timedelta(days=ttl_days),
+    )
+    async with store.tx() as conn:
+        await conn.execute(
+            device_sessions.insert().values(
+                session_id=row.session_id,
+                device_id=row.device_id,
+                plan=row.plan,
+                device_info=device_info,
+                created_at=row.created_at,
+                expires_at=row.expires_at,
+            )
+        )
+    return row
+
+
+async def find_session(store: Store, *, session_id: str) -> DeviceSession | None:
+    """The live session with this id, or None when unknown or expired."""
+    if not session_id or len(session_id) > 64:
+        return None
+    async with store.read() as conn:
+        row = (
+            await conn.execute(
+                select(device_sessions).where(device_sessions.c.session_id == session_id)
+            )
+        ).first()
+    if row is None:
+        return None
+    expires_at = _aware(row.expires_at)
+    if expires_at <= utcnow():
+        return None
+    return DeviceSession(
+        session_id=row.session_id,
+        device_id=row.device_id,
+        plan=row.plan,
+        created_at=_aware(row.created_at),
+        expires_at=expires_at,
+    )
+
+
+async def delete_expired(store: Store) -> int:
+    async with store.tx() as conn:
+        result = await conn.execute(
+            delete(device_sessions).where(device_sessions.c.expires_at <= utcnow())
+        )
+    return result.rowcount or 0

@@ -1,0 +1,29 @@
+"""Identifiers: sortable UUIDv7 for records, 256-bit secrets for sessions."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+import uuid
+
+
+def uuid7() -> str:
+    """A UUIDv7 string: 48-bit millisecond time, then 74 random bits (RFC 9562).
+
+    Sortable by creation time and unguessable (the random part is from os.urandom),
+    so it is safe as an id that grants access only together with a session.
+    """
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76  # version
+    value |= ((rand >> 62) & 0xFFF) << 64  # rand_a (12 bits)
+    value |= 0b10 << 62  # variant
+    value |= rand & ((1 << 62) - 1)  # rand_b (62 bits)
+    return str(uuid.UUID(int=value))
+
+
+def session_secret() -> str:
+    """A session id: 256 random bits, URL-safe."""
+    return secrets.token_urlsafe(32)

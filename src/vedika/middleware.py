@@ -1,0 +1,148 @@
+"""Pure-ASGI middleware: request ids and access logs, security headers, body caps.
+
+Pure ASGI (not BaseHTTPMiddleware) so streaming responses pass through untouched.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from vedika.errors import PayloadTooLarge, error_body
+from vedika.ids import uuid7
+from vedika.metrics import METRICS
+
+log = structlog.get_logger("vedika.access")
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self' ws: wss:; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'; form-action 'self'"
+)
+# FastAPI's /docs page loads Swagger UI from a CDN; it gets a CSP that allows exactly that.
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' https://cdn.jsdelivr.net 'unsafe-inline'; "
+    "style-src 'self' https://cdn.jsdelivr.net 'unsafe-inline'; "
+    "img-src 'self' data: https://fastapi.tiangolo.com; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"strict-origin-when-cross-origin"),
+    (b"permissions-policy", b"camera=(), geolocation=(), microphone=(self)"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+
+
+class RequestContext:
+    """A request id on every request and log line; security headers on every response."""
+
+    def __init__(self, app: ASGIApp, hsts: bool = False) -> None:
+        self.app = app
+        self.hsts = hsts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _header(scope, b"x-request-id") or uuid7()
+        request_id = request_id[:64]
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        status = 500
+        path: str = scope.get("path", "")
+        csp = DOCS_CSP if path in ("/docs", "/redoc") else CSP
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                headers.append((b"content-security-policy", csp.encode()))
+                headers.extend(SECURITY_HEADERS)
+                if self.hsts:
+                    headers.append((b"strict-transport-security", b"max-age=31536000"))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - started
+            METRICS.requests.labels(method=scope["method"], status=str(status)).inc()
+            METRICS.request_seconds.observe(elapsed)
+            if path not in ("/health", "/metrics") and not path.startswith("/static"):
+                log.info("http", method=scope["method"], path=path, status=status,
+                         ms=round(elapsed * 1000, 1))
+            structlog.contextvars.clear_contextvars()
+
+
+class BodyLimit:
+    """Refuse request bodies over `limit` bytes with 413, without reading them whole."""
+
+    def __init__(self, app: ASGIApp, limit: int, upload_paths: tuple[str, ...] = (),
+                 upload_limit: int = 0) -> None:
+        self.app = app
+        self.limit = limit
+        self.upload_paths = upload_paths
+        self.upload_limit = upload_limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit
+        if self.upload_paths and scope["path"].startswith(self.upload_paths):
+            limit = self.upload_limit
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _too_large(send, limit)
+            return
+        received = 0
+        started = False
+
+        async def guarded_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            await self.app(scope, guarded_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await _too_large(send, limit)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    exc = PayloadTooLarge(f"The request body is larger than {limit:,} bytes.")
+    body = orjson.dumps(error_body(exc))
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _header(scope: Scope, name: bytes) -> Any:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value.decode("latin-1")
+    return None

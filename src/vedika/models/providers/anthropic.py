@@ -1,0 +1,98 @@
+"""Anthropic Messages API streaming (`/v1/messages`, `stream: true`)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import orjson
+
+from vedika.errors import ProviderBadResponse, ProviderUnavailable
+from vedika.models.providers.base import Delta, GenerationRequest, Provider, register
+from vedika.models.providers.errors_map import cut_off, from_status, from_transport, garbled
+from vedika.models.providers.sse import sse_events
+
+API_VERSION = "2023-06-01"
+_STOP = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls"}
+DEFAULT_MODELS = ["claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1"]
+
+
+@register
+class Anthropic(Provider):
+    kind = "anthropic"
+
+    def _headers(self) -> dict[str, str]:
+        return {
+            "x-api-key": self.endpoint.api_key or "",
+            "anthropic-version": API_VERSION,
+            "content-type": "application/json",
+        }
+
+    async def stream(self, req: GenerationRequest) -> AsyncIterator[Delta]:
+        name = self.endpoint.name
+        system = "\n\n".join(m["content"] for m in req.messages if m["role"] == "system")
+        body: dict[str, Any] = {
+            "model": req.model,
+            "messages": [m for m in req.messages if m["role"] != "system"],
+            "max_tokens": req.max_tokens or 4096,
+            "stream": True,
+        }
+        if system:
+            body["system"] = system
+        finished = False
+        timeout = httpx.Timeout(connect=self.timeouts.connect, read=self.timeouts.idle,
+                                write=30.0, pool=30.0)
+        try:
+            async with self.client.stream(
+                "POST", f"{self.endpoint.base_url}/v1/messages", content=orjson.dumps(body),
+                headers=self._headers(), timeout=timeout,
+            ) as resp:
+                if resp.status_code != 200:
+                    raw = await resp.aread()
+                    raise from_status(name, resp.status_code, raw, resp.headers.get("retry-after"))
+                async for event, data in sse_events(resp.aiter_raw()):
+                    try:
+                        obj = orjson.loads(data)
+                    except orjson.JSONDecodeError:
+                        raise garbled(name) from None
+                    kind = obj.get("type") if isinstance(obj, dict) else None
+                    if kind == "content_block_delta":
+                        piece = obj.get("delta") or {}
+                        if piece.get("type") == "text_delta" and piece.get("text"):
+                            yield Delta(text=piece["text"])
+                    elif kind == "message_start":
+                        usage = (obj.get("message") or {}).get("usage") or {}
+                        yield Delta(input_tokens=usage.get("input_tokens"))
+                    elif kind == "message_delta":
+                        usage = obj.get("usage") or {}
+                        stop = (obj.get("delta") or {}).get("stop_reason")
+                        finished = finished or stop is not None
+                        yield Delta(
+                            output_tokens=usage.get("output_tokens"),
+                            finish_reason=_STOP.get(stop, "stop") if stop else None,
+                        )
+                    elif kind == "message_stop":
+                        return
+                    elif kind == "error":
+                        err = obj.get("error") or {}
+                        message = str(err.get("message", "unknown error"))[:200]
+                        if err.get("type") == "overloaded_error":
+                            raise ProviderUnavailable(f"The model provider {name} is overloaded.")
+                        raise ProviderBadResponse(
+                            f"The model provider {name} reported an error mid-answer: {message}"
+                        )
+        except httpx.HTTPError as exc:
+            raise from_transport(name, exc) from None
+        if not finished:
+            raise cut_off(name)
+
+    async def list_models(self) -> list[str]:
+        try:
+            resp = await self.client.get(
+                f"{self.endpoint.base_url}/v1/models", headers=self._headers(), timeout=5.0
+            )
+            resp.raise_for_status()
+            return [str(m["id"]) for m in resp.json().get("data", []) if "id" in m]
+        except (httpx.HTTPError, ValueError, KeyError):
+            return list(DEFAULT_MODELS)

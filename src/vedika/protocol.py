@@ -1,0 +1,232 @@
+"""Every wire event and client message, in one module.
+
+Server events are msgspec structs tagged by `type`; they are encoded once when
+published and the same bytes go to every WebSocket and SSE subscriber. Client
+requests (REST bodies and socket messages) are pydantic models so FastAPI can
+document them in the OpenAPI schema and the socket validates with the same rules.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import msgspec
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# ---------------------------------------------------------------- helpers
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(dt: datetime | None) -> str | None:
+    """ISO-8601 UTC with `Z`, as API.md asks."""
+    if dt is None:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def now_iso() -> str:
+    return iso(utcnow())  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------- client requests
+
+Mode = Literal["search", "research", "agents"]
+QueryType = Literal["general", "technical", "creative", "analytical"]
+Source = Literal["web", "files"]
+InteractionMode = Literal["type", "dictation", "voice"]
+
+
+class ChatRequest(BaseModel):
+    """Fields shared by `/ai/chat/start`, `/ai/chat` and the socket's `stream_chat`."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
+
+    message: str = Field(..., description="1..32,000 characters after trimming (configurable).")
+    conversation_id: str | None = Field(None, max_length=64)
+    model_id: str | None = Field(None, max_length=200, description="`best` or a model id.")
+    query_type: QueryType | None = None
+    mode: Mode = "search"
+    sources: list[Source] | None = Field(None, max_length=2)
+    attachments: list[str] | None = Field(None, max_length=20)
+    interaction_mode: InteractionMode | None = None
+    request_type: Literal["anonymous", "authenticated"] | None = None
+    client_message_id: str | None = Field(None, min_length=1, max_length=128)
+    session_id: str | None = Field(None, max_length=128)
+    device_id: str | None = Field(None, max_length=128)
+
+    @field_validator("conversation_id", "model_id", "client_message_id", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    def fingerprint(self) -> str:
+        """What makes two requests with the same client_message_id 'the same'."""
+        return "\x1f".join(
+            [
+                self.message.strip(),
+                self.conversation_id or "",
+                self.model_id or "",
+                self.mode,
+                ",".join(self.sources or []),
+                ",".join(self.attachments or []),
+            ]
+        )
+
+
+class StreamChatMessage(BaseModel):
+    """The socket's `stream_chat`: a chat request whose `message` is optional."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    message: str | None = None
+    conversation_id: str | None = Field(None, max_length=64)
+    message_id: str | None = Field(None, max_length=64)
+    resume_from: int = Field(0, ge=0)
+    session_id: str | None = Field(None, max_length=128)
+    device_id: str | None = Field(None, max_length=128)
+
+
+class StopRequest(BaseModel):
+    message_id: str | None = Field(None, max_length=64)
+    conversation_id: str | None = Field(None, max_length=64)
+    session_id: str | None = Field(None, max_length=128)
+
+
+class DeviceInfo(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    user_agent: str | None = Field(None, max_length=1000)
+    platform: str | None = Field(None, max_length=200)
+    language: str | None = Field(None, max_length=100)
+    screen: str | dict[str, Any] | None = None
+
+
+class DeviceSessionRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    device_id: str | None = Field(None, min_length=8, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
+    device_info: DeviceInfo | None = None
+
+
+class RenameRequest(BaseModel):
+    title: str = Field(..., min_length=1, max_length=200)
+
+
+class PreferenceRequest(BaseModel):
+    model_id: str = Field(..., min_length=1, max_length=200)
+    session_id: str | None = None
+
+
+# ---------------------------------------------------------------- server events
+
+
+class Routing(msgspec.Struct):
+    selected_model: str
+    reason: str
+    confidence: float
+
+
+class Citation(msgspec.Struct, omit_defaults=True):
+    index: int
+    title: str
+    url: str | None = None
+    file_id: str | None = None
+    site: str | None = None
+    snippet: str | None = None
+    page: int | None = None
+
+
+class Credits(msgspec.Struct):
+    remaining: int
+    daily_total: int
+    used_today: int
+
+
+class Event(msgspec.Struct, tag_field="type", kw_only=True):
+    conversation_id: str
+    message_id: str
+    timestamp: str
+
+
+class ConnectionEstablished(msgspec.Struct, tag="connection_established", tag_field="type"):
+    connection_id: str
+
+
+class Pong(msgspec.Struct, tag="pong", tag_field="type"):
+    timestamp: str
+
+
+class ConversationStarted(Event, tag="conversation_started"):
+    user_message_id: str
+
+
+class CreditsInfo(Event, tag="credits_info"):
+    vedika_coins_remaining: int
+    daily_credits: int
+    message: str
+
+
+class CreditsExhaustedEvent(Event, tag="credits_exhausted"):
+    vedika_coins_remaining: int
+    daily_credits: int
+    message: str
+    action_required: str
+
+
+class StreamStart(Event, tag="stream_start"):
+    model: str
+    model_name: str
+    routing: Routing
+
+
+class Sources(Event, tag="sources"):
+    citations: list[Citation]
+
+
+class ContentChunk(Event, tag="content_chunk"):
+    content: str
+    chunk_id: int
+
+
+class StreamComplete(Event, tag="stream_complete"):
+    full_response: str
+    total_chunks: int
+    tokens: int
+    input_tokens: int
+    output_tokens: int
+    citations: list[Citation]
+    credits: Credits
+    finish_reason: str
+
+
+class StreamError(Event, tag="stream_error"):
+    error: str
+    code: str
+    retryable: bool
+
+
+TERMINAL_TYPES = frozenset({"stream_complete", "stream_error"})
+
+_encoder = msgspec.json.Encoder()
+
+
+def encode(event: msgspec.Struct) -> bytes:
+    return _encoder.encode(event)
+
+
+def socket_error(message: str, code: str = "bad_request", **ids: str | None) -> bytes:
+    """A `stream_error` for a bad client message (no generation behind it)."""
+    return encode(
+        StreamError(
+            conversation_id=ids.get("conversation_id") or "",
+            message_id=ids.get("message_id") or "",
+            timestamp=now_iso(),
+            error=message,
+            code=code,
+            retryable=False,
+        )
+    )

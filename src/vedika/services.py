@@ -1,0 +1,28 @@
+"""The services one app instance is made of, built once in create_app's lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+
+from vedika.chat.generation import Generations
+from vedika.chat.hub import StreamHub
+from vedika.chat.reaper import Reaper
+from vedika.chat.turns import TurnService
+from vedika.models.service import ModelService
+from vedika.settings import Settings
+from vedika.store.engine import Store
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    store: Store
+    hub: StreamHub
+    models: ModelService
+    turns: TurnService
+    generations: Generations
+    reaper: Reaper
+    http: httpx.AsyncClient
+    instance_id: str

@@ -1,0 +1,175 @@
+"""Typed settings, read from the environment and `.env` files.
+
+`VEDIKA_ENV` picks `.env.<env>` on top of `.env` (the later file wins). Reading
+settings has no side effects: nothing is created, migrated or fetched here.
+Invalid values stop the start with a sentence saying what is wrong
+(`SettingsError`), never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+Environment = Literal["development", "uat", "preprod", "production"]
+ENVIRONMENTS: tuple[str, ...] = ("development", "uat", "preprod", "production")
+
+
+class SettingsError(Exception):
+    """A setting is invalid; the message says which one and why."""
+
+
+def _env(name: str, *more: str) -> Any:
+    return Field(validation_alias=AliasChoices(name, *more))
+
+
+class Settings(BaseSettings):
+    """Every setting Vedika reads. Each one is documented in docs/configuration.md."""
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, populate_by_name=True)
+
+    env: Environment = Field("development", validation_alias="VEDIKA_ENV")
+    data_dir: Path = Field(Path("var"), validation_alias="VEDIKA_DATA_DIR")
+    database_url: str | None = Field(None, validation_alias="VEDIKA_DATABASE_URL")
+    daily_credits: int = Field(20, ge=0, le=1_000_000, validation_alias="VEDIKA_DAILY_CREDITS")
+    models_file: Path | None = Field(None, validation_alias="VEDIKA_MODELS_FILE")
+    default_model: str = Field("best", validation_alias="VEDIKA_DEFAULT_MODEL")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias="VEDIKA_CORS_ORIGINS"
+    )
+    session_ttl_days: int = Field(30, ge=1, le=3650, validation_alias="VEDIKA_SESSION_TTL_DAYS")
+    max_message_chars: int = Field(
+        32_000, ge=1, le=1_000_000, validation_alias="VEDIKA_MAX_MESSAGE_CHARS"
+    )
+    max_body_bytes: int = Field(
+        2_000_000, ge=1024, validation_alias="VEDIKA_MAX_BODY_BYTES"
+    )
+    flush_seconds: float = Field(5.0, gt=0, le=3600, validation_alias="VEDIKA_FLUSH_SECONDS")
+    stream_retention_seconds: float = Field(
+        900.0, ge=0, validation_alias="VEDIKA_STREAM_RETENTION_SECONDS"
+    )
+    upstream_connect_timeout: float = Field(
+        10.0, gt=0, validation_alias="VEDIKA_UPSTREAM_CONNECT_TIMEOUT"
+    )
+    upstream_idle_timeout: float = Field(
+        60.0, gt=0, validation_alias="VEDIKA_UPSTREAM_IDLE_TIMEOUT"
+    )
+    reaper_interval: float = Field(10.0, gt=0, validation_alias="VEDIKA_REAPER_INTERVAL")
+    drain_seconds: float = Field(20.0, ge=0, validation_alias="VEDIKA_DRAIN_SECONDS")
+    offline_delay_ms: float = Field(8.0, ge=0, validation_alias="VEDIKA_OFFLINE_DELAY_MS")
+    log_level: str = Field("info", validation_alias="VEDIKA_LOG_LEVEL")
+    log_json: bool = Field(True, validation_alias="VEDIKA_LOG_JSON")
+
+    openai_base_url: str | None = Field(None, validation_alias="OPENAI_BASE_URL")
+    openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
+    anthropic_api_key: SecretStr | None = Field(None, validation_alias="ANTHROPIC_API_KEY")
+    anthropic_base_url: str = Field(
+        "https://api.anthropic.com", validation_alias="ANTHROPIC_BASE_URL"
+    )
+    ollama_host: str | None = Field(None, validation_alias="OLLAMA_HOST")
+    ollama_autodetect: bool = Field(True, validation_alias="VEDIKA_OLLAMA_AUTODETECT")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin != "*" and not origin.startswith(("http://", "https://")):
+                raise ValueError(f"{origin!r} is not an origin like https://app.example.com")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_db(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("sqlite", "postgresql", "postgres")):
+            raise ValueError("only sqlite+aiosqlite:// and postgresql+asyncpg:// URLs are supported")
+        return value
+
+    @field_validator("openai_base_url", "anthropic_base_url", "ollama_host")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} must start with http:// or https://")
+        return value.rstrip("/")
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL with drivers filled in; SQLite under data_dir by default."""
+        url = self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'vedika.db'}"
+        if url.startswith("postgres://"):
+            url = "postgresql://" + url[len("postgres://") :]
+        if url.startswith("postgresql://"):
+            url = "postgresql+asyncpg://" + url[len("postgresql://") :]
+        if url.startswith("sqlite://") and not url.startswith("sqlite+aiosqlite://"):
+            url = "sqlite+aiosqlite://" + url[len("sqlite://") :]
+        return url
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    def masked(self) -> dict[str, Any]:
+        """Effective settings for `vedika config`, secrets masked."""
+        out: dict[str, Any] = {}
+        for name, field in type(self).model_fields.items():
+            alias = field.validation_alias
+            key = alias if isinstance(alias, str) else name
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                secret = value.get_secret_value()
+                value = (secret[:3] + "…" + "*" * 6) if secret else ""
+            elif isinstance(value, Path):
+                value = str(value)
+            out[str(key)] = value
+        out["VEDIKA_DATABASE_URL"] = _mask_url(self.effective_database_url)
+        return out
+
+
+def _mask_url(url: str) -> str:
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:******@{host}" if ":" in creds else url
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings for the environment named by VEDIKA_ENV.
+
+    Raises SettingsError with one readable sentence per invalid value.
+    """
+    env = (overrides.get("env") or os.environ.get("VEDIKA_ENV") or "development").strip()
+    if env not in ENVIRONMENTS:
+        raise SettingsError(
+            f"VEDIKA_ENV is {env!r}; it must be one of: {', '.join(ENVIRONMENTS)}."
+        )
+    try:
+        return Settings(_env_file=(".env", f".env.{env}"), **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise SettingsError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    fields = Settings.model_fields
+    lines = []
+    for err in exc.errors():
+        name = str(err["loc"][0]) if err["loc"] else "?"
+        alias = fields[name].validation_alias if name in fields else name
+        label = alias if isinstance(alias, str) else name
+        value = err.get("input")
+        lines.append(f"{label}={value!r} is invalid: {err['msg']}.")
+    return " ".join(lines)

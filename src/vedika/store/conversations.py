@@ -1,0 +1,242 @@
+"""Data functions for conversations and messages (keyword-only, one job each)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, and_, bindparam, delete, exists, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from vedika.store.tables import conversations, messages
+
+ASSISTANT_LIVE = "streaming"
+
+
+async def get_conversation(
+    conn: AsyncConnection, *, conversation_id: str, device_id: str
+) -> Row[Any] | None:
+    return (
+        await conn.execute(
+            select(conversations).where(
+                and_(conversations.c.id == conversation_id, conversations.c.device_id == device_id)
+            )
+        )
+    ).first()
+
+
+async def create_conversation(
+    conn: AsyncConnection, *, conversation_id: str, device_id: str, title: str, model: str,
+    now: datetime,
+) -> None:
+    await conn.execute(
+        conversations.insert().values(
+            id=conversation_id, device_id=device_id, title=title, model=model,
+            created_at=now, updated_at=now, message_count=0, total_tokens=0,
+        )
+    )
+
+
+async def touch_conversation(
+    conn: AsyncConnection, *, conversation_id: str, model: str, now: datetime, added: int
+) -> None:
+    await conn.execute(
+        update(conversations)
+        .where(conversations.c.id == conversation_id)
+        .values(updated_at=now, model=model,
+                message_count=conversations.c.message_count + added)
+    )
+
+
+async def insert_message(conn: AsyncConnection, **values: Any) -> None:
+    defaults = {"input_tokens": 0, "output_tokens": 0, "chunk_count": 0, "coins_charged": 0}
+    await conn.execute(messages.insert().values(**(defaults | values)))
+
+
+async def find_message(
+    conn: AsyncConnection, *, message_id: str, device_id: str
+) -> Row[Any] | None:
+    """An assistant or user message, only if its conversation belongs to the device."""
+    return (
+        await conn.execute(
+            select(messages)
+            .join(conversations, conversations.c.id == messages.c.conversation_id)
+            .where(and_(messages.c.id == message_id, conversations.c.device_id == device_id))
+        )
+    ).first()
+
+
+async def newest_assistant(conn: AsyncConnection, *, conversation_id: str) -> Row[Any] | None:
+    return (
+        await conn.execute(
+            select(messages)
+            .where(and_(messages.c.conversation_id == conversation_id,
+                        messages.c.role == "assistant"))
+            .order_by(messages.c.created_at.desc(), messages.c.id.desc())
+            .limit(1)
+        )
+    ).first()
+
+
+async def last_turn(conn: AsyncConnection, *, conversation_id: str) -> list[Row[Any]]:
+    """The newest user message and the assistant message after it (newest first)."""
+    return list(
+        (
+            await conn.execute(
+                select(messages)
+                .where(messages.c.conversation_id == conversation_id)
+                .order_by(messages.c.created_at.desc(), messages.c.id.desc())
+                .limit(2)
+            )
+        ).all()
+    )
+
+
+async def list_messages(
+    conn: AsyncConnection, *, conversation_id: str, limit: int | None = None
+) -> Sequence[Row[Any]]:
+    query = (
+        select(messages)
+        .where(messages.c.conversation_id == conversation_id)
+        .order_by(messages.c.created_at, messages.c.id)
+    )
+    if limit:
+        query = query.limit(limit)
+    return (await conn.execute(query)).all()
+
+
+async def history(
+    conn: AsyncConnection, *, conversation_id: str, before: datetime, budget_chars: int
+) -> list[dict[str, str]]:
+    """Earlier turns for the prompt, newest kept first, within a character budget."""
+    rows = (
+        await conn.execute(
+            select(messages.c.role, messages.c.content)
+            .where(
+                and_(
+                    messages.c.conversation_id == conversation_id,
+                    messages.c.created_at < before,
+                    messages.c.content != "",
+                    messages.c.status.in_(("complete", "stopped")),
+                )
+            )
+            .order_by(messages.c.created_at.desc(), messages.c.id.desc())
+            .limit(200)
+        )
+    ).all()
+    kept: list[dict[str, str]] = []
+    used = 0
+    for row in rows:
+        used += len(row.content)
+        if used > budget_chars:
+            break
+        kept.append({"role": row.role, "content": row.content})
+    kept.reverse()
+    # A prompt must alternate starting with a user turn (Anthropic insists).
+    while kept and kept[0]["role"] != "user":
+        kept.pop(0)
+    return kept
+
+
+async def save_partials(conn: AsyncConnection, *, rows: list[dict[str, Any]]) -> None:
+    """One statement for every live answer's partial text (the periodic flush)."""
+    if not rows:
+        return
+    await conn.execute(
+        update(messages)
+        .where(and_(messages.c.id == bindparam("b_id"), messages.c.status == ASSISTANT_LIVE))
+        .values(content=bindparam("b_content"), chunk_count=bindparam("b_chunks"),
+                heartbeat_at=bindparam("b_now"), updated_at=bindparam("b_now")),
+        rows,
+    )
+
+
+async def finish_message(conn: AsyncConnection, *, message_id: str, **values: Any) -> bool:
+    """Write an answer's final state, once: only a message still streaming changes."""
+    result = await conn.execute(
+        update(messages)
+        .where(and_(messages.c.id == message_id, messages.c.status == ASSISTANT_LIVE))
+        .values(**values)
+    )
+    return bool(result.rowcount)
+
+
+async def add_tokens(conn: AsyncConnection, *, conversation_id: str, tokens: int,
+                     now: datetime) -> None:
+    await conn.execute(
+        update(conversations)
+        .where(conversations.c.id == conversation_id)
+        .values(total_tokens=conversations.c.total_tokens + tokens, updated_at=now)
+    )
+
+
+async def stale_streaming(
+    conn: AsyncConnection, *, older_than: datetime | None, instance_id: str | None = None
+) -> Sequence[Row[Any]]:
+    """Answers marked streaming whose generation looks dead."""
+    cond = [messages.c.status == ASSISTANT_LIVE]
+    if older_than is not None:
+        cond.append(or_(messages.c.heartbeat_at.is_(None), messages.c.heartbeat_at < older_than))
+    if instance_id is not None:
+        cond.append(messages.c.instance_id == instance_id)
+    query = (
+        select(messages.c.id, messages.c.conversation_id, messages.c.chunk_count,
+               messages.c.content, conversations.c.device_id)
+        .join(conversations, conversations.c.id == messages.c.conversation_id)
+        .where(and_(*cond))
+    )
+    return (await conn.execute(query)).all()
+
+
+async def page_conversations(
+    conn: AsyncConnection, *, device_id: str, limit: int,
+    cursor: tuple[datetime, str] | None, q: str | None,
+) -> tuple[Sequence[Row[Any]], int]:
+    cond = [conversations.c.device_id == device_id]
+    if q:
+        pattern = f"%{_escape_like(q.lower())}%"
+        in_text = exists().where(
+            and_(messages.c.conversation_id == conversations.c.id,
+                 func.lower(messages.c.content).like(pattern, escape="\\"))
+        )
+        cond.append(or_(func.lower(conversations.c.title).like(pattern, escape="\\"), in_text))
+    total = (await conn.execute(select(func.count()).select_from(conversations)
+                                .where(and_(*cond)))).scalar_one()
+    if cursor is not None:
+        at, cid = cursor
+        cond.append(or_(conversations.c.updated_at < at,
+                        and_(conversations.c.updated_at == at, conversations.c.id < cid)))
+    rows = (
+        await conn.execute(
+            select(conversations).where(and_(*cond))
+            .order_by(conversations.c.updated_at.desc(), conversations.c.id.desc())
+            .limit(limit)
+        )
+    ).all()
+    return rows, int(total)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def rename_conversation(
+    conn: AsyncConnection, *, conversation_id: str, device_id: str, title: str
+) -> bool:
+    result = await conn.execute(
+        update(conversations)
+        .where(and_(conversations.c.id == conversation_id, conversations.c.device_id == device_id))
+        .values(title=title)
+    )
+    return bool(result.rowcount)
+
+
+async def delete_conversation(conn: AsyncConnection, *, conversation_id: str,
+                              device_id: str) -> bool:
+    owned = await get_conversation(conn, conversation_id=conversation_id, device_id=device_id)
+    if owned is None:
+        return False
+    await conn.execute(delete(messages).where(messages.c.conversation_id == conversation_id))
+    await conn.execute(delete(conversations).where(conversations.c.id == conversation_id))
+    return True

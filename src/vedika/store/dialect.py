@@ -1,0 +1,15 @@
+"""The few statements that differ between SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
+
+_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+
+
+def insert_ignore(dialect: str, table: Table, **values: Any) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING on either database."""
+    return _INSERTS[dialect](table).values(**values).on_conflict_do_nothing()

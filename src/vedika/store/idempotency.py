@@ -1,0 +1,34 @@
+"""Idempotency keys: one client_message_id, one turn, one charge."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, and_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from vedika.store.tables import idempotency_keys
+
+
+async def find_key(conn: AsyncConnection, *, device_id: str, key: str) -> Row[Any] | None:
+    return (
+        await conn.execute(
+            select(idempotency_keys).where(
+                and_(idempotency_keys.c.device_id == device_id, idempotency_keys.c.key == key)
+            )
+        )
+    ).first()
+
+
+async def save_key(
+    conn: AsyncConnection, *, device_id: str, key: str, fingerprint: str,
+    conversation_id: str, user_message_id: str, message_id: str, now: datetime,
+) -> None:
+    await conn.execute(
+        idempotency_keys.insert().values(
+            device_id=device_id, key=key, fingerprint=fingerprint,
+            conversation_id=conversation_id, user_message_id=user_message_id,
+            message_id=message_id, created_at=now,
+        )
+    )

@@ -1,0 +1,123 @@
+"""All tables, in one module. Migrations in store/migrations mirror this file."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+TS = DateTime(timezone=True)
+
+device_sessions = Table(
+    "device_sessions",
+    metadata,
+    Column("session_id", String(64), primary_key=True),
+    Column("device_id", String(128), nullable=False, index=True),
+    Column("plan", String(32), nullable=False),
+    Column("device_info", JSON, nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+)
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("device_id", String(128), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("message_count", Integer, nullable=False, default=0),
+    Column("total_tokens", Integer, nullable=False, default=0),
+    Index("ix_conversations_device_updated", "device_id", "updated_at"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column(
+        "conversation_id",
+        String(36),
+        ForeignKey("conversations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("role", String(16), nullable=False),
+    Column("content", Text, nullable=False),
+    # user: complete; assistant: streaming|complete|stopped|error|interrupted
+    Column("status", String(16), nullable=False),
+    Column("model", String(200), nullable=True),
+    Column("citations", JSON, nullable=True),
+    Column("routing", JSON, nullable=True),
+    Column("input_tokens", Integer, nullable=False, default=0),
+    Column("output_tokens", Integer, nullable=False, default=0),
+    Column("chunk_count", Integer, nullable=False, default=0),
+    Column("finish_reason", String(32), nullable=True),
+    Column("error_code", String(64), nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("mode", String(16), nullable=True),
+    Column("interaction_mode", String(16), nullable=True),
+    Column("coins_charged", Integer, nullable=False, default=0),
+    Column("instance_id", String(64), nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("heartbeat_at", TS, nullable=True),
+    Index("ix_messages_conversation_created", "conversation_id", "created_at"),
+    Index("ix_messages_status", "status"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("device_id", String(128), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("fingerprint", Text, nullable=False),
+    Column("conversation_id", String(36), nullable=False),
+    Column("user_message_id", String(36), nullable=False),
+    Column("message_id", String(36), nullable=False),
+    Column("created_at", TS, nullable=False),
+)
+
+coin_days = Table(
+    "coin_days",
+    metadata,
+    Column("device_id", String(128), primary_key=True),
+    Column("day", String(10), primary_key=True),  # UTC date, YYYY-MM-DD
+    Column("allowance", Integer, nullable=False),
+    Column("used", Integer, nullable=False, default=0),
+)
+
+coin_ledger = Table(
+    "coin_ledger",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("device_id", String(128), nullable=False),
+    Column("day", String(10), nullable=False),
+    Column("amount", Integer, nullable=False),  # negative: spent; positive: refunded
+    Column("kind", String(16), nullable=False),  # charge | refund
+    Column("message_id", String(36), nullable=True),
+    Column("created_at", TS, nullable=False),
+    Index("ix_coin_ledger_device_created", "device_id", "created_at"),
+)
+
+preferences = Table(
+    "preferences",
+    metadata,
+    Column("device_id", String(128), primary_key=True),
+    Column("model_id", String(200), nullable=True),
+    Column("preference_type", String(32), nullable=True),
+    Column("usage_count", Integer, nullable=False, default=0),
+    Column("updated_at", TS, nullable=False),
+)

@@ -1,0 +1,116 @@
+// The Attach source: a file picker, a chip per chosen file with upload progress and a
+// remove button. Files go to `POST /files` (multipart); the ids of finished uploads
+// are sent with the next message as `attachments`.
+
+import { getSession } from "./session.js";
+import { el, icon } from "./util.js";
+
+const ACCEPT = ".pdf,.docx,.txt,.md,.markdown,.html,.htm,.csv";
+
+function upload(file, onProgress) {
+  return getSession().then(
+    (session) =>
+      new Promise((resolve, reject) => {
+        const form = new FormData();
+        form.append("files", file, file.name);
+        const xhr = new XMLHttpRequest();
+        xhr.open("POST", "/files");
+        xhr.setRequestHeader("Authorization", `Bearer ${session.session_id}`);
+        xhr.upload.addEventListener("progress", (e) => e.lengthComputable && onProgress(e.loaded / e.total));
+        xhr.addEventListener("load", () => {
+          let body = null;
+          try {
+            body = JSON.parse(xhr.responseText);
+          } catch {
+            body = null;
+          }
+          if (xhr.status >= 200 && xhr.status < 300 && body?.files?.[0]) resolve(body.files[0]);
+          else if (xhr.status === 404 || xhr.status === 405) reject(new Error("File uploads are not available on this server yet."));
+          else reject(new Error(body?.message || `Upload failed (HTTP ${xhr.status}).`));
+        });
+        xhr.addEventListener("error", () => reject(new Error("Upload failed: the server cannot be reached.")));
+        xhr.send(form);
+      }),
+  );
+}
+
+export class Attachments {
+  constructor({ button, input, chips, onChange }) {
+    this.button = button;
+    this.input = input;
+    this.chips = chips;
+    this.onChange = onChange || (() => {});
+    this.items = new Map(); // key -> {file, fileId, status, node}
+    this.counter = 0;
+    input.accept = ACCEPT;
+    button.addEventListener("click", () => input.click());
+    input.addEventListener("change", () => {
+      for (const file of input.files) this.#add(file);
+      input.value = "";
+    });
+  }
+
+  /** Say in the tooltip when the server has no uploads (from /api/config features). */
+  setAvailable(available) {
+    this.button.title = available
+      ? "Attach files (PDF, DOCX, TXT, Markdown, HTML, CSV)"
+      : "Attach files: uploads are not available on this server yet";
+    this.button.classList.toggle("unavailable", !available);
+  }
+
+  #add(file) {
+    const key = `f${++this.counter}`;
+    const bar = el("span", { class: "chip-progress" });
+    const state = el("span", { class: "chip-state", text: "0%" });
+    const remove = el("button", { type: "button", class: "chip-remove", "aria-label": `Remove ${file.name}` }, icon("close"));
+    const node = el("span", { class: "file-chip", dataset: { testid: "attachment-chip" }, title: file.name }, el("span", { class: "chip-name", text: file.name }), state, bar, remove);
+    const item = { file, fileId: null, status: "uploading", node };
+    this.items.set(key, item);
+    remove.addEventListener("click", () => {
+      this.items.delete(key);
+      node.remove();
+      this.#refresh();
+    });
+    this.chips.append(node);
+    this.#refresh();
+    upload(file, (fraction) => {
+      bar.style.width = `${Math.round(fraction * 100)}%`;
+      state.textContent = `${Math.round(fraction * 100)}%`;
+    }).then(
+      (stored) => {
+        item.fileId = stored.file_id;
+        item.status = "ready";
+        state.textContent = "ready";
+        node.classList.add("ready");
+        this.#refresh();
+      },
+      (error) => {
+        item.status = "failed";
+        state.textContent = "failed";
+        node.classList.add("failed");
+        node.title = error.message;
+        if (/not available/.test(error.message)) this.setAvailable(false);
+        this.#refresh();
+      },
+    );
+  }
+
+  #refresh() {
+    this.chips.hidden = this.items.size === 0;
+    this.onChange();
+  }
+
+  get uploading() {
+    return [...this.items.values()].some((i) => i.status === "uploading");
+  }
+
+  ids() {
+    return [...this.items.values()].filter((i) => i.fileId).map((i) => i.fileId);
+  }
+
+  clear() {
+    this.items.clear();
+    this.chips.replaceChildren();
+    this.chips.hidden = true;
+  }
+}

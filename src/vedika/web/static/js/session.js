@@ -1,0 +1,93 @@
+// The anonymous device session: created once, kept in localStorage, validated on load.
+// The server also sets an HttpOnly cookie; we keep the id to send it as a Bearer token
+// and in WebSocket messages, which is how every client of API.md identifies itself.
+
+const SESSION_KEY = "vedika.session_id";
+const DEVICE_KEY = "vedika.device_id";
+
+let current = null; // {session_id, device_id, ...}
+let pending = null;
+
+function deviceInfo() {
+  return {
+    user_agent: navigator.userAgent,
+    platform: navigator.userAgentData?.platform || navigator.platform || "",
+    language: navigator.language || "",
+    screen: `${screen.width}x${screen.height}`,
+  };
+}
+
+function remember(session) {
+  current = session;
+  try {
+    localStorage.setItem(SESSION_KEY, session.session_id);
+    if (session.device_id) localStorage.setItem(DEVICE_KEY, session.device_id);
+  } catch {
+    /* private mode: the cookie still carries the session */
+  }
+  return session;
+}
+
+async function create() {
+  const body = { device_info: deviceInfo() };
+  const knownDevice = localStorage.getItem(DEVICE_KEY);
+  if (knownDevice) body.device_id = knownDevice; // keep the same device (and its history)
+  let response = await fetch("/auth/device-session", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    credentials: "same-origin",
+    body: JSON.stringify(body),
+  });
+  if (!response.ok && knownDevice && (response.status === 400 || response.status === 422)) {
+    delete body.device_id; // the stored id is not acceptable any more: start afresh
+    response = await fetch("/auth/device-session", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      credentials: "same-origin",
+      body: JSON.stringify(body),
+    });
+  }
+  if (!response.ok) throw new Error(`Could not start a session (HTTP ${response.status}).`);
+  return remember(await response.json());
+}
+
+async function validateOrCreate() {
+  const stored = localStorage.getItem(SESSION_KEY);
+  if (stored) {
+    const url = `/auth/device-session/validate?session_id=${encodeURIComponent(stored)}`;
+    const response = await fetch(url, { credentials: "same-origin" });
+    if (response.ok) {
+      const session = await response.json();
+      return remember({ ...session, session_id: session.session_id || stored });
+    }
+    if (response.status !== 401 && response.status !== 404) {
+      // The server is unwell, not the session: keep using what we have.
+      return remember({ session_id: stored, device_id: localStorage.getItem(DEVICE_KEY) });
+    }
+  }
+  return create();
+}
+
+/** The current session, creating or validating it on first use. */
+export function getSession() {
+  if (current) return Promise.resolve(current);
+  if (!pending) pending = validateOrCreate().finally(() => (pending = null));
+  return pending;
+}
+
+/** Forget the session the server refused and make a new one. */
+export function renewSession() {
+  current = null;
+  try {
+    localStorage.removeItem(SESSION_KEY);
+  } catch {
+    /* ignore */
+  }
+  if (!pending) pending = create().finally(() => (pending = null));
+  return pending;
+}
+
+/** The session if already known, without any network call. */
+export function peekSession() {
+  return current;
+}

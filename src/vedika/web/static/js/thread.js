@@ -1,0 +1,90 @@
+// The list of messages on the chat page and its scroll position.
+// It follows the bottom while the reader is at the bottom, and leaves them alone
+// when they have scrolled up to read.
+
+import { el } from "./util.js";
+import { AssistantView } from "./assistant-view.js";
+
+const STICK_PX = 80;
+
+function userNode(message) {
+  return el(
+    "article",
+    { class: "msg msg-user", dataset: { testid: "message-user", messageId: message.message_id || "" } },
+    el("div", { class: "msg-bubble", text: message.content || "" }),
+  );
+}
+
+export class Thread {
+  constructor(list, scroller) {
+    this.list = list;
+    this.scroller = scroller;
+    this.views = new Map(); // message_id -> AssistantView
+    this.order = []; // [{role, message_id, content}] as shown
+    this.stuck = true;
+    scroller.addEventListener("scroll", () => {
+      this.stuck = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < STICK_PX;
+    }, { passive: true });
+    list.addEventListener("vedika:grew", () => this.follow());
+  }
+
+  /** Replace everything with `messages` (from GET /ai/conversations/{id}). */
+  renderAll(messages) {
+    const fragment = document.createDocumentFragment();
+    this.views.clear();
+    this.order = [];
+    for (const message of messages) fragment.append(this.#nodeFor(message));
+    this.list.replaceChildren(fragment);
+    this.#markLast();
+    this.stuck = true;
+    this.follow();
+  }
+
+  #nodeFor(message) {
+    this.order.push({ role: message.role, message_id: message.message_id, content: message.content });
+    if (message.role === "assistant") {
+      const view = new AssistantView(message);
+      this.views.set(message.message_id, view);
+      return view.root;
+    }
+    return userNode(message);
+  }
+
+  append(message) {
+    const node = this.#nodeFor(message);
+    this.list.append(node);
+    this.#markLast();
+    this.stuck = true;
+    this.follow();
+    return message.role === "assistant" ? this.views.get(message.message_id) : node;
+  }
+
+  #markLast() {
+    const last = this.lastAssistant();
+    for (const view of this.views.values()) view.setLast(view === last);
+  }
+
+  lastAssistant() {
+    for (let i = this.order.length - 1; i >= 0; i -= 1) {
+      if (this.order[i].role === "assistant") return this.views.get(this.order[i].message_id);
+    }
+    return null;
+  }
+
+  view(messageId) {
+    return this.views.get(messageId) || null;
+  }
+
+  /** The user question an assistant message answers. */
+  questionFor(messageId) {
+    const at = this.order.findIndex((m) => m.message_id === messageId);
+    for (let i = (at === -1 ? this.order.length : at) - 1; i >= 0; i -= 1) {
+      if (this.order[i].role === "user") return this.order[i].content;
+    }
+    return null;
+  }
+
+  follow() {
+    if (this.stuck) this.scroller.scrollTop = this.scroller.scrollHeight;
+  }
+}

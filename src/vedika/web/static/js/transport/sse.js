@@ -1,0 +1,60 @@
+// Server-Sent Events fallback: `GET /ai/chat/stream/{message_id}?after=N`.
+// EventSource cannot send an Authorization header, so the session goes in the query
+// (the HttpOnly cookie would also do). Named events: one listener per event type.
+
+import { getSession } from "../session.js";
+
+const EVENT_TYPES = [
+  "stream_start",
+  "sources",
+  "content_chunk",
+  "stream_complete",
+  "stream_error",
+  "credits_info",
+  "credits_exhausted",
+  "conversation_started",
+  "message",
+];
+
+/**
+ * Follow one answer until `onEvent` returns "done" or the stream breaks.
+ * Resolves to "done", "lost" (it worked, then broke) or "failed" (never opened).
+ */
+export async function followSse({ messageId, after }, onEvent, signal) {
+  const session = await getSession();
+  const url =
+    `/ai/chat/stream/${encodeURIComponent(messageId)}` +
+    `?after=${encodeURIComponent(after)}&session_id=${encodeURIComponent(session.session_id)}`;
+  return new Promise((resolve) => {
+    const source = new EventSource(url, { withCredentials: true });
+    let opened = false;
+    let finished = false;
+    const finish = (outcome) => {
+      if (finished) return;
+      finished = true;
+      source.close();
+      signal?.removeEventListener("abort", onAbort);
+      resolve(outcome);
+    };
+    const onAbort = () => finish("done");
+    signal?.addEventListener("abort", onAbort);
+    source.addEventListener("open", () => {
+      opened = true;
+    });
+    const handle = (message) => {
+      opened = true;
+      let data;
+      try {
+        data = JSON.parse(message.data);
+      } catch {
+        return;
+      }
+      if (!data.type && message.type !== "message") data.type = message.type;
+      const verdict = onEvent(data, "sse");
+      if (verdict === "done") finish("done");
+      else if (verdict === "resync") finish("lost");
+    };
+    for (const type of EVENT_TYPES) source.addEventListener(type, handle);
+    source.addEventListener("error", () => finish(opened ? "lost" : "failed"));
+  });
+}
