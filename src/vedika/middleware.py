@@ -101,6 +101,7 @@ class BodyLimit:
             limit = self.upload_limit
         declared = _header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _drain(receive, int(declared))
             await _too_large(send, limit)
             return
         received = 0
@@ -129,6 +130,20 @@ class BodyLimit:
 
 class _TooLarge(Exception):
     pass
+
+
+DRAIN_MAX = 32 * 1024 * 1024
+
+
+async def _drain(receive: Receive, declared: int) -> None:
+    """Read and drop a refused body (up to DRAIN_MAX), so the client sees our 413
+    instead of a reset while it is still sending. Past that, the connection closes."""
+    if declared > DRAIN_MAX:
+        return
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body"):
+            return
 
 
 async def _too_large(send: Send, limit: int) -> None:

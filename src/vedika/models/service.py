@@ -76,9 +76,8 @@ class ModelService:
                 model.available = ids is not None
             if ids is None or not self.catalogue.endpoints[name].discover:
                 continue
-            known = {m.upstream_id for m in declared}
             for model_id in ids:
-                if model_id not in known and self.catalogue.get(model_id) is None:
+                if self.catalogue.get(model_id) is None:
                     self.catalogue.add(guess_model(model_id, self.catalogue.endpoints[name]))
         log.info("models.discovered", available=[m.id for m in self.catalogue.available()])
 

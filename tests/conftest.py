@@ -1,0 +1,148 @@
+"""Shared fixtures: the fake upstream, a real `vedika serve` per database, API clients.
+
+System tests run against both SQLite and PostgreSQL (127.0.0.1:5432, database
+`test`): each backend gets its own schema-fresh database and its own server.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.upstream import FakeUpstream
+from tests.support.client import Api
+from tests.support.server import VedikaServer
+
+PG_ADMIN = os.environ.get("VEDIKA_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+MODELS_TOML = """
+[[models]]
+id = "fake-pricey"
+endpoint = "openai"
+upstream_id = "fake-fast"
+name = "Pricey Fake"
+description = "Costs 19 coins a message, for the last-coin race."
+coins_per_message = 19
+good_at = ["creative"]
+
+[[models]]
+id = "fake-coder"
+endpoint = "openai"
+upstream_id = "fake-fast"
+name = "Fake Coder"
+description = "Good at code."
+speed = "fast"
+best_for = ["code", "debugging"]
+good_at = { code = 0.95, general = 0.3 }
+"""
+
+
+@pytest.fixture(scope="session")
+def upstream() -> Iterator[FakeUpstream]:
+    with FakeUpstream(delay_ms=10) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def models_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("models") / "models.toml"
+    path.write_text(MODELS_TOML)
+    return path
+
+
+def server_env(db_url: str, data_dir: Path, upstream: FakeUpstream,
+               models_file: Path, **extra: str) -> dict[str, str]:
+    env = {
+        "VEDIKA_DATABASE_URL": db_url,
+        "VEDIKA_DATA_DIR": str(data_dir),
+        "OPENAI_BASE_URL": upstream.base_url,
+        "VEDIKA_MODELS_FILE": str(models_file),
+        "VEDIKA_OLLAMA_AUTODETECT": "false",
+        "VEDIKA_UPSTREAM_IDLE_TIMEOUT": "1.5",
+        "VEDIKA_FLUSH_SECONDS": "0.3",
+        "VEDIKA_REAPER_INTERVAL": "0.5",
+        "VEDIKA_LOG_LEVEL": "warning",
+    }
+    env.update(extra)
+    return env
+
+
+def fresh_pg_database() -> str:
+    """Create an empty database for one test session; returns its asyncpg URL."""
+    import asyncio
+
+    import asyncpg
+
+    name = f"vedika_test_{uuid.uuid4().hex[:10]}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(PG_ADMIN)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    base = PG_ADMIN.rsplit("/", 1)[0]
+    return f"{base}/{name}".replace("postgresql://", "postgresql+asyncpg://")
+
+
+def drop_pg_database(url: str) -> None:
+    import asyncio
+
+    import asyncpg
+
+    name = url.rsplit("/", 1)[1]
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(PG_ADMIN)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+            ) -> Iterator[tuple[str, Path]]:
+    data_dir = tmp_path_factory.mktemp(f"data-{request.param}")
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{data_dir}/vedika.db", data_dir
+        return
+    url = fresh_pg_database()
+    try:
+        yield url, data_dir
+    finally:
+        drop_pg_database(url)
+
+
+@pytest.fixture(scope="session")
+def server(backend: tuple[str, Path], upstream: FakeUpstream, models_file: Path
+           ) -> Iterator[VedikaServer]:
+    db_url, data_dir = backend
+    srv = VedikaServer(server_env(db_url, data_dir, upstream, models_file),
+                       log_path=data_dir / "server.log")
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+async def api(server: VedikaServer) -> AsyncIterator[Api]:
+    async with Api(server.url) as client:
+        yield client
+
+
+@pytest.fixture
+async def other(server: VedikaServer) -> AsyncIterator[Api]:
+    """A second device, for ownership checks."""
+    async with Api(server.url) as client:
+        yield client

@@ -1,0 +1,223 @@
+"""REST chat: start, blocking chat, idempotency, coins, conversations, ownership, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from tests.fakes.upstream import fake_reply
+from tests.support.client import Api, Socket
+
+
+async def test_start_answers_at_once_with_the_contract_fields(server, api: Api) -> None:
+    r = await api.http.post("/ai/chat/start", json={"message": "Write a poem about rain"})
+    assert r.status_code == 201
+    body = r.json()
+    assert r.headers["x-conversation-id"] == body["conversation_id"]
+    for key in ("conversation_id", "message_id", "user_message_id", "model", "model_name",
+                "routing", "transaction_id", "vedika_coins_remaining", "vedika_coins_used",
+                "status", "message", "websocket_route", "stream_url"):
+        assert key in body, key
+    assert body["websocket_route"] == "stream_chat"
+    assert set(body["routing"]) == {"selected_model", "reason", "confidence"}
+    assert body["routing"]["reason"]
+
+
+async def test_best_routes_code_questions_to_the_coder(server, api: Api) -> None:
+    body = await api.start("Why does my python function raise a KeyError traceback?")
+    assert body["model"] == "fake-coder"
+    assert "coding" in body["routing"]["reason"]
+
+
+async def test_blocking_chat_and_alias(server, api: Api) -> None:
+    for path in ("/ai/chat", "/api/chat"):
+        r = await api.http.post(path, json={"message": "block me", "model_id": "fake-fast"})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["response"] == "".join(fake_reply("fake-fast", "block me"))
+        assert body["credits"]["remaining"] == body["credits"]["daily_total"] - body[
+            "credits"]["used_today"]
+        assert r.headers["x-conversation-id"] == body["conversation_id"]
+
+
+async def test_idempotent_retry_is_one_message_and_one_charge(server, api: Api) -> None:
+    key = str(uuid.uuid4())
+    payload = {"message": "only once", "model_id": "fake-fast", "client_message_id": key}
+    first = await api.http.post("/ai/chat/start", json=payload)
+    second = await api.http.post("/ai/chat/start", json=payload)
+    assert first.status_code == 201 and second.status_code == 200
+    a, b = first.json(), second.json()
+    assert (a["conversation_id"], a["message_id"]) == (b["conversation_id"], b["message_id"])
+    conv = await api.conversation(a["conversation_id"])
+    assert len(conv["messages"]) == 2
+    txns = (await api.http.get("/coins/transactions")).json()["transactions"]
+    assert [t["amount"] for t in txns if t["message_id"] == a["message_id"]] == [-1]
+    clash = await api.http.post("/ai/chat/start", json={**payload, "message": "different"})
+    assert clash.status_code == 409 and clash.json()["error"] == "idempotency_conflict"
+
+
+async def test_concurrent_retries_with_one_key_create_one_turn(server, api: Api) -> None:
+    payload = {"message": "race me", "model_id": "fake-fast",
+               "client_message_id": str(uuid.uuid4())}
+    results = await asyncio.gather(*(api.http.post("/ai/chat/start", json=payload)
+                                     for _ in range(5)))
+    assert all(r.status_code in (200, 201) for r in results), [r.text for r in results]
+    assert len({r.json()["message_id"] for r in results}) == 1
+    txns = (await api.http.get("/coins/transactions")).json()["transactions"]
+    assert sum(t["amount"] for t in txns if t["type"] == "charge") == -1
+
+
+async def test_last_coin_race_accepts_exactly_one(server, api: Api) -> None:
+    first = await api.start("spend most", model_id="fake-pricey")  # 19 of 20 coins
+    assert first["vedika_coins_remaining"] == 1
+    results = await asyncio.gather(*(
+        api.http.post("/ai/chat/start", json={"message": f"race {i}", "model_id": "fake-fast"})
+        for i in range(5)
+    ))
+    codes = sorted(r.status_code for r in results)
+    assert codes == [201, 402, 402, 402, 402], codes
+    refused = next(r for r in results if r.status_code == 402).json()
+    assert refused["error"] == "credits_exhausted" and "midnight UTC" in refused["message"]
+    bal = await api.balance()
+    assert bal["credits_remaining"] == 0 and bal["credits_used"] == 20
+    async with Socket(server.ws_url) as ws:
+        await ws.send(routeKey="stream_chat", message="one more", model_id="fake-fast",
+                      session_id=api.session_id)
+        event = await ws.recv()
+    assert event["type"] == "credits_exhausted" and event["vedika_coins_remaining"] == 0
+
+
+async def test_conversation_list_cursor_search_rename_delete(server, api: Api) -> None:
+    ids = []
+    for word in ("alpha", "bravo", "charlie"):
+        body = await api.start(f"tell me about {word}", model_id="fake-fast")
+        ids.append(body["conversation_id"])
+        await api.wait_status(body["conversation_id"], body["message_id"])
+    page = (await api.http.get("/ai/conversations", params={"limit": 2})).json()
+    assert page["total"] == 3 and page["owner_id"] == api.device_id
+    assert [c["conversation_id"] for c in page["conversations"]] == ids[::-1][:2]
+    rest = (await api.http.get("/ai/conversations",
+                               params={"limit": 2, "cursor": page["next_cursor"]})).json()
+    assert [c["conversation_id"] for c in rest["conversations"]] == [ids[0]]
+    assert rest["next_cursor"] is None
+    found = (await api.http.get("/ai/conversations", params={"q": "BRAVO"})).json()
+    assert [c["conversation_id"] for c in found["conversations"]] == [ids[1]]
+    by_text = (await api.http.get("/ai/conversations", params={"q": "deterministic"})).json()
+    assert by_text["total"] == 3  # matches the answers' text
+    r = await api.http.patch(f"/ai/conversations/{ids[0]}", json={"title": "Renamed"})
+    assert r.status_code == 200 and (await api.conversation(ids[0]))["title"] == "Renamed"
+    assert (await api.http.delete(f"/ai/conversations/{ids[0]}")).status_code == 204
+    assert (await api.http.get(f"/ai/conversations/{ids[0]}")).status_code == 404
+    bad = await api.http.get("/ai/conversations", params={"cursor": "!!nope"})
+    assert bad.status_code == 400 and bad.json()["error"] == "bad_cursor"
+
+
+async def test_another_devices_ids_are_404_and_nothing_changes(server, api: Api,
+                                                              other: Api) -> None:
+    mine = await api.start("private matter", model_id="fake-fast")
+    cid, mid = mine["conversation_id"], mine["message_id"]
+    await api.wait_status(cid, mid)
+    h = other.http
+    checks = [
+        await h.get(f"/ai/conversations/{cid}"),
+        await h.patch(f"/ai/conversations/{cid}", json={"title": "pwned"}),
+        await h.delete(f"/ai/conversations/{cid}"),
+        await h.get(f"/ai/chat/stream/{mid}"),
+        await h.post("/ai/chat/stop", json={"message_id": mid}),
+        await h.post("/ai/chat/start", json={"message": "continue it", "conversation_id": cid}),
+    ]
+    for r in checks:
+        assert r.status_code == 404, (r.request.url, r.status_code, r.text)
+        assert "private matter" not in r.text
+        assert set(r.json()) >= {"error", "message", "status_code"}
+    conv = await api.conversation(cid)
+    assert conv["title"] != "pwned" and len(conv["messages"]) == 2
+    async with Socket(api.base_url.replace("http", "ws") + "/ws") as ws:
+        await ws.send(routeKey="stream_chat", conversation_id=cid, session_id=other.session_id)
+        err = await ws.recv()
+        assert err["type"] == "stream_error" and err["code"] == "conversation_not_found"
+        await ws.send(routeKey="stream_chat", message_id=mid, session_id=other.session_id)
+        err = await ws.recv()
+        assert err["type"] == "stream_error" and "private" not in str(err)
+
+
+async def test_session_rules(server, api: Api) -> None:
+    h = api.http
+    assert (await h.get("/ai/conversations", headers={"Authorization": "Bearer nope"})
+            ).status_code == 401
+    r = await h.get("/ai/conversations", headers={"Authorization": ""})
+    assert r.status_code == 401 and r.json()["error"] == "session_required"
+    r = await h.get("/ai/conversations", params={"device_id": "dev_someone_else"})
+    assert r.status_code == 403 and r.json()["error"] == "device_mismatch"
+    ok = await h.get(f"/auth/device-session/validate?session_id={api.session_id}")
+    assert ok.status_code == 200 and ok.json()["device_id"] == api.device_id
+    assert (await h.get("/auth/device-session/validate?session_id=forged")).status_code == 401
+    created = await h.post("/auth/device-session", json={"device_id": "my-device-123"})
+    body = created.json()
+    assert created.status_code == 201 and body["device_id"] == "my-device-123"
+    assert len(body["session_id"]) >= 43  # 256 bits, URL-safe
+    cookie = created.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=lax" in cookie
+    for key in ("daily_credits", "credits_remaining", "daily_vedika_coins",
+                "vedika_coins_remaining", "vedika_coins", "expires_at", "plan",
+                "max_conversations", "message"):
+        assert key in body
+
+
+async def test_bad_input_gets_the_error_shape_never_500(server, api: Api) -> None:
+    h = api.http
+    cases = [
+        await h.post("/ai/chat/start", content=b"{not json",
+                     headers={"content-type": "application/json"}),
+        await h.post("/ai/chat/start", json={}),
+        await h.post("/ai/chat/start", json={"message": None}),
+        await h.post("/ai/chat/start", json={"message": ["a"]}),
+        await h.post("/ai/chat/start", json={"message": "   "}),
+        await h.post("/ai/chat/start", json={"message": "x" * 33_000}),
+        await h.post("/ai/chat/start", json={"message": "hi", "mode": "telepathy"}),
+        await h.post("/ai/chat/start", json={"message": "hi", "model_id": "no-such-model"}),
+        await h.post("/routing/preferences", json={"model_id": "no-such-model"}),
+    ]
+    for r in cases:
+        assert r.status_code == 400, (r.status_code, r.text)
+        body = r.json()
+        assert body["status_code"] == 400 and body["error"] and body["message"]
+        assert "Traceback" not in r.text and "/src/" not in r.text
+    big = await h.post("/ai/chat/start", content=b"x" * 3_000_000,
+                       headers={"content-type": "application/json"})
+    assert big.status_code == 413 and big.json()["error"] == "payload_too_large"
+    assert (await h.get("/nope")).json()["error"] == "not_found"
+
+
+async def test_models_preferences_and_stats(server, api: Api) -> None:
+    models = (await api.http.get("/routing/models")).json()
+    ids = {m["id"] for m in models["models"]}
+    assert {"fake-steady", "fake-pricey", "fake-coder"} <= ids and "best" not in ids
+    assert models["total_count"] == len(models["models"])
+    pricey = next(m for m in models["models"] if m["id"] == "fake-pricey")
+    assert pricey["coins_per_message"] == 19 and pricey["name"] == "Pricey Fake"
+    assert (await api.http.get("/api/models")).json() == models
+    r = await api.http.post("/routing/preferences", json={"model_id": "fake-fast"})
+    assert r.json()["current_preference"] == {"model_id": "fake-fast",
+                                              "preference_type": "user_override"}
+    stats = (await api.http.get("/routing/stats")).json()
+    assert stats["preferred_model"] == "fake-fast" and stats["preference_type"] == "user_override"
+    # With no model_id, the preference applies.
+    assert (await api.start("no model given"))["model"] == "fake-fast"
+    await api.http.delete("/routing/preferences")
+    stats = (await api.http.get("/routing/stats")).json()
+    assert stats["preference_type"] == "auto_select"
+
+
+async def test_ops_endpoints(server, api: Api) -> None:
+    health = (await api.http.get("/health")).json()
+    assert health["status"] == "ok" and health["database"] == "ok"
+    metrics = (await api.http.get("/metrics")).text
+    assert "vedika_generations_started_total" in metrics
+    config = (await api.http.get("/api/config")).json()
+    assert config["websocket_url"].endswith("/ws") and config["environment"] == "development"
+    r = await api.http.get("/health")
+    assert "default-src 'self'" in r.headers["content-security-policy"]
+    assert r.headers["x-content-type-options"] == "nosniff" and r.headers["x-request-id"]
+    schema = (await api.http.get("/openapi.json")).json()
+    assert "/ai/chat/start" in schema["paths"]
