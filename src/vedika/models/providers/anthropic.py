@@ -80,7 +80,7 @@ class Anthropic(Provider):
                         if err.get("type") == "overloaded_error":
                             raise ProviderUnavailable(f"The model provider {name} is overloaded.")
                         raise ProviderBadResponse(
-                            f"The model provider {name} reported an error mid-answer: {message}"
+                            f"The model provider {name} reported an error mid-answer ({message!r})."
                         )
         except httpx.HTTPError as exc:
             raise from_transport(name, exc) from None

@@ -70,8 +70,8 @@ class OpenAICompatible(Provider):
                         err = obj["error"]
                         msg = err.get("message") if isinstance(err, dict) else str(err)
                         raise ProviderBadResponse(
-                            f"The model provider {name} reported an error mid-answer: "
-                            f"{str(msg)[:200]}"
+                            f"The model provider {name} reported an error mid-answer "
+                            f"({str(msg)[:200]!r})."
                         )
                     delta = _delta(obj)
                     if delta is not None:

@@ -41,5 +41,11 @@ async def sse_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[bytes,
             elif name == b"event":
                 event = value
         buf = buf[start:]
+    # Lenient at the end of the body: a last line or event without its blank line
+    # still counts (some servers end with `data: [DONE]` and no newline).
+    line = buf.rstrip(b"\r")
+    if line.startswith(b"data:"):
+        value = line[5:]
+        data.append(value[1:] if value[:1] == b" " else value)
     if data:
         yield event, b"\n".join(data)

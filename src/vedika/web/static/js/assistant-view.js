@@ -146,7 +146,8 @@ export class AssistantView {
   setRouting({ model, model_name: modelName, routing }) {
     if (modelName || model) this.modelNode.textContent = modelName || model;
     if (routing?.reason) {
-      const confidence = Number.isFinite(routing.confidence) ? ` (${Math.round(routing.confidence * 100)}%)` : "";
+      // A confidence only means something when Best chose; "you picked X" is certain.
+      const confidence = Number.isFinite(routing.confidence) && routing.confidence < 1 ? ` (${Math.round(routing.confidence * 100)}% sure)` : "";
       this.whyNode.textContent = `· ${routing.reason}${confidence}`;
       this.whyNode.title = "Why this model";
     }

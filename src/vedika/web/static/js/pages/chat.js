@@ -163,8 +163,10 @@ document.querySelector("[data-thread]").addEventListener("click", async (event) 
 
 async function reload() {
   const conversation = await api.conversation(conversationId);
+  performance.mark("vedika:conversation-fetched");
   setTitle(conversation.title);
   thread.renderAll(conversation.messages || []);
+  performance.mark("vedika:conversation-rendered");
   return conversation;
 }
 

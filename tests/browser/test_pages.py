@@ -1,0 +1,438 @@
+"""The pages in a real Chromium against a real server and the fake upstream.
+
+Each test is one of the nine the pages issue asks for. Screenshots go to
+``test-artifacts/`` (home desktop, home mobile, a chat page mid-stream).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.fakes.upstream import XSS_PAYLOADS, fake_reply
+from tests.support.server import VedikaServer
+
+pytestmark = pytest.mark.browser
+
+CHAT_URL = re.compile(r"/chat/[A-Za-z0-9_-]+$")
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def open_home(page: Page, web: VedikaServer) -> None:
+    page.goto(web.url + "/")
+    page.wait_for_selector("body.ready")
+
+
+def pick_model(page: Page, model_id: str) -> None:
+    page.get_by_test_id("model-dropdown").click()
+    page.get_by_test_id(f"model-option-{model_id}").click()
+    expect(page.get_by_test_id("model-dropdown")).to_have_attribute("aria-expanded", "false")
+
+
+def send(page: Page, text: str) -> None:
+    page.get_by_test_id("chat-input").fill(text)
+    page.get_by_test_id("send-button").click()
+
+
+def expected(model: str, prompt: str) -> str:
+    return "".join(fake_reply(model, prompt))
+
+
+def assistants(page: Page):  # type: ignore[no-untyped-def]
+    return page.get_by_test_id("message-assistant")
+
+
+def answer_text(page: Page, index: int = -1) -> str:
+    return assistants(page).nth(index).locator(".msg-body").inner_text().strip()
+
+
+def wait_status(page: Page, status: str, count: int = 1, timeout: float = 20_000) -> None:
+    page.wait_for_function(
+        """([status, count]) => document.querySelectorAll(
+            `[data-testid=message-assistant][data-status=${status}]`).length >= count""",
+        arg=[status, count],
+        timeout=timeout,
+    )
+
+
+def wait_chunks(page: Page, at_least: int) -> None:
+    page.wait_for_function(
+        """(n) => { const m = [...document.querySelectorAll('[data-testid=message-assistant]')].pop();
+                   return m && Number(m.dataset.lastChunk || 0) >= n; }""",
+        arg=at_least,
+    )
+
+
+def stored_conversation(page: Page, web: VedikaServer) -> dict:
+    """The conversation as the API stores it, read with the page's own session."""
+    conversation_id = page.url.rsplit("/", 1)[1]
+    session_id = page.evaluate("() => localStorage.getItem('vedika.session_id')")
+    response = httpx.get(
+        f"{web.url}/ai/conversations/{conversation_id}",
+        headers={"Authorization": f"Bearer {session_id}"},
+    )
+    response.raise_for_status()
+    return response.json()
+
+
+# ------------------------------------------------------------------ 1. home -> chat
+
+
+def test_home_send_streams_on_its_own_page(
+    page: Page, web: VedikaServer, artifacts: Path
+) -> None:
+    open_home(page, web)
+    expect(page.get_by_test_id("mode-tab-search")).to_have_attribute("aria-selected", "true")
+    expect(page.get_by_test_id("send-button")).to_be_disabled()
+    expect(page.get_by_test_id("coins-badge")).to_contain_text(re.compile(r"\d+/\d+"))
+    page.screenshot(path=str(artifacts / "home-desktop.png"))
+
+    pick_model(page, "fake-steady")
+    prompt = "what makes a good answer engine"
+    page.get_by_test_id("chat-input").fill(prompt)
+    expect(page.get_by_test_id("send-button")).to_be_enabled()
+    started = time.monotonic()
+    page.get_by_test_id("chat-input").press("Enter")
+    page.wait_for_url(CHAT_URL, timeout=1000)
+    assert time.monotonic() - started < 1.0
+
+    wait_status(page, "complete")
+    assert answer_text(page) == expected("fake-steady", prompt)
+    expect(page.get_by_test_id("message-user")).to_have_count(1)
+    expect(page.get_by_test_id("message-user")).to_have_text(prompt)
+    expect(page.get_by_test_id("transport-indicator")).to_have_attribute("data-transport", "websocket")
+    conversation_id = page.url.rsplit("/", 1)[1]
+    link = page.locator(f"[data-testid=sidebar-conversation][data-conversation-id='{conversation_id}']")
+    expect(link).to_be_visible()
+    expect(link).to_have_attribute("aria-current", "page")
+    expect(page.get_by_test_id("coins-badge")).to_contain_text(re.compile(r"[1-9]\d*/\d+"))
+
+
+# ------------------------------------------------------------------ 2. reload mid-answer
+
+
+def test_reload_mid_answer_resumes_without_doubling(
+    page: Page, web: VedikaServer, artifacts: Path
+) -> None:
+    open_home(page, web)
+    pick_model(page, "fake-slow")
+    prompt = "tell me slowly about rivers"
+    send(page, prompt)
+    page.wait_for_url(CHAT_URL)
+    wait_chunks(page, 4)
+    page.screenshot(path=str(artifacts / "chat-mid-stream.png"))
+
+    # A reload in the same tab resumes from the last chunk it had shown.
+    page.reload()
+    page.wait_for_selector("body.ready")
+    wait_chunks(page, 8)
+    expect(assistants(page)).to_have_count(1)
+
+    # A fresh tab (no per-tab memory) replays from the start and replaces the stored text.
+    second = page.context.new_page()
+    second.goto(page.url)
+    second.wait_for_selector("body.ready")
+
+    full = expected("fake-slow", prompt)
+    for tab in (page, second):
+        wait_status(tab, "complete", timeout=30_000)
+        assert answer_text(tab) == full
+        expect(assistants(tab)).to_have_count(1)
+        expect(tab.get_by_test_id("message-user")).to_have_count(1)
+        assert tab.locator(".msg-body").first.inner_text().count("Answer to:") == 1
+
+    stored = stored_conversation(page, web)
+    assert [m["role"] for m in stored["messages"]] == ["user", "assistant"]
+    assert stored["messages"][1]["content"] == full
+    second.close()
+
+
+# ------------------------------------------------------------------ 3. model dropdown
+
+
+def _list_box(page: Page) -> dict:
+    box = page.locator(".model-list").bounding_box()
+    assert box is not None
+    return box
+
+
+def _inside_viewport(page: Page, box: dict) -> None:
+    viewport = page.viewport_size
+    assert viewport is not None
+    assert box["y"] >= 0 and box["x"] >= 0
+    assert box["y"] + box["height"] <= viewport["height"] + 0.5
+    assert box["x"] + box["width"] <= viewport["width"] + 0.5
+
+
+def test_dropdown_placement_keyboard_and_persistence(new_page, web: VedikaServer) -> None:  # type: ignore[no-untyped-def]
+    # Tall viewport: plenty of room below the chatbox -> opens downward.
+    page = new_page(viewport={"width": 1280, "height": 1400})
+    open_home(page, web)
+    button = page.get_by_test_id("model-dropdown")
+    button.click()
+    listbox = page.get_by_role("listbox")
+    expect(listbox).to_be_visible()
+    expect(listbox).to_have_attribute("data-placement", "down")
+    box = _list_box(page)
+    assert box["y"] >= button.bounding_box()["y"]  # type: ignore[index]
+    _inside_viewport(page, box)
+    expect(page.get_by_test_id("model-option-best")).to_have_attribute("aria-selected", "true")
+    expect(page.get_by_test_id("model-option-fake-steady")).to_contain_text("Best for")
+    page.keyboard.press("Escape")
+    expect(listbox).to_be_hidden()
+    expect(button).to_be_focused()
+
+    # Short viewport: the chatbox sits low -> opens upward, still fully visible.
+    page.set_viewport_size({"width": 1280, "height": 560})
+    button.click()
+    expect(listbox).to_have_attribute("data-placement", "up")
+    box = _list_box(page)
+    assert box["y"] + box["height"] <= button.bounding_box()["y"] + 1  # type: ignore[index]
+    _inside_viewport(page, box)
+    page.keyboard.press("Escape")
+
+    # Keyboard only: Tab to the button, open with Enter, move, choose with Enter.
+    page.get_by_test_id("chat-input").focus()
+    for _ in range(20):
+        if page.evaluate("() => document.activeElement?.dataset.testid") == "model-dropdown":
+            break
+        page.keyboard.press("Tab")
+    expect(button).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(listbox).to_be_visible()
+    expect(listbox).to_be_focused()
+    page.keyboard.press("ArrowDown")  # Best -> first model
+    page.keyboard.press("ArrowDown")  # -> second model
+    options = page.get_by_role("option")
+    chosen = options.nth(2).get_attribute("data-value")
+    assert chosen and chosen != "best"
+    expect(listbox).to_have_attribute("aria-activedescendant", options.nth(2).get_attribute("id") or "")
+    page.keyboard.press("Enter")
+    expect(listbox).to_be_hidden()
+    expect(button).to_be_focused()
+    expect(page.get_by_test_id(f"model-option-{chosen}")).to_have_attribute("aria-selected", "true")
+
+    # The choice is saved on the server for this device and restored after a reload.
+    page.wait_for_timeout(300)
+    page.evaluate("() => localStorage.removeItem('vedika.model')")  # prove the server kept it
+    page.reload()
+    page.wait_for_selector("body.ready")
+    expect(page.get_by_test_id(f"model-option-{chosen}")).to_have_attribute("aria-selected", "true")
+    expect(button).to_contain_text(chosen)
+
+
+# ------------------------------------------------------------------ 4. stop and regenerate
+
+
+def test_stop_keeps_partial_then_regenerate(page: Page, web: VedikaServer) -> None:
+    open_home(page, web)
+    pick_model(page, "fake-slow")
+    prompt = "a long story about the sea"
+    send(page, prompt)
+    page.wait_for_url(CHAT_URL)
+    wait_chunks(page, 3)
+    page.get_by_test_id("stop-button").click()
+    wait_status(page, "stopped")
+    partial = answer_text(page)
+    full = expected("fake-slow", prompt)
+    assert partial and full.startswith(partial) and len(partial) < len(full)
+    expect(assistants(page).first.locator(".msg-status")).to_contain_text("Stopped")
+    expect(page.get_by_test_id("stop-button")).to_be_hidden()
+
+    stored = stored_conversation(page, web)
+    assert stored["messages"][-1]["status"] == "stopped"
+    assert stored["messages"][-1]["content"] == partial
+
+    pick_model(page, "fake-steady")
+    page.get_by_test_id("regenerate-button").click()
+    wait_status(page, "complete")
+    expect(assistants(page)).to_have_count(2)
+    assert answer_text(page, -1) == expected("fake-steady", prompt)
+    assert answer_text(page, 0) == partial
+
+
+# ------------------------------------------------------------------ 5. transport fallback
+
+
+def test_fallback_to_sse_then_blocking_rest(page: Page, web: VedikaServer) -> None:
+    page.route_web_socket(re.compile(r"/ws$"), lambda ws: ws.close())
+    open_home(page, web)
+    pick_model(page, "fake-steady")
+    send(page, "over server sent events")
+    page.wait_for_url(CHAT_URL)
+    wait_status(page, "complete")
+    assert answer_text(page) == expected("fake-steady", "over server sent events")
+    indicator = page.get_by_test_id("transport-indicator")
+    expect(indicator).to_have_attribute("data-transport", "sse")
+    expect(indicator).to_contain_text("SSE")
+
+    page.route(re.compile(r"/ai/chat/stream/"), lambda route: route.abort())
+    open_home(page, web)
+    send(page, "over plain rest")
+    page.wait_for_url(CHAT_URL)
+    wait_status(page, "complete")
+    assert answer_text(page) == expected("fake-steady", "over plain rest")
+    expect(indicator).to_have_attribute("data-transport", "rest")
+    expect(indicator).to_contain_text("REST")
+
+    # A follow-up on a page where neither stream works is one blocking POST /ai/chat.
+    with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/ai/chat")):
+        send(page, "and a blocking follow up")
+    wait_status(page, "complete", count=2)
+    assert answer_text(page, -1) == expected("fake-steady", "and a blocking follow up")
+    expect(page.get_by_test_id("message-user")).to_have_count(2)
+
+
+# ------------------------------------------------------------------ 6. upstream error
+
+
+def test_upstream_error_is_readable_and_retry_works(page: Page, web: VedikaServer) -> None:
+    open_home(page, web)
+    pick_model(page, "fake-500")
+    send(page, "this will fail upstream")
+    page.wait_for_url(CHAT_URL)
+    wait_status(page, "error")
+    status = assistants(page).first.locator(".msg-status")
+    expect(status).to_have_attribute("role", "alert")
+    message = status.inner_text()
+    assert len(message) > 20
+    assert not re.search(r"Traceback|Exception|\.py\b|httpx|status_code", message), message
+    retry = page.get_by_test_id("retry-button")
+    expect(retry).to_be_visible()
+
+    pick_model(page, "fake-steady")
+    retry.click()
+    wait_status(page, "complete")
+    assert answer_text(page, -1) == expected("fake-steady", "this will fail upstream")
+    expect(page.get_by_test_id("retry-button")).to_have_count(0)
+
+
+# ------------------------------------------------------------------ 7. hostile model output
+
+
+def test_hostile_model_output_is_inert(page: Page, web: VedikaServer) -> None:
+    response = page.goto(web.url + "/")
+    assert response is not None
+    csp = response.headers.get("content-security-policy", "")
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    page.wait_for_selector("body.ready")
+    pick_model(page, "fake-xss")
+    send(page, "show me the payloads")
+    page.wait_for_url(CHAT_URL)
+    wait_status(page, "complete")
+    page.wait_for_timeout(300)
+
+    assert page.evaluate("() => window.__xss") is None
+    body = assistants(page).first.locator(".msg-body")
+    for tag in ("script", "img", "svg", "iframe", "object", "embed", "style"):
+        expect(body.locator(tag)).to_have_count(0)
+    assert body.locator("[onerror], [onload], [srcdoc]").count() == 0
+    assert body.locator("a[href^='javascript' i]").count() == 0
+    text = body.inner_text()
+    assert "Normal words after the payloads" in text
+    assert "<script>" in text  # shown as text, not run
+    assert XSS_PAYLOADS[0] in text
+
+    # Markdown renders fully: heading, list, table, code with a copy button, safe links.
+    pick_model(page, "fake-markdown")
+    send(page, "some markdown please")
+    wait_status(page, "complete", count=2)
+    md = assistants(page).nth(1).locator(".msg-body")
+    expect(md.locator("h2")).to_have_text("Fake markdown reply")
+    expect(md.locator("ul > li")).to_have_count(3)
+    expect(md.locator("table tr")).to_have_count(3)
+    expect(md.locator(".codeblock pre code")).to_contain_text("def greet")
+    expect(md.locator(".codeblock [data-action=copy-code]")).to_be_visible()
+    link = md.locator("a[href='https://example.com/'], a[href='https://example.com']")
+    expect(link).to_have_attribute("target", "_blank")
+    assert "noopener" in (link.get_attribute("rel") or "")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    md.locator("[data-action=copy-code]").click()
+    copied = page.evaluate("() => navigator.clipboard.readText()")
+    assert copied.startswith("def greet(name: str) -> str:")
+    assert page.evaluate("() => window.__xss") is None
+
+
+# ------------------------------------------------------------------ 8. mobile
+
+
+def test_mobile_burger_and_chatbox(new_page, web: VedikaServer, artifacts: Path) -> None:  # type: ignore[no-untyped-def]
+    page = new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    open_home(page, web)
+    page.screenshot(path=str(artifacts / "home-mobile.png"))
+    sidebar = page.locator("#sidebar")
+    burger = page.get_by_test_id("burger")
+    expect(burger).to_be_visible()
+    expect(sidebar).not_to_be_in_viewport()
+    # No page-level scrollbars: each section scrolls on its own.
+    assert page.evaluate(
+        "() => document.documentElement.scrollHeight <= innerHeight"
+        " && document.documentElement.scrollWidth <= innerWidth"
+    )
+
+    burger.click()
+    expect(burger).to_have_attribute("aria-expanded", "true")
+    expect(sidebar).to_be_in_viewport()
+    expect(page.get_by_test_id("new-chat")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(sidebar).not_to_be_in_viewport()
+
+    pick_model(page, "fake-steady")
+    page.get_by_test_id("chat-input").tap()
+    send(page, "hello from a phone")
+    page.wait_for_url(CHAT_URL)
+    wait_status(page, "complete")
+    assert answer_text(page) == expected("fake-steady", "hello from a phone")
+    box = page.locator("[data-chatbox]").bounding_box()
+    assert box is not None and box["y"] + box["height"] <= 844 + 0.5
+    burger.click()
+    expect(page.get_by_test_id("sidebar-conversation").first).to_be_visible()
+    page.screenshot(path=str(artifacts / "chat-mobile-sidebar.png"))
+
+
+# ------------------------------------------------------------------ 9. a long conversation
+
+
+def test_500_message_conversation_renders_under_a_second(
+    page: Page, web: VedikaServer, rest: httpx.Client
+) -> None:
+    conversation_id = None
+    for i in range(250):
+        body = {"message": f"question number {i}", "model_id": "fake-fast"}
+        if conversation_id:
+            body["conversation_id"] = conversation_id
+        answer = rest.post("/ai/chat", json=body)
+        assert answer.status_code == 200, answer.text
+        conversation_id = answer.json()["conversation_id"]
+    session = rest.session  # type: ignore[attr-defined]
+
+    open_home(page, web)
+    page.evaluate(
+        "([s, d]) => { localStorage.setItem('vedika.session_id', s);"
+        " localStorage.setItem('vedika.device_id', d); }",
+        [session["session_id"], session["device_id"]],
+    )
+    page.goto(f"{web.url}/chat/{conversation_id}")
+    page.wait_for_selector("body.ready")
+    expect(page.locator("[data-thread] .msg")).to_have_count(500)
+    timings = page.evaluate(
+        """() => new Promise((done) => requestAnimationFrame(() => setTimeout(() => {
+            const mark = (n) => performance.getEntriesByName(n)[0].startTime;
+            done({ fetched: mark('vedika:conversation-fetched'),
+                   rendered: mark('vedika:conversation-rendered'),
+                   painted: performance.now() });
+        })))"""
+    )
+    render_ms = timings["rendered"] - timings["fetched"]
+    assert render_ms < 1000, timings
+    assert timings["rendered"] < 1000 + 2000, timings  # navigation -> rendered, modules included
+    assert answer_text(page) == expected("fake-fast", "question number 249")
+    # The view sits at the newest message.
+    expect(assistants(page).last).to_be_in_viewport()
