@@ -54,8 +54,9 @@ def models_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def server_env(db_url: str, data_dir: Path, upstream: FakeUpstream,
-               models_file: Path, **extra: str) -> dict[str, str]:
+def server_env(
+    db_url: str, data_dir: Path, upstream: FakeUpstream, models_file: Path, **extra: str
+) -> dict[str, str]:
     env = {
         "VEDIKA_DATABASE_URL": db_url,
         "VEDIKA_DATA_DIR": str(data_dir),
@@ -109,8 +110,9 @@ def drop_pg_database(url: str) -> None:
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
-def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-            ) -> Iterator[tuple[str, Path]]:
+def backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Path]]:
     data_dir = tmp_path_factory.mktemp(f"data-{request.param}")
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{data_dir}/vedika.db", data_dir
@@ -123,11 +125,13 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 
 @pytest.fixture(scope="session")
-def server(backend: tuple[str, Path], upstream: FakeUpstream, models_file: Path
-           ) -> Iterator[VedikaServer]:
+def server(
+    backend: tuple[str, Path], upstream: FakeUpstream, models_file: Path
+) -> Iterator[VedikaServer]:
     db_url, data_dir = backend
-    srv = VedikaServer(server_env(db_url, data_dir, upstream, models_file),
-                       log_path=data_dir / "server.log")
+    srv = VedikaServer(
+        server_env(db_url, data_dir, upstream, models_file), log_path=data_dir / "server.log"
+    )
     srv.start()
     try:
         yield srv

@@ -26,8 +26,9 @@ async def test_upstream_fault_ends_cleanly(server, api: Api, model: str) -> None
     prompt = f"trigger {model}"
     before = (await api.balance())["credits_remaining"]
     async with Socket(server.ws_url) as ws:
-        await ws.send(routeKey="stream_chat", message=prompt, model_id=model,
-                      session_id=api.session_id)
+        await ws.send(
+            routeKey="stream_chat", message=prompt, model_id=model, session_id=api.session_id
+        )
         events = await ws.until_terminal()
     err = assert_invariants(events)
     assert err["type"] == "stream_error" and err["code"] == code
@@ -45,8 +46,12 @@ async def test_upstream_fault_ends_cleanly(server, api: Api, model: str) -> None
 
 async def test_comment_lines_and_usage_chunk_are_handled(server, api: Api) -> None:
     async with Socket(server.ws_url) as ws:
-        await ws.send(routeKey="stream_chat", message="comments", model_id="fake-comments",
-                      session_id=api.session_id)
+        await ws.send(
+            routeKey="stream_chat",
+            message="comments",
+            model_id="fake-comments",
+            session_id=api.session_id,
+        )
         events = await ws.until_terminal()
     done = assert_invariants(events)
     assert done["type"] == "stream_complete"
@@ -67,15 +72,20 @@ async def test_upstream_refusing_connections(tmp_path, models_file) -> None:
     gone.stop()
     try:
         async with Api(srv.url) as api, Socket(srv.ws_url) as ws:
-            await ws.send(routeKey="stream_chat", message="anyone there?",
-                          model_id="fake-steady", session_id=api.session_id)
+            await ws.send(
+                routeKey="stream_chat",
+                message="anyone there?",
+                model_id="fake-steady",
+                session_id=api.session_id,
+            )
             events = await ws.until_terminal()
             err = assert_invariants(events)
             assert err["code"] == "provider_unavailable"
             assert err["error"] == "Could not reach the model provider openai."
             assert (await api.balance())["credits_remaining"] == 20
-            r = await api.http.post("/ai/chat", json={"message": "blocking?",
-                                                     "model_id": "fake-steady"})
+            r = await api.http.post(
+                "/ai/chat", json={"message": "blocking?", "model_id": "fake-steady"}
+            )
             assert r.status_code == 502 and r.json()["error"] == "provider_unavailable"
     finally:
         srv.stop()

@@ -14,9 +14,21 @@ async def test_start_answers_at_once_with_the_contract_fields(server, api: Api) 
     assert r.status_code == 201
     body = r.json()
     assert r.headers["x-conversation-id"] == body["conversation_id"]
-    for key in ("conversation_id", "message_id", "user_message_id", "model", "model_name",
-                "routing", "transaction_id", "vedika_coins_remaining", "vedika_coins_used",
-                "status", "message", "websocket_route", "stream_url"):
+    for key in (
+        "conversation_id",
+        "message_id",
+        "user_message_id",
+        "model",
+        "model_name",
+        "routing",
+        "transaction_id",
+        "vedika_coins_remaining",
+        "vedika_coins_used",
+        "status",
+        "message",
+        "websocket_route",
+        "stream_url",
+    ):
         assert key in body, key
     assert body["websocket_route"] == "stream_chat"
     assert set(body["routing"]) == {"selected_model", "reason", "confidence"}
@@ -35,8 +47,10 @@ async def test_blocking_chat_and_alias(server, api: Api) -> None:
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["response"] == "".join(fake_reply("fake-fast", "block me"))
-        assert body["credits"]["remaining"] == body["credits"]["daily_total"] - body[
-            "credits"]["used_today"]
+        assert (
+            body["credits"]["remaining"]
+            == body["credits"]["daily_total"] - body["credits"]["used_today"]
+        )
         assert r.headers["x-conversation-id"] == body["conversation_id"]
 
 
@@ -57,10 +71,14 @@ async def test_idempotent_retry_is_one_message_and_one_charge(server, api: Api) 
 
 
 async def test_concurrent_retries_with_one_key_create_one_turn(server, api: Api) -> None:
-    payload = {"message": "race me", "model_id": "fake-fast",
-               "client_message_id": str(uuid.uuid4())}
-    results = await asyncio.gather(*(api.http.post("/ai/chat/start", json=payload)
-                                     for _ in range(5)))
+    payload = {
+        "message": "race me",
+        "model_id": "fake-fast",
+        "client_message_id": str(uuid.uuid4()),
+    }
+    results = await asyncio.gather(
+        *(api.http.post("/ai/chat/start", json=payload) for _ in range(5))
+    )
     assert all(r.status_code in (200, 201) for r in results), [r.text for r in results]
     assert len({r.json()["message_id"] for r in results}) == 1
     txns = (await api.http.get("/coins/transactions")).json()["transactions"]
@@ -70,10 +88,12 @@ async def test_concurrent_retries_with_one_key_create_one_turn(server, api: Api)
 async def test_last_coin_race_accepts_exactly_one(server, api: Api) -> None:
     first = await api.start("spend most", model_id="fake-pricey")  # 19 of 20 coins
     assert first["vedika_coins_remaining"] == 1
-    results = await asyncio.gather(*(
-        api.http.post("/ai/chat/start", json={"message": f"race {i}", "model_id": "fake-fast"})
-        for i in range(5)
-    ))
+    results = await asyncio.gather(
+        *(
+            api.http.post("/ai/chat/start", json={"message": f"race {i}", "model_id": "fake-fast"})
+            for i in range(5)
+        )
+    )
     codes = sorted(r.status_code for r in results)
     assert codes == [201, 402, 402, 402, 402], codes
     refused = next(r for r in results if r.status_code == 402).json()
@@ -81,8 +101,12 @@ async def test_last_coin_race_accepts_exactly_one(server, api: Api) -> None:
     bal = await api.balance()
     assert bal["credits_remaining"] == 0 and bal["credits_used"] == 20
     async with Socket(server.ws_url) as ws:
-        await ws.send(routeKey="stream_chat", message="one more", model_id="fake-fast",
-                      session_id=api.session_id)
+        await ws.send(
+            routeKey="stream_chat",
+            message="one more",
+            model_id="fake-fast",
+            session_id=api.session_id,
+        )
         event = await ws.recv()
     assert event["type"] == "credits_exhausted" and event["vedika_coins_remaining"] == 0
 
@@ -96,8 +120,9 @@ async def test_conversation_list_cursor_search_rename_delete(server, api: Api) -
     page = (await api.http.get("/ai/conversations", params={"limit": 2})).json()
     assert page["total"] == 3 and page["owner_id"] == api.device_id
     assert [c["conversation_id"] for c in page["conversations"]] == ids[::-1][:2]
-    rest = (await api.http.get("/ai/conversations",
-                               params={"limit": 2, "cursor": page["next_cursor"]})).json()
+    rest = (
+        await api.http.get("/ai/conversations", params={"limit": 2, "cursor": page["next_cursor"]})
+    ).json()
     assert [c["conversation_id"] for c in rest["conversations"]] == [ids[0]]
     assert rest["next_cursor"] is None
     found = (await api.http.get("/ai/conversations", params={"q": "BRAVO"})).json()
@@ -112,8 +137,9 @@ async def test_conversation_list_cursor_search_rename_delete(server, api: Api) -
     assert bad.status_code == 400 and bad.json()["error"] == "bad_cursor"
 
 
-async def test_another_devices_ids_are_404_and_nothing_changes(server, api: Api,
-                                                              other: Api) -> None:
+async def test_another_devices_ids_are_404_and_nothing_changes(
+    server, api: Api, other: Api
+) -> None:
     mine = await api.start("private matter", model_id="fake-fast")
     cid, mid = mine["conversation_id"], mine["message_id"]
     await api.wait_status(cid, mid)
@@ -143,8 +169,9 @@ async def test_another_devices_ids_are_404_and_nothing_changes(server, api: Api,
 
 async def test_session_rules(server, api: Api) -> None:
     h = api.http
-    assert (await h.get("/ai/conversations", headers={"Authorization": "Bearer nope"})
-            ).status_code == 401
+    assert (
+        await h.get("/ai/conversations", headers={"Authorization": "Bearer nope"})
+    ).status_code == 401
     r = await h.get("/ai/conversations", headers={"Authorization": ""})
     assert r.status_code == 401 and r.json()["error"] == "session_required"
     r = await h.get("/ai/conversations", params={"device_id": "dev_someone_else"})
@@ -158,17 +185,26 @@ async def test_session_rules(server, api: Api) -> None:
     assert len(body["session_id"]) >= 43  # 256 bits, URL-safe
     cookie = created.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=lax" in cookie
-    for key in ("daily_credits", "credits_remaining", "daily_vedika_coins",
-                "vedika_coins_remaining", "vedika_coins", "expires_at", "plan",
-                "max_conversations", "message"):
+    for key in (
+        "daily_credits",
+        "credits_remaining",
+        "daily_vedika_coins",
+        "vedika_coins_remaining",
+        "vedika_coins",
+        "expires_at",
+        "plan",
+        "max_conversations",
+        "message",
+    ):
         assert key in body
 
 
 async def test_bad_input_gets_the_error_shape_never_500(server, api: Api) -> None:
     h = api.http
     cases = [
-        await h.post("/ai/chat/start", content=b"{not json",
-                     headers={"content-type": "application/json"}),
+        await h.post(
+            "/ai/chat/start", content=b"{not json", headers={"content-type": "application/json"}
+        ),
         await h.post("/ai/chat/start", json={}),
         await h.post("/ai/chat/start", json={"message": None}),
         await h.post("/ai/chat/start", json={"message": ["a"]}),
@@ -183,8 +219,9 @@ async def test_bad_input_gets_the_error_shape_never_500(server, api: Api) -> Non
         body = r.json()
         assert body["status_code"] == 400 and body["error"] and body["message"]
         assert "Traceback" not in r.text and "/src/" not in r.text
-    big = await h.post("/ai/chat/start", content=b"x" * 3_000_000,
-                       headers={"content-type": "application/json"})
+    big = await h.post(
+        "/ai/chat/start", content=b"x" * 3_000_000, headers={"content-type": "application/json"}
+    )
     assert big.status_code == 413 and big.json()["error"] == "payload_too_large"
     assert (await h.get("/nope")).json()["error"] == "not_found"
 
@@ -198,8 +235,10 @@ async def test_models_preferences_and_stats(server, api: Api) -> None:
     assert pricey["coins_per_message"] == 19 and pricey["name"] == "Pricey Fake"
     assert (await api.http.get("/api/models")).json() == models
     r = await api.http.post("/routing/preferences", json={"model_id": "fake-fast"})
-    assert r.json()["current_preference"] == {"model_id": "fake-fast",
-                                              "preference_type": "user_override"}
+    assert r.json()["current_preference"] == {
+        "model_id": "fake-fast",
+        "preference_type": "user_override",
+    }
     stats = (await api.http.get("/routing/stats")).json()
     assert stats["preferred_model"] == "fake-fast" and stats["preference_type"] == "user_override"
     # With no model_id, the preference applies.

@@ -8,11 +8,16 @@ from tests.fakes.upstream import fake_reply
 from tests.support.client import Api, assert_invariants, text_of
 
 
-async def read_sse(api: Api, message_id: str, headers: dict[str, str] | None = None,
-                   params: dict[str, str] | None = None) -> list[dict]:
+async def read_sse(
+    api: Api,
+    message_id: str,
+    headers: dict[str, str] | None = None,
+    params: dict[str, str] | None = None,
+) -> list[dict]:
     events = []
-    async with api.http.stream("GET", f"/ai/chat/stream/{message_id}", headers=headers,
-                               params=params) as resp:
+    async with api.http.stream(
+        "GET", f"/ai/chat/stream/{message_id}", headers=headers, params=params
+    ) as resp:
         assert resp.status_code == 200
         assert resp.headers["content-type"].startswith("text/event-stream")
         event_id = None
@@ -31,8 +36,9 @@ async def test_sse_streams_the_answer(server, api: Api) -> None:
     start = await api.start("sse please", model_id="fake-steady")
     events = await read_sse(api, start["message_id"])
     done = assert_invariants(events)
-    assert done["full_response"] == text_of(events) == "".join(
-        fake_reply("fake-steady", "sse please"))
+    assert (
+        done["full_response"] == text_of(events) == "".join(fake_reply("fake-steady", "sse please"))
+    )
 
 
 async def test_sse_resumes_from_last_event_id(server, api: Api) -> None:

@@ -73,20 +73,25 @@ def install_error_handlers(app: FastAPI) -> None:
         first = details[0] if details else {"field": "body", "problem": "invalid"}
         err = VedikaError(
             f"The request is invalid: {first['field']}: {first['problem']}.",
-            code="validation_error", status=400, details=details,
+            code="validation_error",
+            status=400,
+            details=details,
         )
         return ORJSONResponse(error_body(err), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_req: Request, exc: StarletteHTTPException) -> ORJSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
-        message = {404: "There is nothing at this address.",
-                   405: "This address does not accept that method."}.get(
-            exc.status_code, str(exc.detail))
-        err = VedikaError(message, code=codes.get(exc.status_code, "http_error"),
-                          status=exc.status_code)
-        return ORJSONResponse(error_body(err), status_code=exc.status_code,
-                              headers=getattr(exc, "headers", None))
+        message = {
+            404: "There is nothing at this address.",
+            405: "This address does not accept that method.",
+        }.get(exc.status_code, str(exc.detail))
+        err = VedikaError(
+            message, code=codes.get(exc.status_code, "http_error"), status=exc.status_code
+        )
+        return ORJSONResponse(
+            error_body(err), status_code=exc.status_code, headers=getattr(exc, "headers", None)
+        )
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(DBAPIError)
@@ -95,7 +100,8 @@ def install_error_handlers(app: FastAPI) -> None:
         log.warning("database.unavailable", error=str(exc)[:300])
         err = ServiceUnavailable(
             "The database is unavailable right now; nothing was changed. Please retry shortly.",
-            code="database_unavailable", headers={"Retry-After": "5"},
+            code="database_unavailable",
+            headers={"Retry-After": "5"},
         )
         return ORJSONResponse(error_body(err), status_code=503, headers=err.headers)
 
@@ -115,15 +121,26 @@ async def build_services(settings: Settings) -> Services:
     )
     models = ModelService(settings, http)
     hub = MemoryHub(retention=settings.stream_retention_seconds)
-    generations = Generations(store=store, hub=hub, models=models, settings=settings,
-                              instance_id=instance_id)
-    reaper = Reaper(store=store, hub=hub, generations=generations,
-                    interval=settings.reaper_interval,
-                    stale_after=max(3 * settings.flush_seconds, 15.0))
+    generations = Generations(
+        store=store, hub=hub, models=models, settings=settings, instance_id=instance_id
+    )
+    reaper = Reaper(
+        store=store,
+        hub=hub,
+        generations=generations,
+        interval=settings.reaper_interval,
+        stale_after=max(3 * settings.flush_seconds, 15.0),
+    )
     return Services(
-        settings=settings, store=store, hub=hub, models=models,
-        turns=TurnService(store, models, settings, instance_id), generations=generations,
-        reaper=reaper, http=http, instance_id=instance_id,
+        settings=settings,
+        store=store,
+        hub=hub,
+        models=models,
+        turns=TurnService(store, models, settings, instance_id),
+        generations=generations,
+        reaper=reaper,
+        http=http,
+        instance_id=instance_id,
     )
 
 
@@ -141,17 +158,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await services.reaper.reap(everything=True)
         services.generations.start_background()
         services.reaper.start()
-        log.info("vedika.started", version=__version__, env=settings.env,
-                 instance_id=services.instance_id)
+        log.info(
+            "vedika.started",
+            version=__version__,
+            env=settings.env,
+            instance_id=services.instance_id,
+        )
         try:
             yield
         finally:
-            log.info("vedika.draining", live=len(services.generations.live))
+            log.warning("vedika.draining", live=len(services.generations.live))
             await services.generations.drain(settings.drain_seconds)
             await services.reaper.close()
             await services.http.aclose()
             await services.store.close()
-            log.info("vedika.stopped")
+            log.warning("vedika.stopped")
 
     app = VedikaApp(
         title="Vedika",
@@ -168,13 +189,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_origins=settings.cors_origins,
         allow_credentials="*" not in settings.cors_origins,
         allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type", "X-Device-ID", "X-Request-ID",
-                       "Last-Event-ID"],
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            "X-Device-ID",
+            "X-Request-ID",
+            "Last-Event-ID",
+        ],
         expose_headers=["x-conversation-id", "x-request-id", "Retry-After"],
     )
     install_error_handlers(app)
-    for router in (identity_routes.router, credit_routes.router, model_routes.router,
-                   routes_rest.router, routes_sse.router, routes_ws.router, ops_router):
+    for router in (
+        identity_routes.router,
+        credit_routes.router,
+        model_routes.router,
+        routes_rest.router,
+        routes_sse.router,
+        routes_ws.router,
+        ops_router,
+    ):
         app.include_router(router)
     _install_web(app)
     return app

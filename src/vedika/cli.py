@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import orjson
 
 from vedika.settings import SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -33,7 +38,7 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _factory():  # type: ignore[no-untyped-def]
+def _factory() -> Callable[[], FastAPI]:
     from vedika.app import create_app
 
     return create_app
@@ -64,9 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--no-migrate", action="store_true", help="skip the schema upgrade")
     serve.set_defaults(func=_serve)
     sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(
-        func=_migrate)
+        func=_migrate
+    )
     sub.add_parser("config", help="print the effective settings, secrets masked").set_defaults(
-        func=_config)
+        func=_config
+    )
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))

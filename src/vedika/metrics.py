@@ -9,21 +9,29 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter("vedika_http_requests_total", "HTTP requests",
-                                ["method", "status"], registry=r)
-        self.request_seconds = Histogram("vedika_http_request_seconds", "HTTP request time",
-                                         registry=r)
-        self.generations_started = Counter("vedika_generations_started_total",
-                                           "Answers started", registry=r)
-        self.generations_finished = Counter("vedika_generations_finished_total",
-                                            "Answers finished by final status", ["status"],
-                                            registry=r)
-        self.generations_live = Gauge("vedika_generations_live", "Answers being generated",
-                                      registry=r)
+        self.requests = Counter(
+            "vedika_http_requests_total", "HTTP requests", ["method", "status"], registry=r
+        )
+        self.request_seconds = Histogram(
+            "vedika_http_request_seconds", "HTTP request time", registry=r
+        )
+        self.generations_started = Counter(
+            "vedika_generations_started_total", "Answers started", registry=r
+        )
+        self.generations_finished = Counter(
+            "vedika_generations_finished_total",
+            "Answers finished by final status",
+            ["status"],
+            registry=r,
+        )
+        self.generations_live = Gauge(
+            "vedika_generations_live", "Answers being generated", registry=r
+        )
         self.sockets = Gauge("vedika_websockets_open", "Open WebSocket connections", registry=r)
         self.flushes = Counter("vedika_flushes_total", "Partial-text flush commits", registry=r)
-        self.reaped = Counter("vedika_reaped_total", "Answers marked interrupted by the reaper",
-                              registry=r)
+        self.reaped = Counter(
+            "vedika_reaped_total", "Answers marked interrupted by the reaper", registry=r
+        )
 
 
 METRICS = Metrics()

@@ -77,16 +77,22 @@ class RequestContext:
             METRICS.requests.labels(method=scope["method"], status=str(status)).inc()
             METRICS.request_seconds.observe(elapsed)
             if path not in ("/health", "/metrics") and not path.startswith("/static"):
-                log.info("http", method=scope["method"], path=path, status=status,
-                         ms=round(elapsed * 1000, 1))
+                log.info(
+                    "http",
+                    method=scope["method"],
+                    path=path,
+                    status=status,
+                    ms=round(elapsed * 1000, 1),
+                )
             structlog.contextvars.clear_contextvars()
 
 
 class BodyLimit:
     """Refuse request bodies over `limit` bytes with 413, without reading them whole."""
 
-    def __init__(self, app: ASGIApp, limit: int, upload_paths: tuple[str, ...] = (),
-                 upload_limit: int = 0) -> None:
+    def __init__(
+        self, app: ASGIApp, limit: int, upload_paths: tuple[str, ...] = (), upload_limit: int = 0
+    ) -> None:
         self.app = app
         self.limit = limit
         self.upload_paths = upload_paths
@@ -149,10 +155,17 @@ async def _drain(receive: Receive, declared: int) -> None:
 async def _too_large(send: Send, limit: int) -> None:
     exc = PayloadTooLarge(f"The request body is larger than {limit:,} bytes.")
     body = orjson.dumps(error_body(exc))
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 

@@ -26,12 +26,16 @@ async def health(services: ServicesDep) -> Response:
     except Exception:
         database = "unavailable"
     ok = database == "ok"
-    status = "ok" if ok and services.generations.accepting else (
-        "draining" if ok else "degraded")
+    status = "ok" if ok and services.generations.accepting else ("draining" if ok else "degraded")
     return ORJSONResponse(
-        {"status": status, "version": __version__, "database": database,
-         "redis": "not_configured", "instance_id": services.instance_id,
-         "live_generations": len(services.generations.live)},
+        {
+            "status": status,
+            "version": __version__,
+            "database": database,
+            "redis": "not_configured",
+            "instance_id": services.instance_id,
+            "live_generations": len(services.generations.live),
+        },
         status_code=200 if ok else 503,
     )
 

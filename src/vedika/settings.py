@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 Environment = Literal["development", "uat", "preprod", "production"]
 ENVIRONMENTS: tuple[str, ...] = ("development", "uat", "preprod", "production")
@@ -46,9 +45,7 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(
         32_000, ge=1, le=1_000_000, validation_alias="VEDIKA_MAX_MESSAGE_CHARS"
     )
-    max_body_bytes: int = Field(
-        2_000_000, ge=1024, validation_alias="VEDIKA_MAX_BODY_BYTES"
-    )
+    max_body_bytes: int = Field(2_000_000, ge=1024, validation_alias="VEDIKA_MAX_BODY_BYTES")
     flush_seconds: float = Field(5.0, gt=0, le=3600, validation_alias="VEDIKA_FLUSH_SECONDS")
     stream_retention_seconds: float = Field(
         900.0, ge=0, validation_alias="VEDIKA_STREAM_RETENTION_SECONDS"
@@ -93,7 +90,9 @@ class Settings(BaseSettings):
     @classmethod
     def _check_db(cls, value: str | None) -> str | None:
         if value and not value.startswith(("sqlite", "postgresql", "postgres")):
-            raise ValueError("only sqlite+aiosqlite:// and postgresql+asyncpg:// URLs are supported")
+            raise ValueError(
+                "only sqlite+aiosqlite:// and postgresql+asyncpg:// URLs are supported"
+            )
         return value
 
     @field_validator("openai_base_url", "anthropic_base_url", "ollama_host")
@@ -154,9 +153,7 @@ def load_settings(**overrides: Any) -> Settings:
     """
     env = (overrides.get("env") or os.environ.get("VEDIKA_ENV") or "development").strip()
     if env not in ENVIRONMENTS:
-        raise SettingsError(
-            f"VEDIKA_ENV is {env!r}; it must be one of: {', '.join(ENVIRONMENTS)}."
-        )
+        raise SettingsError(f"VEDIKA_ENV is {env!r}; it must be one of: {', '.join(ENVIRONMENTS)}.")
     try:
         return Settings(_env_file=(".env", f".env.{env}"), **overrides)  # type: ignore[call-arg]
     except ValidationError as exc:

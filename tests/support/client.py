@@ -44,8 +44,9 @@ class Api:
     async def balance(self) -> dict[str, Any]:
         return (await self.http.get("/coins/balance")).json()  # type: ignore[no-any-return]
 
-    async def wait_status(self, conversation_id: str, message_id: str,
-                          timeout: float = 15) -> dict[str, Any]:
+    async def wait_status(
+        self, conversation_id: str, message_id: str, timeout: float = 15
+    ) -> dict[str, Any]:
         """Poll until the answer is no longer `streaming`; returns the stored message."""
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
@@ -67,8 +68,7 @@ class Socket:
 
     async def __aenter__(self) -> Socket:
         headers = {"Origin": self.origin} if self.origin else None
-        self.ws = await websockets.connect(self.url, additional_headers=headers,
-                                           max_size=2**22)
+        self.ws = await websockets.connect(self.url, additional_headers=headers, max_size=2**22)
         hello = await self.recv()
         assert hello["type"] == "connection_established"
         return self
@@ -83,8 +83,9 @@ class Socket:
         raw = await asyncio.wait_for(self.ws.recv(), timeout)
         return json.loads(raw)  # type: ignore[no-any-return]
 
-    async def until_terminal(self, limit: int | None = None,
-                             timeout: float = 20) -> list[dict[str, Any]]:
+    async def until_terminal(
+        self, limit: int | None = None, timeout: float = 20
+    ) -> list[dict[str, Any]]:
         """Events until stream_complete / stream_error (or `limit` chunks)."""
         events: list[dict[str, Any]] = []
         chunks = 0
@@ -107,8 +108,9 @@ def text_of(events: list[dict[str, Any]]) -> str:
     return "".join(e["content"] for e in chunks_of(events))
 
 
-def assert_invariants(events: list[dict[str, Any]], *, first_chunk: int = 1,
-                      expect_start: bool = True) -> dict[str, Any]:
+def assert_invariants(
+    events: list[dict[str, Any]], *, first_chunk: int = 1, expect_start: bool = True
+) -> dict[str, Any]:
     """API.md section 3: one stream_start, contiguous chunks, one terminal, text adds up."""
     types = [e["type"] for e in events]
     assert types.count("stream_start") == (1 if expect_start else 0), types

@@ -22,8 +22,9 @@ def free_port() -> int:
 
 
 class VedikaServer:
-    def __init__(self, env: dict[str, str], port: int | None = None,
-                 log_path: Path | None = None) -> None:
+    def __init__(
+        self, env: dict[str, str], port: int | None = None, log_path: Path | None = None
+    ) -> None:
         self.env = env
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -38,14 +39,28 @@ class VedikaServer:
         return f"ws://127.0.0.1:{self.port}/ws"
 
     def start(self, timeout: float = 30.0) -> VedikaServer:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("VEDIKA_", "OPENAI_", "ANTHROPIC_", "OLLAMA_"))}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("VEDIKA_", "OPENAI_", "ANTHROPIC_", "OLLAMA_"))
+        }
         env.update(self.env)
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "vedika.cli", "serve", "--host", "127.0.0.1",
-             "--port", str(self.port)],
-            cwd=str(ROOT), env=env, stdout=log, stderr=log,
+            [
+                sys.executable,
+                "-m",
+                "vedika.cli",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            cwd=str(ROOT),
+            env=env,
+            stdout=log,
+            stderr=log,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

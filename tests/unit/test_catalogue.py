@@ -36,16 +36,23 @@ good_at = { code = 0.9, general = 0.5 }
     assert endpoints[0].base_url == "http://gpu:8000/v1" and endpoints[0].api_key == "secret"
     m = models[0]
     assert (m.id, m.upstream_id, m.coins_per_message, m.context_window) == (
-        "qwen-coder", "Qwen/Qwen2.5-Coder-32B-Instruct", 2, 32768)
+        "qwen-coder",
+        "Qwen/Qwen2.5-Coder-32B-Instruct",
+        2,
+        32768,
+    )
     assert m.good_at == {"code": 0.9, "general": 0.5}
 
 
-@pytest.mark.parametrize(("body", "words"), [
-    ("[[models]]\nname = 'x'\n", "needs a 'id'"),
-    ("[[models]]\nid = 'x'\nendpoint = 'e'\ncoins_per_message = -3\n", "negative"),
-    ("[[models]]\nid = 'x'\nendpoint = 'e'\ngood_at = ['juggling']\n", "unknown good_at"),
-    ("this is = = not toml", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ("[[models]]\nname = 'x'\n", "needs a 'id'"),
+        ("[[models]]\nid = 'x'\nendpoint = 'e'\ncoins_per_message = -3\n", "negative"),
+        ("[[models]]\nid = 'x'\nendpoint = 'e'\ngood_at = ['juggling']\n", "unknown good_at"),
+        ("this is = = not toml", "not valid TOML"),
+    ],
+)
 def test_bad_files_say_what_is_wrong(tmp_path: Path, body: str, words: str) -> None:
     path = tmp_path / "m.toml"
     path.write_text(body)

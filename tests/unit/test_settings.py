@@ -36,14 +36,17 @@ def test_env_file_for_the_environment_wins_over_dot_env(monkeypatch, tmp_path) -
     assert (s.env, s.daily_credits, s.flush_seconds) == ("uat", 7, 2.0)
 
 
-@pytest.mark.parametrize(("key", "value", "words"), [
-    ("VEDIKA_ENV", "staging", "must be one of"),
-    ("VEDIKA_DAILY_CREDITS", "lots", "VEDIKA_DAILY_CREDITS='lots' is invalid"),
-    ("VEDIKA_DAILY_CREDITS", "-1", "VEDIKA_DAILY_CREDITS"),
-    ("OPENAI_BASE_URL", "localhost:8000", "must start with http"),
-    ("VEDIKA_DATABASE_URL", "mysql://x", "only sqlite"),
-    ("VEDIKA_CORS_ORIGINS", "example.com", "not an origin"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "words"),
+    [
+        ("VEDIKA_ENV", "staging", "must be one of"),
+        ("VEDIKA_DAILY_CREDITS", "lots", "VEDIKA_DAILY_CREDITS='lots' is invalid"),
+        ("VEDIKA_DAILY_CREDITS", "-1", "VEDIKA_DAILY_CREDITS"),
+        ("OPENAI_BASE_URL", "localhost:8000", "must start with http"),
+        ("VEDIKA_DATABASE_URL", "mysql://x", "only sqlite"),
+        ("VEDIKA_CORS_ORIGINS", "example.com", "not an origin"),
+    ],
+)
 def test_invalid_values_stop_with_a_sentence(monkeypatch, key, value, words) -> None:
     monkeypatch.setenv(key, value)
     with pytest.raises(SettingsError, match=re.escape(words)):

@@ -11,8 +11,8 @@ from vedika.models.providers.sse import sse_events
 
 STREAM = (
     b": ping\n\n"
-    b"event: message_start\r\ndata: {\"a\": 1}\r\n\r\n"
-    b"data: {\"b\": 2}\n\n"
+    b'event: message_start\r\ndata: {"a": 1}\r\n\r\n'
+    b'data: {"b": 2}\n\n'
     b": keep-alive\n\n\n"
     b"data: line1\ndata: line2\n\n"
     b"data: [DONE]\n\n"
@@ -39,7 +39,7 @@ async def test_whole_stream() -> None:
 
 
 async def test_byte_by_byte() -> None:
-    assert await _collect([STREAM[i:i + 1] for i in range(len(STREAM))]) == EXPECTED
+    assert await _collect([STREAM[i : i + 1] for i in range(len(STREAM))]) == EXPECTED
 
 
 async def test_trailing_event_without_blank_line() -> None:

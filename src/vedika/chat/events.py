@@ -18,8 +18,11 @@ class EventFactory:
         self.message_id = message_id
 
     def _ids(self) -> dict[str, str]:
-        return {"conversation_id": self.conversation_id, "message_id": self.message_id,
-                "timestamp": p.now_iso()}
+        return {
+            "conversation_id": self.conversation_id,
+            "message_id": self.message_id,
+            "timestamp": p.now_iso(),
+        }
 
     def chunk(self, content: str, chunk_id: int) -> Entry:
         event = p.ContentChunk(content=content, chunk_id=chunk_id, **self._ids())

@@ -39,11 +39,13 @@ SYSTEM_PROMPT = (
 
 INTERRUPTED = VedikaError(
     "This answer was interrupted because the server stopped. You can retry it.",
-    code="interrupted", retryable=True,
+    code="interrupted",
+    retryable=True,
 )
 INTERNAL = VedikaError(
     "Something went wrong on our side while writing this answer. Please retry.",
-    code="internal_error", retryable=True,
+    code="internal_error",
+    retryable=True,
 )
 
 
@@ -67,8 +69,15 @@ class Generation:
 class Generations:
     """Every generation running in this process, plus the periodic flush."""
 
-    def __init__(self, *, store: Store, hub: StreamHub, models: ModelService,
-                 settings: Settings, instance_id: str) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        hub: StreamHub,
+        models: ModelService,
+        settings: Settings,
+        instance_id: str,
+    ) -> None:
         self.store = store
         self.hub = hub
         self.models = models
@@ -98,15 +107,30 @@ class Generations:
         gen = Generation(turn=turn, events=events)
         self.hub.open(turn.message_id)
         bal = turn.balance
-        self.hub.publish(turn.message_id, events.make(
-            p.CreditsInfo, 0, vedika_coins_remaining=bal.remaining, daily_credits=bal.daily,
-            message=f"{bal.remaining} of {bal.daily} Vedika coins left today.",
-        ))
-        self.hub.publish(turn.message_id, events.make(
-            p.StreamStart, 0, model=turn.model.id, model_name=turn.model.name,
-            routing=p.Routing(selected_model=turn.model.id, reason=turn.routing.reason,
-                              confidence=turn.routing.confidence),
-        ))
+        self.hub.publish(
+            turn.message_id,
+            events.make(
+                p.CreditsInfo,
+                0,
+                vedika_coins_remaining=bal.remaining,
+                daily_credits=bal.daily,
+                message=f"{bal.remaining} of {bal.daily} Vedika coins left today.",
+            ),
+        )
+        self.hub.publish(
+            turn.message_id,
+            events.make(
+                p.StreamStart,
+                0,
+                model=turn.model.id,
+                model_name=turn.model.name,
+                routing=p.Routing(
+                    selected_model=turn.model.id,
+                    reason=turn.routing.reason,
+                    confidence=turn.routing.confidence,
+                ),
+            ),
+        )
         self.live[turn.message_id] = gen
         gen.task = asyncio.create_task(self._run(gen), name=f"gen-{turn.message_id}")
         METRICS.generations_started.inc()
@@ -142,12 +166,17 @@ class Generations:
         budget = max(2_000, int(turn.model.context_window * 4 * 0.6) - len(turn.text))
         async with self.store.read() as conn:
             past = await data.history(
-                conn, conversation_id=turn.conversation_id,
-                before=turn.created_at or p.utcnow(), budget_chars=budget,
+                conn,
+                conversation_id=turn.conversation_id,
+                before=turn.created_at or p.utcnow(),
+                budget_chars=budget,
             )
         system = SYSTEM_PROMPT.format(today=p.utcnow().strftime("%Y-%m-%d"))
-        return [{"role": "system", "content": system}, *past,
-                {"role": "user", "content": turn.text}]
+        return [
+            {"role": "system", "content": system},
+            *past,
+            {"role": "user", "content": turn.text},
+        ]
 
     async def _run(self, gen: Generation) -> None:
         turn = gen.turn
@@ -199,27 +228,46 @@ class Generations:
         try:
             async with self.store.tx() as conn:
                 await data.finish_message(
-                    conn, message_id=turn.message_id, content=text, status=status,
-                    finish_reason=finish_reason, input_tokens=inp, output_tokens=out,
-                    chunk_count=gen.chunk_id, updated_at=now, heartbeat_at=None,
+                    conn,
+                    message_id=turn.message_id,
+                    content=text,
+                    status=status,
+                    finish_reason=finish_reason,
+                    input_tokens=inp,
+                    output_tokens=out,
+                    chunk_count=gen.chunk_id,
+                    updated_at=now,
+                    heartbeat_at=None,
                 )
-                await data.add_tokens(conn, conversation_id=turn.conversation_id,
-                                      tokens=inp + out, now=now)
+                await data.add_tokens(
+                    conn, conversation_id=turn.conversation_id, tokens=inp + out, now=now
+                )
                 if gen.chunk_id == 0:  # nothing delivered: the coins go back
-                    refunded = await ledger.refund(conn, device_id=turn.device_id,
-                                                   message_id=turn.message_id)
+                    refunded = await ledger.refund(
+                        conn, device_id=turn.device_id, message_id=turn.message_id
+                    )
         except (SQLAlchemyError, OSError):
             log.exception("generation.store_failed", message_id=turn.message_id)
         bal = turn.balance
         used = max(bal.used - refunded, 0)
         METRICS.generations_finished.labels(status=status).inc()
-        self.hub.publish(turn.message_id, gen.events.make(
-            p.StreamComplete, gen.chunk_id, full_response=text, total_chunks=gen.chunk_id,
-            tokens=inp + out, input_tokens=inp, output_tokens=out, citations=[],
-            credits=p.Credits(remaining=max(bal.daily - used, 0), daily_total=bal.daily,
-                              used_today=used),
-            finish_reason=finish_reason,
-        ))
+        self.hub.publish(
+            turn.message_id,
+            gen.events.make(
+                p.StreamComplete,
+                gen.chunk_id,
+                full_response=text,
+                total_chunks=gen.chunk_id,
+                tokens=inp + out,
+                input_tokens=inp,
+                output_tokens=out,
+                citations=[],
+                credits=p.Credits(
+                    remaining=max(bal.daily - used, 0), daily_total=bal.daily, used_today=used
+                ),
+                finish_reason=finish_reason,
+            ),
+        )
 
     async def _fail(self, gen: Generation, exc: VedikaError, status: str = "error") -> None:
         turn = gen.turn
@@ -228,23 +276,36 @@ class Generations:
         try:
             async with self.store.tx() as conn:
                 await data.finish_message(
-                    conn, message_id=turn.message_id, content=gen.text(), status=status,
-                    error_code=exc.code, error_message=exc.message, input_tokens=inp,
-                    output_tokens=out, chunk_count=gen.chunk_id, updated_at=now,
+                    conn,
+                    message_id=turn.message_id,
+                    content=gen.text(),
+                    status=status,
+                    error_code=exc.code,
+                    error_message=exc.message,
+                    input_tokens=inp,
+                    output_tokens=out,
+                    chunk_count=gen.chunk_id,
+                    updated_at=now,
                     heartbeat_at=None,
                 )
                 if gen.chunk_id == 0:
-                    await ledger.refund(conn, device_id=turn.device_id,
-                                        message_id=turn.message_id)
+                    await ledger.refund(conn, device_id=turn.device_id, message_id=turn.message_id)
         except (SQLAlchemyError, OSError):
             log.exception("generation.store_failed", message_id=turn.message_id)
-        log.warning("generation.failed", message_id=turn.message_id, code=exc.code,
-                    chunks=gen.chunk_id)
+        log.warning(
+            "generation.failed", message_id=turn.message_id, code=exc.code, chunks=gen.chunk_id
+        )
         METRICS.generations_finished.labels(status=status).inc()
-        self.hub.publish(turn.message_id, gen.events.make(
-            p.StreamError, gen.chunk_id, error=exc.message, code=exc.code,
-            retryable=exc.retryable,
-        ))
+        self.hub.publish(
+            turn.message_id,
+            gen.events.make(
+                p.StreamError,
+                gen.chunk_id,
+                error=exc.message,
+                code=exc.code,
+                retryable=exc.retryable,
+            ),
+        )
 
     # ------------------------------------------------------------ periodic flush
 
@@ -263,8 +324,9 @@ class Generations:
         now = p.utcnow()
         rows = []
         for mid, gen in list(self.live.items()):
-            rows.append({"b_id": mid, "b_content": gen.text(), "b_chunks": gen.chunk_id,
-                         "b_now": now})
+            rows.append(
+                {"b_id": mid, "b_content": gen.text(), "b_chunks": gen.chunk_id, "b_now": now}
+            )
             gen.flushed_chunks = gen.chunk_id
         async with self.store.tx() as conn:
             await data.save_partials(conn, rows=rows)

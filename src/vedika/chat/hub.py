@@ -97,8 +97,11 @@ class MemoryHub:
                 i = n
                 if after > 0 and batch[0].chunk_id <= after:
                     # The client is ahead of what existed when it came: drop what it has.
-                    batch = [e for e in batch if e.chunk_id > after or (
-                        e.chunk_id == after and e.type != "content_chunk")]
+                    batch = [
+                        e
+                        for e in batch
+                        if e.chunk_id > after or (e.chunk_id == after and e.type != "content_chunk")
+                    ]
                     if not batch:
                         continue
                 yield batch

@@ -27,8 +27,15 @@ log = structlog.get_logger(__name__)
 
 
 class Reaper:
-    def __init__(self, *, store: Store, hub: StreamHub, generations: Generations,
-                 interval: float, stale_after: float) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        hub: StreamHub,
+        generations: Generations,
+        interval: float,
+        stale_after: float,
+    ) -> None:
         self.store = store
         self.hub = hub
         self.generations = generations
@@ -61,29 +68,39 @@ class Reaper:
         for row in rows:
             if self.generations.is_alive(row.id):
                 continue
-            if await self.interrupt(row.id, row.conversation_id, row.device_id,
-                                    row.chunk_count):
+            if await self.interrupt(row.id, row.conversation_id, row.device_id, row.chunk_count):
                 count += 1
         if count:
             log.info("reaper.interrupted", count=count)
         return count
 
-    async def interrupt(self, message_id: str, conversation_id: str, device_id: str,
-                        chunk_count: int) -> bool:
+    async def interrupt(
+        self, message_id: str, conversation_id: str, device_id: str, chunk_count: int
+    ) -> bool:
         now = p.utcnow()
         async with self.store.tx() as conn:
             changed = await data.finish_message(
-                conn, message_id=message_id, status="interrupted",
-                error_code=INTERRUPTED.code, error_message=INTERRUPTED.message,
-                updated_at=now, heartbeat_at=None,
+                conn,
+                message_id=message_id,
+                status="interrupted",
+                error_code=INTERRUPTED.code,
+                error_message=INTERRUPTED.message,
+                updated_at=now,
+                heartbeat_at=None,
             )
             if changed and chunk_count == 0:
                 await ledger.refund(conn, device_id=device_id, message_id=message_id)
         if changed:
             METRICS.reaped.inc()
             if self.hub.has(message_id):
-                self.hub.publish(message_id, EventFactory(conversation_id, message_id).make(
-                    p.StreamError, chunk_count, error=INTERRUPTED.message,
-                    code=INTERRUPTED.code, retryable=True,
-                ))
+                self.hub.publish(
+                    message_id,
+                    EventFactory(conversation_id, message_id).make(
+                        p.StreamError,
+                        chunk_count,
+                        error=INTERRUPTED.message,
+                        code=INTERRUPTED.code,
+                        retryable=True,
+                    ),
+                )
         return changed

@@ -48,33 +48,38 @@ async def chat_blocking(
                 final = orjson.loads(entry.data)
     headers = {"x-conversation-id": turn.conversation_id}
     if final.get("type") != "stream_complete":
-        err = VedikaError(final.get("error", "The answer failed."),
-                          code=final.get("code", "provider_error"), status=502,
-                          retryable=bool(final.get("retryable", True)),
-                          details={"conversation_id": turn.conversation_id,
-                                   "message_id": turn.message_id})
+        err = VedikaError(
+            final.get("error", "The answer failed."),
+            code=final.get("code", "provider_error"),
+            status=502,
+            retryable=bool(final.get("retryable", True)),
+            details={"conversation_id": turn.conversation_id, "message_id": turn.message_id},
+        )
         return ORJSONResponse(error_body(err), status_code=err.status, headers=headers)
     credits = final["credits"]
-    return ORJSONResponse({
-        "conversation_id": turn.conversation_id,
-        "message_id": turn.message_id,
-        "response": final["full_response"],
-        "citations": final["citations"],
-        "tokens_used": final["tokens"],
-        "input_tokens": final["input_tokens"],
-        "output_tokens": final["output_tokens"],
-        "model": turn.model.id,
-        "model_name": turn.model.name,
-        "finish_reason": final["finish_reason"],
-        "response_time_ms": round((time.perf_counter() - started) * 1000),
-        "timestamp": now_iso(),
-        "credits": {
-            "remaining": credits["remaining"],
-            "daily_total": credits["daily_total"],
-            "used_today": credits["used_today"],
-            "message": f"{credits['remaining']} of {credits['daily_total']} coins left today.",
+    return ORJSONResponse(
+        {
+            "conversation_id": turn.conversation_id,
+            "message_id": turn.message_id,
+            "response": final["full_response"],
+            "citations": final["citations"],
+            "tokens_used": final["tokens"],
+            "input_tokens": final["input_tokens"],
+            "output_tokens": final["output_tokens"],
+            "model": turn.model.id,
+            "model_name": turn.model.name,
+            "finish_reason": final["finish_reason"],
+            "response_time_ms": round((time.perf_counter() - started) * 1000),
+            "timestamp": now_iso(),
+            "credits": {
+                "remaining": credits["remaining"],
+                "daily_total": credits["daily_total"],
+                "used_today": credits["used_today"],
+                "message": f"{credits['remaining']} of {credits['daily_total']} coins left today.",
+            },
         },
-    }, headers=headers)
+        headers=headers,
+    )
 
 
 @router.post("/api/chat", include_in_schema=False)
@@ -83,12 +88,17 @@ async def chat_alias(services: ServicesDep, session: CurrentSession, body: ChatR
 
 
 @router.post("/ai/chat/stop")
-async def chat_stop(services: ServicesDep, session: CurrentSession,
-                    body: StopRequest) -> dict[str, Any]:
+async def chat_stop(
+    services: ServicesDep, session: CurrentSession, body: StopRequest
+) -> dict[str, Any]:
     """Stop an answer; it ends with `finish_reason: "stopped"`, partial text kept."""
     row, stopped = await service.stop(services, session, body.message_id, body.conversation_id)
-    return {"success": True, "message_id": row.id, "stopped": stopped,
-            "message": "Stopped." if stopped else "That answer had already finished."}
+    return {
+        "success": True,
+        "message_id": row.id,
+        "stopped": stopped,
+        "message": "Stopped." if stopped else "That answer had already finished.",
+    }
 
 
 # ---------------------------------------------------------------- conversations
@@ -105,31 +115,43 @@ def _cursor_in(cursor: str) -> tuple[datetime, str]:
         at, cid = raw.split("|", 1)
         return datetime.fromisoformat(at), cid
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise BadRequest("That cursor is not one this server gave out.",
-                         code="bad_cursor") from None
+        raise BadRequest(
+            "That cursor is not one this server gave out.", code="bad_cursor"
+        ) from None
 
 
 @router.get("/ai/conversations")
 async def list_conversations(
-    services: ServicesDep, session: CurrentSession,
-    limit: int = Query(50, ge=1, le=200), cursor: str | None = Query(None, max_length=200),
+    services: ServicesDep,
+    session: CurrentSession,
+    limit: int = Query(50, ge=1, le=200),
+    cursor: str | None = Query(None, max_length=200),
     q: str | None = Query(None, max_length=200),
 ) -> dict[str, Any]:
     """The device's conversations, newest first; `q` searches titles and message text."""
     after = _cursor_in(cursor) if cursor else None
     async with services.store.read() as conn:
         rows, total = await data.page_conversations(
-            conn, device_id=session.device_id, limit=limit + 1, cursor=after,
+            conn,
+            device_id=session.device_id,
+            limit=limit + 1,
+            cursor=after,
             q=(q or "").strip() or None,
         )
     more = len(rows) > limit
     rows = rows[:limit]
     return {
         "conversations": [
-            {"conversation_id": r.id, "title": r.title, "model": r.model,
-             "created_at": iso(r.created_at), "updated_at": iso(r.updated_at),
-             "message_count": r.message_count, "total_tokens": r.total_tokens,
-             "session_type": session.plan}
+            {
+                "conversation_id": r.id,
+                "title": r.title,
+                "model": r.model,
+                "created_at": iso(r.created_at),
+                "updated_at": iso(r.updated_at),
+                "message_count": r.message_count,
+                "total_tokens": r.total_tokens,
+                "session_type": session.plan,
+            }
             for r in rows
         ],
         "total": total,
@@ -141,60 +163,80 @@ async def list_conversations(
 
 def _message(row: Any) -> dict[str, Any]:
     return {
-        "message_id": row.id, "role": row.role, "content": row.content,
+        "message_id": row.id,
+        "role": row.role,
+        "content": row.content,
         "timestamp": iso(row.created_at),
         "tokens_used": (row.input_tokens or 0) + (row.output_tokens or 0),
-        "status": row.status, "model": row.model, "citations": row.citations or [],
-        "chunk_count": row.chunk_count, "finish_reason": row.finish_reason,
-        "error": row.error_message, "error_code": row.error_code,
-        "routing": row.routing, "mode": row.mode, "interaction_mode": row.interaction_mode,
+        "status": row.status,
+        "model": row.model,
+        "citations": row.citations or [],
+        "chunk_count": row.chunk_count,
+        "finish_reason": row.finish_reason,
+        "error": row.error_message,
+        "error_code": row.error_code,
+        "routing": row.routing,
+        "mode": row.mode,
+        "interaction_mode": row.interaction_mode,
     }
 
 
 @router.get("/ai/conversations/{conversation_id}")
-async def get_conversation(services: ServicesDep, session: CurrentSession,
-                           conversation_id: str) -> dict[str, Any]:
+async def get_conversation(
+    services: ServicesDep, session: CurrentSession, conversation_id: str
+) -> dict[str, Any]:
     async with services.store.read() as conn:
-        conv = await data.get_conversation(conn, conversation_id=conversation_id,
-                                           device_id=session.device_id)
+        conv = await data.get_conversation(
+            conn, conversation_id=conversation_id, device_id=session.device_id
+        )
         if conv is None:
-            raise NotFound("There is no conversation with that id.",
-                           code="conversation_not_found")
+            raise NotFound("There is no conversation with that id.", code="conversation_not_found")
         rows = await data.list_messages(conn, conversation_id=conversation_id)
-    return {"conversation_id": conv.id, "title": conv.title, "model": conv.model,
-            "created_at": iso(conv.created_at), "updated_at": iso(conv.updated_at),
-            "messages": [_message(r) for r in rows], "total": len(rows)}
+    return {
+        "conversation_id": conv.id,
+        "title": conv.title,
+        "model": conv.model,
+        "created_at": iso(conv.created_at),
+        "updated_at": iso(conv.updated_at),
+        "messages": [_message(r) for r in rows],
+        "total": len(rows),
+    }
 
 
 @router.patch("/ai/conversations/{conversation_id}")
-async def rename_conversation(services: ServicesDep, session: CurrentSession,
-                              conversation_id: str, body: RenameRequest) -> dict[str, Any]:
+async def rename_conversation(
+    services: ServicesDep, session: CurrentSession, conversation_id: str, body: RenameRequest
+) -> dict[str, Any]:
     title = " ".join(body.title.split())
     if not title:
         raise BadRequest("A title cannot be blank.", code="empty_title")
     async with services.store.tx() as conn:
-        ok = await data.rename_conversation(conn, conversation_id=conversation_id,
-                                            device_id=session.device_id, title=title)
+        ok = await data.rename_conversation(
+            conn, conversation_id=conversation_id, device_id=session.device_id, title=title
+        )
     if not ok:
         raise NotFound("There is no conversation with that id.", code="conversation_not_found")
     return {"conversation_id": conversation_id, "title": title, "success": True}
 
 
 @router.delete("/ai/conversations/{conversation_id}", status_code=204)
-async def delete_conversation(services: ServicesDep, session: CurrentSession,
-                              conversation_id: str) -> Response:
+async def delete_conversation(
+    services: ServicesDep, session: CurrentSession, conversation_id: str
+) -> Response:
     async with services.store.read() as conn:
         rows = await data.list_messages(conn, conversation_id=conversation_id)
-        owned = await data.get_conversation(conn, conversation_id=conversation_id,
-                                            device_id=session.device_id)
+        owned = await data.get_conversation(
+            conn, conversation_id=conversation_id, device_id=session.device_id
+        )
     if owned is None:
         raise NotFound("There is no conversation with that id.", code="conversation_not_found")
     for row in rows:  # stop what is still being written, so nothing writes it back
         if row.status == "streaming":
             await services.generations.stop(row.id)
     async with services.store.tx() as conn:
-        await data.delete_conversation(conn, conversation_id=conversation_id,
-                                       device_id=session.device_id)
+        await data.delete_conversation(
+            conn, conversation_id=conversation_id, device_id=session.device_id
+        )
     for row in rows:
         forget = getattr(services.hub, "forget", None)
         if forget:

@@ -16,7 +16,9 @@ router = APIRouter(tags=["chat"])
 
 @router.get("/ai/chat/stream/{message_id}")
 async def chat_stream_sse(
-    services: ServicesDep, session: CurrentSession, message_id: str,
+    services: ServicesDep,
+    session: CurrentSession,
+    message_id: str,
     after: int | None = Query(None, ge=0, description="Resume after this chunk id."),
     last_event_id: str | None = Header(None, alias="Last-Event-ID"),
 ) -> StreamingResponse:
@@ -33,11 +35,14 @@ async def chat_stream_sse(
     async def body() -> AsyncIterator[str]:
         yield "retry: 1000\n\n"
         async for batch in events:
-            yield "".join(f"id: {e.chunk_id}\nevent: {e.type}\ndata: {e.data}\n\n"
-                          for e in batch)
+            yield "".join(f"id: {e.chunk_id}\nevent: {e.type}\ndata: {e.data}\n\n" for e in batch)
 
     return StreamingResponse(
-        body(), media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no",
-                 "x-conversation-id": row.conversation_id},
+        body(),
+        media_type="text/event-stream",
+        headers={
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+            "x-conversation-id": row.conversation_id,
+        },
     )

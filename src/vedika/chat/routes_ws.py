@@ -50,7 +50,8 @@ class Connection:
         self.tasks: set[asyncio.Task[None]] = set()
         self.send_lock = asyncio.Lock()
         self.handshake_session = session_id_from(
-            ws.headers.get("authorization"), ws.cookies.get(COOKIE),
+            ws.headers.get("authorization"),
+            ws.cookies.get(COOKIE),
             ws.query_params.get("session_id"),
         )
 
@@ -65,16 +66,21 @@ class Connection:
         sid = msg.get("session_id") if isinstance(msg.get("session_id"), str) else None
         sid = sid or self.handshake_session
         if not sid:
-            raise VedikaError("No device session: send session_id.", code="unauthorized",
-                              status=401)
+            raise VedikaError(
+                "No device session: send session_id.", code="unauthorized", status=401
+            )
         session = await find_session(self.services.store, session_id=sid)
         if session is None:
-            raise VedikaError("Your session is unknown or has expired. Create a new one.",
-                              code="session_expired", status=401)
+            raise VedikaError(
+                "Your session is unknown or has expired. Create a new one.",
+                code="session_expired",
+                status=401,
+            )
         device_id = msg.get("device_id")
         if device_id and device_id != session.device_id:
-            raise VedikaError("This session belongs to another device.",
-                              code="device_mismatch", status=403)
+            raise VedikaError(
+                "This session belongs to another device.", code="device_mismatch", status=403
+            )
         return session
 
     # ---------------------------------------------------------------- routing
@@ -91,15 +97,20 @@ class Connection:
         route = msg.get("routeKey") or msg.get("action") or msg.get("type")
         handler = ROUTES.get(route) if isinstance(route, str) else None
         if handler is None:
-            await self.error(f"Unknown routeKey {str(route)[:40]!r}; use stream_chat, "
-                             "stop_stream or ping.")
+            await self.error(
+                f"Unknown routeKey {str(route)[:40]!r}; use stream_chat, stop_stream or ping."
+            )
             return
         try:
             await handler(self, msg)
         except VedikaError as exc:
-            await self.error(exc.message, exc.code,
-                             conversation_id=msg.get("conversation_id")
-                             if isinstance(msg.get("conversation_id"), str) else None)
+            await self.error(
+                exc.message,
+                exc.code,
+                conversation_id=msg.get("conversation_id")
+                if isinstance(msg.get("conversation_id"), str)
+                else None,
+            )
         except ValidationError as exc:
             await self.error(_validation_message(exc), "validation_error")
 
@@ -115,8 +126,9 @@ class Connection:
         session = await self.session(msg)
         stream = p.StreamChatMessage.model_validate(msg)
         services = self.services
-        if not (stream.message or "").strip() and (stream.message_id or stream.conversation_id
-                                                   or stream.message is None):
+        if not (stream.message or "").strip() and (
+            stream.message_id or stream.conversation_id or stream.message is None
+        ):
             row = await self._attach_target(session, stream)
             self._follow(session, row, stream.resume_from)
             return
@@ -131,20 +143,32 @@ class Connection:
         except VedikaError as exc:
             if exc.code == "credits_exhausted":
                 details = exc.details or {}
-                await self.send(p.encode(p.CreditsExhaustedEvent(
-                    conversation_id=req.conversation_id or "", message_id="",
-                    timestamp=p.now_iso(),
-                    vedika_coins_remaining=int(details.get("vedika_coins_remaining", 0)),
-                    daily_credits=int(details.get("daily_credits", 0)), message=exc.message,
-                    action_required="wait_for_daily_reset",
-                )).decode())
+                await self.send(
+                    p.encode(
+                        p.CreditsExhaustedEvent(
+                            conversation_id=req.conversation_id or "",
+                            message_id="",
+                            timestamp=p.now_iso(),
+                            vedika_coins_remaining=int(details.get("vedika_coins_remaining", 0)),
+                            daily_credits=int(details.get("daily_credits", 0)),
+                            message=exc.message,
+                            action_required="wait_for_daily_reset",
+                        )
+                    ).decode()
+                )
                 return
             raise
         if turn.created_conversation:
-            await self.send(p.encode(p.ConversationStarted(
-                conversation_id=turn.conversation_id, message_id=turn.message_id,
-                timestamp=p.now_iso(), user_message_id=turn.user_message_id,
-            )).decode())
+            await self.send(
+                p.encode(
+                    p.ConversationStarted(
+                        conversation_id=turn.conversation_id,
+                        message_id=turn.message_id,
+                        timestamp=p.now_iso(),
+                        user_message_id=turn.user_message_id,
+                    )
+                ).decode()
+            )
         row = await service.owned_message(services, session, turn.message_id)
         self._follow(session, row, 0)
 
@@ -156,17 +180,22 @@ class Connection:
             return row
         if stream.conversation_id:
             return await service.newest_answer(self.services, session, stream.conversation_id)
-        raise VedikaError("Send a message, or a conversation_id / message_id to attach to.",
-                          code="bad_request", status=400)
+        raise VedikaError(
+            "Send a message, or a conversation_id / message_id to attach to.",
+            code="bad_request",
+            status=400,
+        )
 
     async def _same_question(self, session: DeviceSession, req: p.ChatRequest) -> Any:
         """The answer to this exact question, if it was just accepted (over REST)."""
         async with self.services.store.read() as conn:
-            conv = await data.get_conversation(conn, conversation_id=req.conversation_id or "",
-                                               device_id=session.device_id)
+            conv = await data.get_conversation(
+                conn, conversation_id=req.conversation_id or "", device_id=session.device_id
+            )
             if conv is None:
-                raise NotFound("There is no conversation with that id.",
-                               code="conversation_not_found")
+                raise NotFound(
+                    "There is no conversation with that id.", code="conversation_not_found"
+                )
             turn = await data.last_turn(conn, conversation_id=conv.id)
         if len(turn) < 2:
             return None
@@ -217,8 +246,9 @@ ROUTES = {
 @router.websocket("/ws")
 async def websocket_endpoint(ws: WebSocket) -> None:
     services: Services = ws.app.state.services
-    if not origin_allowed(ws.headers.get("origin"), ws.headers.get("host"),
-                          services.settings.cors_origins):
+    if not origin_allowed(
+        ws.headers.get("origin"), ws.headers.get("host"), services.settings.cors_origins
+    ):
         await ws.close(code=1008, reason="origin not allowed")
         return
     if not services.generations.accepting:
@@ -239,8 +269,10 @@ async def websocket_endpoint(ws: WebSocket) -> None:
             if raw is None:
                 continue
             if len(raw) > MAX_FRAME:
-                await conn.error(f"That message is too large (over {MAX_FRAME // 1024} KiB).",
-                                 "payload_too_large")
+                await conn.error(
+                    f"That message is too large (over {MAX_FRAME // 1024} KiB).",
+                    "payload_too_large",
+                )
                 continue
             await conn.handle(raw)
     except WebSocketDisconnect:

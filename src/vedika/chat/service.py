@@ -20,7 +20,8 @@ async def start_turn(services: Services, session: DeviceSession, req: ChatReques
     if not services.generations.accepting:
         raise ServiceUnavailable(
             "This server is shutting down and takes no new messages. Please retry in a moment.",
-            code="draining", headers={"Retry-After": "2"},
+            code="draining",
+            headers={"Retry-After": "2"},
         )
     turn = await services.turns.accept(session, req)
     if not turn.replayed:
@@ -37,14 +38,18 @@ def start_response(turn: Turn) -> dict[str, Any]:
         "user_message_id": turn.user_message_id,
         "model": turn.model.id,
         "model_name": turn.model.name,
-        "routing": {"selected_model": turn.model.id, "reason": turn.routing.reason,
-                    "confidence": turn.routing.confidence},
+        "routing": {
+            "selected_model": turn.model.id,
+            "reason": turn.routing.reason,
+            "confidence": turn.routing.confidence,
+        },
         "transaction_id": turn.transaction_id,
         "vedika_coins_remaining": turn.balance.remaining,
         "vedika_coins_used": turn.coins_charged,
         "status": "conversation_created" if created else "message_accepted",
         "message": "Your message was accepted; the answer is being written."
-        if not turn.replayed else "This message was already accepted; here are its ids.",
+        if not turn.replayed
+        else "This message was already accepted; here are its ids.",
         "websocket_route": "stream_chat",
         "stream_url": f"/ai/chat/stream/{turn.message_id}",
     }
@@ -58,11 +63,11 @@ async def owned_message(services: Services, session: DeviceSession, message_id: 
     return row
 
 
-async def newest_answer(services: Services, session: DeviceSession,
-                        conversation_id: str) -> Any:
+async def newest_answer(services: Services, session: DeviceSession, conversation_id: str) -> Any:
     async with services.store.read() as conn:
-        conv = await data.get_conversation(conn, conversation_id=conversation_id,
-                                           device_id=session.device_id)
+        conv = await data.get_conversation(
+            conn, conversation_id=conversation_id, device_id=session.device_id
+        )
         row = await data.newest_assistant(conn, conversation_id=conversation_id) if conv else None
     if conv is None:
         raise NotFound("There is no conversation with that id.", code="conversation_not_found")
@@ -71,13 +76,15 @@ async def newest_answer(services: Services, session: DeviceSession,
     return row
 
 
-def follow(services: Services, session: DeviceSession, row: Any,
-           after: int) -> AsyncIterator[list[Entry]]:
+def follow(
+    services: Services, session: DeviceSession, row: Any, after: int
+) -> AsyncIterator[list[Entry]]:
     return streams.subscribe(services.hub, services.reaper, row, after, session.device_id)
 
 
-async def stop(services: Services, session: DeviceSession, message_id: str | None,
-               conversation_id: str | None) -> Any:
+async def stop(
+    services: Services, session: DeviceSession, message_id: str | None, conversation_id: str | None
+) -> Any:
     if message_id:
         row = await owned_message(services, session, message_id)
     elif conversation_id:

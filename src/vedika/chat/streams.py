@@ -25,36 +25,56 @@ def stored_events(row: Any, after: int) -> list[Entry]:
     chunks = 0
     if after <= 0:
         routing = row.routing or {}
-        out.append(events.make(
-            p.StreamStart, 0, model=row.model or "", model_name=row.model or "",
-            routing=p.Routing(selected_model=str(routing.get("selected_model", row.model or "")),
-                              reason=str(routing.get("reason", "")),
-                              confidence=float(routing.get("confidence", 1.0))),
-        ))
+        out.append(
+            events.make(
+                p.StreamStart,
+                0,
+                model=row.model or "",
+                model_name=row.model or "",
+                routing=p.Routing(
+                    selected_model=str(routing.get("selected_model", row.model or "")),
+                    reason=str(routing.get("reason", "")),
+                    confidence=float(routing.get("confidence", 1.0)),
+                ),
+            )
+        )
         if content:
             chunks = 1
             out.append(events.chunk(content, 1))
     else:
         chunks = row.chunk_count or 0
     if row.status in ("complete", "stopped"):
-        out.append(events.make(
-            p.StreamComplete, chunks, full_response=content, total_chunks=chunks,
-            tokens=(row.input_tokens or 0) + (row.output_tokens or 0),
-            input_tokens=row.input_tokens or 0, output_tokens=row.output_tokens or 0,
-            citations=[p.Citation(**c) for c in (row.citations or [])],
-            credits=p.Credits(remaining=0, daily_total=0, used_today=0),
-            finish_reason=row.finish_reason or ("stopped" if row.status == "stopped" else "stop"),
-        ))
+        out.append(
+            events.make(
+                p.StreamComplete,
+                chunks,
+                full_response=content,
+                total_chunks=chunks,
+                tokens=(row.input_tokens or 0) + (row.output_tokens or 0),
+                input_tokens=row.input_tokens or 0,
+                output_tokens=row.output_tokens or 0,
+                citations=[p.Citation(**c) for c in (row.citations or [])],
+                credits=p.Credits(remaining=0, daily_total=0, used_today=0),
+                finish_reason=row.finish_reason
+                or ("stopped" if row.status == "stopped" else "stop"),
+            )
+        )
     else:
-        out.append(events.make(
-            p.StreamError, chunks, error=row.error_message or "This answer did not finish.",
-            code=row.error_code or row.status, retryable=True,
-        ))
+        out.append(
+            events.make(
+                p.StreamError,
+                chunks,
+                error=row.error_message or "This answer did not finish.",
+                code=row.error_code or row.status,
+                retryable=True,
+            )
+        )
     return out
 
 
-async def subscribe(hub: StreamHub, reaper: Reaper, row: Any, after: int,
-                    device_id: str) -> AsyncIterator[list[Entry]]:
+async def subscribe(
+    hub: StreamHub, reaper: Reaper, row: Any, after: int, device_id: str
+) -> AsyncIterator[list[Entry]]:
     """Batches of events for the answer in `row`, from after chunk `after`."""
     if hub.has(row.id):
         async for batch in hub.subscribe(row.id, after):
@@ -63,9 +83,13 @@ async def subscribe(hub: StreamHub, reaper: Reaper, row: Any, after: int,
     if row.status == "streaming" and not reaper.generations.is_alive(row.id):
         # Nobody is generating it and nobody will: settle it now rather than hang.
         await reaper.interrupt(row.id, row.conversation_id, device_id, row.chunk_count or 0)
-        row = _with(row, status="interrupted", error_code="interrupted",
-                    error_message="This answer was interrupted because the server stopped. "
-                    "You can retry it.")
+        row = _with(
+            row,
+            status="interrupted",
+            error_code="interrupted",
+            error_message="This answer was interrupted because the server stopped. "
+            "You can retry it.",
+        )
     yield stored_events(row, after)
 
 

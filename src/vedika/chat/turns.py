@@ -58,8 +58,9 @@ def make_title(text: str) -> str:
 
 
 class TurnService:
-    def __init__(self, store: Store, models: ModelService, settings: Settings,
-                 instance_id: str) -> None:
+    def __init__(
+        self, store: Store, models: ModelService, settings: Settings, instance_id: str
+    ) -> None:
         self.store = store
         self.models = models
         self.settings = settings
@@ -105,40 +106,71 @@ class TurnService:
                         conn, conversation_id=conversation_id, device_id=device_id
                     )
                     if found is None:
-                        raise NotFound("There is no conversation with that id.",
-                                       code="conversation_not_found")
+                        raise NotFound(
+                            "There is no conversation with that id.", code="conversation_not_found"
+                        )
                 else:
                     await data.create_conversation(
-                        conn, conversation_id=conversation_id, device_id=device_id,
-                        title=make_title(text), model=model.id, now=now,
+                        conn,
+                        conversation_id=conversation_id,
+                        device_id=device_id,
+                        title=make_title(text),
+                        model=model.id,
+                        now=now,
                     )
                 balance, txn = await ledger.charge(
-                    conn, device_id=device_id, amount=model.coins_per_message,
-                    daily=self.settings.daily_credits, message_id=message_id,
+                    conn,
+                    device_id=device_id,
+                    amount=model.coins_per_message,
+                    daily=self.settings.daily_credits,
+                    message_id=message_id,
                 )
                 await data.insert_message(
-                    conn, id=user_message_id, conversation_id=conversation_id, role="user",
-                    content=text, status="complete", mode=req.mode,
-                    interaction_mode=req.interaction_mode or "type", created_at=now,
+                    conn,
+                    id=user_message_id,
+                    conversation_id=conversation_id,
+                    role="user",
+                    content=text,
+                    status="complete",
+                    mode=req.mode,
+                    interaction_mode=req.interaction_mode or "type",
+                    created_at=now,
                     updated_at=now,
                 )
                 await data.insert_message(
-                    conn, id=message_id, conversation_id=conversation_id, role="assistant",
-                    content="", status=data.ASSISTANT_LIVE, model=model.id,
-                    routing={"selected_model": model.id, "reason": choice.reason,
-                             "confidence": choice.confidence},
-                    mode=req.mode, interaction_mode=req.interaction_mode or "type",
-                    coins_charged=model.coins_per_message, instance_id=self.instance_id,
-                    created_at=now + ASSISTANT_AFTER, updated_at=now,
+                    conn,
+                    id=message_id,
+                    conversation_id=conversation_id,
+                    role="assistant",
+                    content="",
+                    status=data.ASSISTANT_LIVE,
+                    model=model.id,
+                    routing={
+                        "selected_model": model.id,
+                        "reason": choice.reason,
+                        "confidence": choice.confidence,
+                    },
+                    mode=req.mode,
+                    interaction_mode=req.interaction_mode or "type",
+                    coins_charged=model.coins_per_message,
+                    instance_id=self.instance_id,
+                    created_at=now + ASSISTANT_AFTER,
+                    updated_at=now,
                     heartbeat_at=now,
                 )
-                await data.touch_conversation(conn, conversation_id=conversation_id,
-                                              model=model.id, now=now, added=2)
+                await data.touch_conversation(
+                    conn, conversation_id=conversation_id, model=model.id, now=now, added=2
+                )
                 if req.client_message_id:
                     await idempotency.save_key(
-                        conn, device_id=device_id, key=req.client_message_id,
-                        fingerprint=req.fingerprint(), conversation_id=conversation_id,
-                        user_message_id=user_message_id, message_id=message_id, now=now,
+                        conn,
+                        device_id=device_id,
+                        key=req.client_message_id,
+                        fingerprint=req.fingerprint(),
+                        conversation_id=conversation_id,
+                        user_message_id=user_message_id,
+                        message_id=message_id,
+                        now=now,
                     )
         except IntegrityError:
             # Two concurrent sends with the same key: the other one won; answer with its ids.
@@ -148,10 +180,19 @@ class TurnService:
                     return replay
             raise
         return Turn(
-            conversation_id=conversation_id, user_message_id=user_message_id,
-            message_id=message_id, device_id=device_id, model=model, routing=choice,
-            balance=balance, coins_charged=model.coins_per_message, transaction_id=txn,
-            created_conversation=created, replayed=False, text=text, mode=req.mode,
+            conversation_id=conversation_id,
+            user_message_id=user_message_id,
+            message_id=message_id,
+            device_id=device_id,
+            model=model,
+            routing=choice,
+            balance=balance,
+            coins_charged=model.coins_per_message,
+            transaction_id=txn,
+            created_conversation=created,
+            replayed=False,
+            text=text,
+            mode=req.mode,
             created_at=now,
         )
 
@@ -168,17 +209,30 @@ class TurnService:
                     code="idempotency_conflict",
                 )
             msg = await data.find_message(conn, message_id=key.message_id, device_id=device_id)
-            balance = await ledger.balance_in(conn, device_id=device_id,
-                                              daily=self.settings.daily_credits)
+            balance = await ledger.balance_in(
+                conn, device_id=device_id, daily=self.settings.daily_credits
+            )
         if msg is None:  # the conversation was deleted since
             raise NotFound("That message no longer exists.", code="message_not_found")
         model = self.models.catalogue.get(msg.model or "") or self.models.catalogue.available()[0]
         routing = msg.routing or {}
         return Turn(
-            conversation_id=key.conversation_id, user_message_id=key.user_message_id,
-            message_id=key.message_id, device_id=device_id, model=model,
-            routing=Choice(model=model, reason=str(routing.get("reason", "")),
-                           confidence=float(routing.get("confidence", 1.0)), category="replay"),
-            balance=balance, coins_charged=0, transaction_id=None,
-            created_conversation=False, replayed=True, text=req.message.strip(), mode=req.mode,
+            conversation_id=key.conversation_id,
+            user_message_id=key.user_message_id,
+            message_id=key.message_id,
+            device_id=device_id,
+            model=model,
+            routing=Choice(
+                model=model,
+                reason=str(routing.get("reason", "")),
+                confidence=float(routing.get("confidence", 1.0)),
+                category="replay",
+            ),
+            balance=balance,
+            coins_charged=0,
+            transaction_id=None,
+            created_conversation=False,
+            replayed=True,
+            text=req.message.strip(),
+            mode=req.mode,
         )

@@ -99,10 +99,14 @@ async def charge(
             current = await balance_in(conn, device_id=device_id, daily=daily)
             raise CreditsExhausted(
                 exhausted_message(current.daily),
-                details={"vedika_coins_remaining": current.remaining, "daily_credits": current.daily},
+                details={
+                    "vedika_coins_remaining": current.remaining,
+                    "daily_credits": current.daily,
+                },
             )
-        txn = await _record(conn, device_id=device_id, day=day, amount=-amount, kind="charge",
-                            message_id=message_id)
+        txn = await _record(
+            conn, device_id=device_id, day=day, amount=-amount, kind="charge", message_id=message_id
+        )
         return Balance(daily=row.allowance, used=row.used), txn
     return await balance_in(conn, device_id=device_id, daily=daily), None
 
@@ -126,20 +130,31 @@ async def refund(conn: AsyncConnection, *, device_id: str, message_id: str) -> i
         .where(and_(coin_days.c.device_id == device_id, coin_days.c.day == day))
         .values(used=coin_days.c.used - amount)
     )
-    await _record(conn, device_id=device_id, day=day, amount=amount, kind="refund",
-                  message_id=message_id)
+    await _record(
+        conn, device_id=device_id, day=day, amount=amount, kind="refund", message_id=message_id
+    )
     return amount
 
 
 async def _record(
-    conn: AsyncConnection, *, device_id: str, day: str, amount: int, kind: str,
+    conn: AsyncConnection,
+    *,
+    device_id: str,
+    day: str,
+    amount: int,
+    kind: str,
     message_id: str | None,
 ) -> str:
     txn = uuid7()
     await conn.execute(
         coin_ledger.insert().values(
-            id=txn, device_id=device_id, day=day, amount=amount, kind=kind,
-            message_id=message_id, created_at=utcnow(),
+            id=txn,
+            device_id=device_id,
+            day=day,
+            amount=amount,
+            kind=kind,
+            message_id=message_id,
+            created_at=utcnow(),
         )
     )
     return txn

@@ -15,8 +15,9 @@ router = APIRouter(tags=["coins"])
 
 @router.get("/coins/balance")
 async def coin_balance(services: ServicesDep, session: CurrentSession) -> dict[str, Any]:
-    bal = await ledger.balance(services.store, device_id=session.device_id,
-                               daily=services.settings.daily_credits)
+    bal = await ledger.balance(
+        services.store, device_id=session.device_id, daily=services.settings.daily_credits
+    )
     return {
         "balance": bal.remaining,
         "available": bal.remaining,

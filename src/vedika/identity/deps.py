@@ -20,14 +20,14 @@ COOKIE = "vedika_session"
 
 
 def get_services(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
+    services: Services = request.app.state.services
+    return services
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def session_id_from(headers_auth: str | None, cookie: str | None,
-                    query: str | None) -> str | None:
+def session_id_from(headers_auth: str | None, cookie: str | None, query: str | None) -> str | None:
     if headers_auth and headers_auth[:7].lower() == "bearer ":
         token = headers_auth[7:].strip()
         if token:
@@ -48,8 +48,11 @@ async def _body_fields(request: Request) -> dict[str, object]:
 
 
 async def current_session(request: Request, services: ServicesDep) -> DeviceSession:
-    sid = session_id_from(request.headers.get("authorization"), request.cookies.get(COOKIE),
-                          request.query_params.get("session_id"))
+    sid = session_id_from(
+        request.headers.get("authorization"),
+        request.cookies.get(COOKIE),
+        request.query_params.get("session_id"),
+    )
     body: dict[str, object] = {}
     if sid is None:
         body = await _body_fields(request)
@@ -63,8 +66,9 @@ async def current_session(request: Request, services: ServicesDep) -> DeviceSess
         )
     session = await find_session(services.store, session_id=sid)
     if session is None:
-        raise Unauthorized("Your session is unknown or has expired. Create a new one.",
-                           code="session_expired")
+        raise Unauthorized(
+            "Your session is unknown or has expired. Create a new one.", code="session_expired"
+        )
     device_id = request.query_params.get("device_id") or request.headers.get("x-device-id")
     if device_id is None:
         body = body or await _body_fields(request)

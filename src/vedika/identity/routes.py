@@ -19,8 +19,9 @@ MAX_CONVERSATIONS = 1000
 
 
 async def session_object(services: Services, session: DeviceSession) -> dict[str, Any]:
-    bal = await ledger.balance(services.store, device_id=session.device_id,
-                               daily=services.settings.daily_credits)
+    bal = await ledger.balance(
+        services.store, device_id=session.device_id, daily=services.settings.daily_credits
+    )
     return {
         "session_id": session.session_id,
         "device_id": session.device_id,
@@ -38,18 +39,26 @@ async def session_object(services: Services, session: DeviceSession) -> dict[str
 
 @router.post("/auth/device-session", status_code=201)
 async def create_device_session(
-    services: ServicesDep, request: Request, response: Response,
+    services: ServicesDep,
+    request: Request,
+    response: Response,
     body: DeviceSessionRequest | None = None,
 ) -> dict[str, Any]:
     """Start an anonymous session for this device (sets an HttpOnly cookie too)."""
-    body = body or DeviceSessionRequest()
+    body = body or DeviceSessionRequest(device_id=None, device_info=None)
     session = await create_session(
-        services.store, ttl_days=services.settings.session_ttl_days, device_id=body.device_id,
+        services.store,
+        ttl_days=services.settings.session_ttl_days,
+        device_id=body.device_id,
         device_info=body.device_info.model_dump(exclude_none=True) if body.device_info else None,
     )
     response.set_cookie(
-        COOKIE, session.session_id, max_age=services.settings.session_ttl_days * 86400,
-        httponly=True, samesite="lax", secure=services.settings.env != "development",
+        COOKIE,
+        session.session_id,
+        max_age=services.settings.session_ttl_days * 86400,
+        httponly=True,
+        samesite="lax",
+        secure=services.settings.env != "development",
         path="/",
     )
     return await session_object(services, session)
@@ -62,6 +71,7 @@ async def validate_device_session(
     """The session object, or 401 when the id is unknown or expired."""
     session = await find_session(services.store, session_id=session_id)
     if session is None:
-        raise Unauthorized("This session is unknown or has expired. Create a new one.",
-                           code="session_expired")
+        raise Unauthorized(
+            "This session is unknown or has expired. Create a new one.", code="session_expired"
+        )
     return await session_object(services, session)

@@ -137,7 +137,9 @@ def endpoints_from_settings(settings: Settings) -> list[Endpoint]:
             )
         )
     if settings.ollama_host:
-        endpoints.append(Endpoint(name="ollama", kind="openai", base_url=v1_url(settings.ollama_host)))
+        endpoints.append(
+            Endpoint(name="ollama", kind="openai", base_url=v1_url(settings.ollama_host))
+        )
     return endpoints
 
 
@@ -159,7 +161,9 @@ def load_models_file(path: Path) -> tuple[list[Endpoint], list[ModelInfo]]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise CatalogueError(f"VEDIKA_MODELS_FILE points to {path}, which does not exist.") from None
+        raise CatalogueError(
+            f"VEDIKA_MODELS_FILE points to {path}, which does not exist."
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise CatalogueError(f"{path} is not valid TOML: {exc}.") from None
     endpoints: list[Endpoint] = []
@@ -170,7 +174,8 @@ def load_models_file(path: Path) -> tuple[list[Endpoint], list[ModelInfo]]:
                 Endpoint(
                     name=str(raw["name"]),
                     kind=str(raw.get("kind", "openai")),
-                    base_url=v1_url(str(raw["base_url"])) if raw.get("kind", "openai") == "openai"
+                    base_url=v1_url(str(raw["base_url"]))
+                    if raw.get("kind", "openai") == "openai"
                     else str(raw["base_url"]).rstrip("/"),
                     api_key=os.environ.get(key_env) if key_env else raw.get("api_key"),
                     discover=bool(raw.get("discover", True)),

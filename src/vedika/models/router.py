@@ -16,29 +16,56 @@ from vedika.models.catalogue import ModelInfo
 _CUES: dict[str, list[tuple[re.Pattern[str], float, str]]] = {
     "code": [
         (re.compile(r"```|\bdef |\bclass |\bfunction\b|=>|;\s*$|\{\s*$", re.M), 2.0, "code"),
-        (re.compile(r"\b(python|javascript|typescript|rust|golang|java|c\+\+|sql|regex|bash|"
-                    r"api|compile|bug|debug|stack ?trace|traceback|exception|error:|refactor|"
-                    r"algorithm|unit test|dockerfile|kubernetes)\b", re.I), 1.5,
-         "programming terms"),
+        (
+            re.compile(
+                r"\b(python|javascript|typescript|rust|golang|java|c\+\+|sql|regex|bash|"
+                r"api|compile|bug|debug|stack ?trace|traceback|exception|error:|refactor|"
+                r"algorithm|unit test|dockerfile|kubernetes)\b",
+                re.I,
+            ),
+            1.5,
+            "programming terms",
+        ),
     ],
     "analysis": [
-        (re.compile(r"\b(compare|comparison|versus|vs\.?|analy[sz]e|analysis|evaluate|"
-                    r"pros and cons|trade-?offs?|why does|why do|explain why|implications|"
-                    r"assess|calculate|estimate|statistics|data)\b", re.I), 1.5,
-         "asks for analysis or comparison"),
+        (
+            re.compile(
+                r"\b(compare|comparison|versus|vs\.?|analy[sz]e|analysis|evaluate|"
+                r"pros and cons|trade-?offs?|why does|why do|explain why|implications|"
+                r"assess|calculate|estimate|statistics|data)\b",
+                re.I,
+            ),
+            1.5,
+            "asks for analysis or comparison",
+        ),
     ],
     "creative": [
-        (re.compile(r"\b(write|compose|draft)\b.{0,40}\b(poem|story|song|lyrics|haiku|essay|"
-                    r"script|tweet|slogan|joke)\b|\b(poem|story|haiku|imagine|fictional|"
-                    r"brainstorm|creative)\b", re.I), 2.0, "a creative writing request"),
+        (
+            re.compile(
+                r"\b(write|compose|draft)\b.{0,40}\b(poem|story|song|lyrics|haiku|essay|"
+                r"script|tweet|slogan|joke)\b|\b(poem|story|haiku|imagine|fictional|"
+                r"brainstorm|creative)\b",
+                re.I,
+            ),
+            2.0,
+            "a creative writing request",
+        ),
     ],
 }
 
-_QUERY_TYPE = {"technical": "code", "analytical": "analysis", "creative": "creative",
-               "general": "general"}
-_LABEL = {"code": "a coding question", "analysis": "an analytical question",
-          "creative": "a creative request", "chat": "a short conversational message",
-          "general": "a general question"}
+_QUERY_TYPE = {
+    "technical": "code",
+    "analytical": "analysis",
+    "creative": "creative",
+    "general": "general",
+}
+_LABEL = {
+    "code": "a coding question",
+    "analysis": "an analytical question",
+    "creative": "a creative request",
+    "chat": "a short conversational message",
+    "general": "a general question",
+}
 _SPEED = {"fast": 0, "medium": 1, "slow": 2}
 
 

@@ -28,7 +28,8 @@ async def list_models_alias(services: ServicesDep) -> dict[str, Any]:
 
 @router.get("/routing/stats")
 async def routing_stats(
-    services: ServicesDep, session: CurrentSession,
+    services: ServicesDep,
+    session: CurrentSession,
     device_id: str | None = Query(None, max_length=128),
 ) -> dict[str, Any]:
     pref = await get_preference(services.store, device_id=session.device_id)
@@ -51,18 +52,25 @@ async def save_preference(
         pref_type, model_id = "auto_select", "best"
     else:
         if services.models.catalogue.get(body.model_id) is None:
-            raise BadRequest(f"There is no model called {body.model_id!r}.",
-                             code="unknown_model")
+            raise BadRequest(f"There is no model called {body.model_id!r}.", code="unknown_model")
         pref_type, model_id = "user_override", body.model_id
-    await set_preference(services.store, device_id=session.device_id, model_id=model_id,
-                         preference_type=pref_type)
-    return {"success": True, "message": f"Saved: {model_id}.",
-            "current_preference": {"model_id": model_id, "preference_type": pref_type}}
+    await set_preference(
+        services.store, device_id=session.device_id, model_id=model_id, preference_type=pref_type
+    )
+    return {
+        "success": True,
+        "message": f"Saved: {model_id}.",
+        "current_preference": {"model_id": model_id, "preference_type": pref_type},
+    }
 
 
 @router.delete("/routing/preferences")
 async def clear_preference(services: ServicesDep, session: CurrentSession) -> dict[str, Any]:
-    await set_preference(services.store, device_id=session.device_id, model_id="best",
-                         preference_type="auto_select")
-    return {"success": True, "message": "Back to automatic model selection.",
-            "current_preference": {"model_id": "best", "preference_type": "auto_select"}}
+    await set_preference(
+        services.store, device_id=session.device_id, model_id="best", preference_type="auto_select"
+    )
+    return {
+        "success": True,
+        "message": "Back to automatic model selection.",
+        "current_preference": {"model_id": "best", "preference_type": "auto_select"},
+    }

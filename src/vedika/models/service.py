@@ -41,8 +41,9 @@ class ModelService:
         models: list[ModelInfo] = []
         if settings.models_file:
             file_endpoints, models = load_models_file(settings.models_file)
-            endpoints = file_endpoints + [e for e in endpoints
-                                          if e.name not in {f.name for f in file_endpoints}]
+            endpoints = file_endpoints + [
+                e for e in endpoints if e.name not in {f.name for f in file_endpoints}
+            ]
         self.catalogue = Catalogue(endpoints, models)
         self.providers: dict[str, Provider] = {}
         for endpoint in endpoints:
@@ -66,9 +67,15 @@ class ModelService:
             and "ollama" not in self.providers
             and await self._ollama_running()
         ):
-            self._add_endpoint(Endpoint(name="ollama", kind="openai", base_url=v1_url(OLLAMA_DEFAULT)))
+            self._add_endpoint(
+                Endpoint(name="ollama", kind="openai", base_url=v1_url(OLLAMA_DEFAULT))
+            )
         results = await asyncio.gather(
-            *(self._discover_one(name, p) for name, p in self.providers.items() if name != "offline")
+            *(
+                self._discover_one(name, p)
+                for name, p in self.providers.items()
+                if name != "offline"
+            )
         )
         for name, ids in results:
             declared = [m for m in self.catalogue.real_models() if m.endpoint == name]
@@ -107,10 +114,13 @@ class ModelService:
         if not model.available:
             raise ModelNotConfigured(
                 f"The model {model.name} is not reachable right now. Pick another or use 'best'.",
-                retryable=True, status=503, code="model_unavailable",
+                retryable=True,
+                status=503,
+                code="model_unavailable",
             )
-        return Choice(model=model, reason=f"You picked {model.name}.", confidence=1.0,
-                      category="user")
+        return Choice(
+            model=model, reason=f"You picked {model.name}.", confidence=1.0, category="user"
+        )
 
     def provider_for(self, model: ModelInfo) -> Provider:
         return self.providers[model.endpoint]

@@ -27,13 +27,24 @@ async def get_conversation(
 
 
 async def create_conversation(
-    conn: AsyncConnection, *, conversation_id: str, device_id: str, title: str, model: str,
+    conn: AsyncConnection,
+    *,
+    conversation_id: str,
+    device_id: str,
+    title: str,
+    model: str,
     now: datetime,
 ) -> None:
     await conn.execute(
         conversations.insert().values(
-            id=conversation_id, device_id=device_id, title=title, model=model,
-            created_at=now, updated_at=now, message_count=0, total_tokens=0,
+            id=conversation_id,
+            device_id=device_id,
+            title=title,
+            model=model,
+            created_at=now,
+            updated_at=now,
+            message_count=0,
+            total_tokens=0,
         )
     )
 
@@ -44,8 +55,7 @@ async def touch_conversation(
     await conn.execute(
         update(conversations)
         .where(conversations.c.id == conversation_id)
-        .values(updated_at=now, model=model,
-                message_count=conversations.c.message_count + added)
+        .values(updated_at=now, model=model, message_count=conversations.c.message_count + added)
     )
 
 
@@ -71,8 +81,9 @@ async def newest_assistant(conn: AsyncConnection, *, conversation_id: str) -> Ro
     return (
         await conn.execute(
             select(messages)
-            .where(and_(messages.c.conversation_id == conversation_id,
-                        messages.c.role == "assistant"))
+            .where(
+                and_(messages.c.conversation_id == conversation_id, messages.c.role == "assistant")
+            )
             .order_by(messages.c.created_at.desc(), messages.c.id.desc())
             .limit(1)
         )
@@ -146,8 +157,12 @@ async def save_partials(conn: AsyncConnection, *, rows: list[dict[str, Any]]) ->
     await conn.execute(
         update(messages)
         .where(and_(messages.c.id == bindparam("b_id"), messages.c.status == ASSISTANT_LIVE))
-        .values(content=bindparam("b_content"), chunk_count=bindparam("b_chunks"),
-                heartbeat_at=bindparam("b_now"), updated_at=bindparam("b_now")),
+        .values(
+            content=bindparam("b_content"),
+            chunk_count=bindparam("b_chunks"),
+            heartbeat_at=bindparam("b_now"),
+            updated_at=bindparam("b_now"),
+        ),
         rows,
     )
 
@@ -162,8 +177,9 @@ async def finish_message(conn: AsyncConnection, *, message_id: str, **values: An
     return bool(result.rowcount)
 
 
-async def add_tokens(conn: AsyncConnection, *, conversation_id: str, tokens: int,
-                     now: datetime) -> None:
+async def add_tokens(
+    conn: AsyncConnection, *, conversation_id: str, tokens: int, now: datetime
+) -> None:
     await conn.execute(
         update(conversations)
         .where(conversations.c.id == conversation_id)
@@ -173,7 +189,7 @@ async def add_tokens(conn: AsyncConnection, *, conversation_id: str, tokens: int
 
 async def stale_streaming(
     conn: AsyncConnection, *, older_than: datetime | None, instance_id: str | None = None
-) -> Sequence[Row[Any]]:
+) -> list[Any]:
     """Answers marked streaming whose generation looks dead."""
     cond = [messages.c.status == ASSISTANT_LIVE]
     if older_than is not None:
@@ -181,35 +197,52 @@ async def stale_streaming(
     if instance_id is not None:
         cond.append(messages.c.instance_id == instance_id)
     query = (
-        select(messages.c.id, messages.c.conversation_id, messages.c.chunk_count,
-               messages.c.content, conversations.c.device_id)
+        select(
+            messages.c.id,
+            messages.c.conversation_id,
+            messages.c.chunk_count,
+            messages.c.content,
+            conversations.c.device_id,
+        )
         .join(conversations, conversations.c.id == messages.c.conversation_id)
         .where(and_(*cond))
     )
-    return (await conn.execute(query)).all()
+    return list((await conn.execute(query)).all())
 
 
 async def page_conversations(
-    conn: AsyncConnection, *, device_id: str, limit: int,
-    cursor: tuple[datetime, str] | None, q: str | None,
+    conn: AsyncConnection,
+    *,
+    device_id: str,
+    limit: int,
+    cursor: tuple[datetime, str] | None,
+    q: str | None,
 ) -> tuple[Sequence[Row[Any]], int]:
     cond = [conversations.c.device_id == device_id]
     if q:
         pattern = f"%{_escape_like(q.lower())}%"
         in_text = exists().where(
-            and_(messages.c.conversation_id == conversations.c.id,
-                 func.lower(messages.c.content).like(pattern, escape="\\"))
+            and_(
+                messages.c.conversation_id == conversations.c.id,
+                func.lower(messages.c.content).like(pattern, escape="\\"),
+            )
         )
         cond.append(or_(func.lower(conversations.c.title).like(pattern, escape="\\"), in_text))
-    total = (await conn.execute(select(func.count()).select_from(conversations)
-                                .where(and_(*cond)))).scalar_one()
+    total = (
+        await conn.execute(select(func.count()).select_from(conversations).where(and_(*cond)))
+    ).scalar_one()
     if cursor is not None:
         at, cid = cursor
-        cond.append(or_(conversations.c.updated_at < at,
-                        and_(conversations.c.updated_at == at, conversations.c.id < cid)))
+        cond.append(
+            or_(
+                conversations.c.updated_at < at,
+                and_(conversations.c.updated_at == at, conversations.c.id < cid),
+            )
+        )
     rows = (
         await conn.execute(
-            select(conversations).where(and_(*cond))
+            select(conversations)
+            .where(and_(*cond))
             .order_by(conversations.c.updated_at.desc(), conversations.c.id.desc())
             .limit(limit)
         )
@@ -232,8 +265,9 @@ async def rename_conversation(
     return bool(result.rowcount)
 
 
-async def delete_conversation(conn: AsyncConnection, *, conversation_id: str,
-                              device_id: str) -> bool:
+async def delete_conversation(
+    conn: AsyncConnection, *, conversation_id: str, device_id: str
+) -> bool:
     owned = await get_conversation(conn, conversation_id=conversation_id, device_id=device_id)
     if owned is None:
         return False

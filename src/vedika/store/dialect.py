@@ -12,4 +12,5 @@ _INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 def insert_ignore(dialect: str, table: Table, **values: Any) -> Any:
     """INSERT ... ON CONFLICT DO NOTHING on either database."""
-    return _INSERTS[dialect](table).values(**values).on_conflict_do_nothing()
+    stmt: Any = _INSERTS[dialect](table)
+    return stmt.values(**values).on_conflict_do_nothing()

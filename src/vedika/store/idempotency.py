@@ -22,13 +22,24 @@ async def find_key(conn: AsyncConnection, *, device_id: str, key: str) -> Row[An
 
 
 async def save_key(
-    conn: AsyncConnection, *, device_id: str, key: str, fingerprint: str,
-    conversation_id: str, user_message_id: str, message_id: str, now: datetime,
+    conn: AsyncConnection,
+    *,
+    device_id: str,
+    key: str,
+    fingerprint: str,
+    conversation_id: str,
+    user_message_id: str,
+    message_id: str,
+    now: datetime,
 ) -> None:
     await conn.execute(
         idempotency_keys.insert().values(
-            device_id=device_id, key=key, fingerprint=fingerprint,
-            conversation_id=conversation_id, user_message_id=user_message_id,
-            message_id=message_id, created_at=now,
+            device_id=device_id,
+            key=key,
+            fingerprint=fingerprint,
+            conversation_id=conversation_id,
+            user_message_id=user_message_id,
+            message_id=message_id,
+            created_at=now,
         )
     )

@@ -25,12 +25,23 @@ async def set_preference(
     now = utcnow()
     async with store.tx() as conn:
         await conn.execute(
-            insert_ignore(conn.dialect.name, preferences, device_id=device_id, model_id=None,
-                          preference_type=None, usage_count=0, updated_at=now)
+            insert_ignore(
+                conn.dialect.name,
+                preferences,
+                device_id=device_id,
+                model_id=None,
+                preference_type=None,
+                usage_count=0,
+                updated_at=now,
+            )
         )
         await conn.execute(
             update(preferences)
             .where(preferences.c.device_id == device_id)
-            .values(model_id=model_id, preference_type=preference_type, updated_at=now,
-                    usage_count=preferences.c.usage_count + (1 if model_id else 0))
+            .values(
+                model_id=model_id,
+                preference_type=preference_type,
+                updated_at=now,
+                usage_count=preferences.c.usage_count + (1 if model_id else 0),
+            )
         )

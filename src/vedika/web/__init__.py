@@ -95,13 +95,20 @@ def install_web(app: FastAPI) -> None:
 
     async def chat(request: Request, conversation_id: str) -> Response:
         if not _CONVERSATION_ID.fullmatch(conversation_id):
-            return render(request, "not_found.html", status_code=404, page="not-found",
-                          conversation_id="")
+            return render(
+                request, "not_found.html", status_code=404, page="not-found", conversation_id=""
+            )
         # Whether the conversation exists (and is the visitor's) is the API's
         # business: the page asks for it like any client and says so if not.
         return render(request, "chat.html", page="chat", conversation_id=conversation_id)
 
-    app.add_api_route("/", home, methods=["GET"], include_in_schema=False,
-                      response_class=HTMLResponse)
-    app.add_api_route("/chat/{conversation_id}", chat, methods=["GET"], include_in_schema=False,
-                      response_class=HTMLResponse)
+    app.add_api_route(
+        "/", home, methods=["GET"], include_in_schema=False, response_class=HTMLResponse
+    )
+    app.add_api_route(
+        "/chat/{conversation_id}",
+        chat,
+        methods=["GET"],
+        include_in_schema=False,
+        response_class=HTMLResponse,
+    )

@@ -14,7 +14,12 @@ from vedika.models.providers.errors_map import cut_off, from_status, from_transp
 from vedika.models.providers.sse import sse_events
 
 API_VERSION = "2023-06-01"
-_STOP = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls"}
+_STOP = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+}
 DEFAULT_MODELS = ["claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1"]
 
 
@@ -41,17 +46,21 @@ class Anthropic(Provider):
         if system:
             body["system"] = system
         finished = False
-        timeout = httpx.Timeout(connect=self.timeouts.connect, read=self.timeouts.idle,
-                                write=30.0, pool=30.0)
+        timeout = httpx.Timeout(
+            connect=self.timeouts.connect, read=self.timeouts.idle, write=30.0, pool=30.0
+        )
         try:
             async with self.client.stream(
-                "POST", f"{self.endpoint.base_url}/v1/messages", content=orjson.dumps(body),
-                headers=self._headers(), timeout=timeout,
+                "POST",
+                f"{self.endpoint.base_url}/v1/messages",
+                content=orjson.dumps(body),
+                headers=self._headers(),
+                timeout=timeout,
             ) as resp:
                 if resp.status_code != 200:
                     raw = await resp.aread()
                     raise from_status(name, resp.status_code, raw, resp.headers.get("retry-after"))
-                async for event, data in sse_events(resp.aiter_raw()):
+                async for _event, data in sse_events(resp.aiter_raw()):
                     try:
                         obj = orjson.loads(data)
                     except orjson.JSONDecodeError:

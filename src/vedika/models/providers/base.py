@@ -73,9 +73,7 @@ def provider_kinds() -> dict[str, type[Provider]]:
     return dict(_KINDS)
 
 
-def build_provider(
-    endpoint: Endpoint, client: httpx.AsyncClient, timeouts: Timeouts
-) -> Provider:
+def build_provider(endpoint: Endpoint, client: httpx.AsyncClient, timeouts: Timeouts) -> Provider:
     try:
         cls = _KINDS[endpoint.kind]
     except KeyError:

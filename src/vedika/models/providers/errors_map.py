@@ -34,7 +34,9 @@ def from_status(name: str, status: int, body: bytes, retry_after: str | None) ->
         return ModelNotConfigured(f"The model provider {name} does not know this model.{detail}")
     if status >= 500:
         return ProviderUnavailable(f"The model provider {name} had an error ({status}).")
-    return ProviderBadResponse(f"The model provider {name} rejected the request ({status}).{detail}")
+    return ProviderBadResponse(
+        f"The model provider {name} rejected the request ({status}).{detail}"
+    )
 
 
 def _detail(body: bytes) -> str:
@@ -43,7 +45,7 @@ def _detail(body: bytes) -> str:
         message = data.get("error", {}).get("message") if isinstance(data, dict) else None
     except (orjson.JSONDecodeError, AttributeError):
         return ""
-    return f" It said: {str(message)[:200]}" if message else ""
+    return f" It said: {str(message)[:200].rstrip('.')!r}." if message else ""
 
 
 def from_transport(name: str, exc: Exception) -> ProviderError:

@@ -50,7 +50,9 @@ class OpenAICompatible(Provider):
         finished = False
         try:
             async with self.client.stream(
-                "POST", url, content=orjson.dumps(body),
+                "POST",
+                url,
+                content=orjson.dumps(body),
                 headers={**self._headers(), "Content-Type": "application/json"},
                 timeout=self._timeout(),
             ) as resp:

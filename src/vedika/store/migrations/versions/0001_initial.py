@@ -37,9 +37,7 @@ def upgrade() -> None:
         sa.Column("message_count", sa.Integer, nullable=False),
         sa.Column("total_tokens", sa.Integer, nullable=False),
     )
-    op.create_index(
-        "ix_conversations_device_updated", "conversations", ["device_id", "updated_at"]
-    )
+    op.create_index("ix_conversations_device_updated", "conversations", ["device_id", "updated_at"])
     op.create_table(
         "messages",
         sa.Column("id", sa.String(36), primary_key=True),
