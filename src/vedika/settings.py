@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     )
     reaper_interval: float = Field(10.0, gt=0, validation_alias="VEDIKA_REAPER_INTERVAL")
     drain_seconds: float = Field(20.0, ge=0, validation_alias="VEDIKA_DRAIN_SECONDS")
+    coalesce_ms: float = Field(20.0, ge=0, le=1000, validation_alias="VEDIKA_COALESCE_MS")
+    coalesce_min_streams: int = Field(64, ge=1, validation_alias="VEDIKA_COALESCE_MIN_STREAMS")
     offline_delay_ms: float = Field(8.0, ge=0, validation_alias="VEDIKA_OFFLINE_DELAY_MS")
     log_level: str = Field("info", validation_alias="VEDIKA_LOG_LEVEL")
     log_json: bool = Field(True, validation_alias="VEDIKA_LOG_JSON")

@@ -17,6 +17,7 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
 from vedika import protocol as p
+from vedika.chat.chunks import ChunkWriter
 from vedika.chat.events import EventFactory
 from vedika.chat.hub import StreamHub
 from vedika.chat.turns import Turn
@@ -53,14 +54,18 @@ INTERNAL = VedikaError(
 class Generation:
     turn: Turn
     events: EventFactory
+    writer: ChunkWriter
     parts: list[str] = field(default_factory=list)
-    chunk_id: int = 0
     input_tokens: int | None = None
     output_tokens: int | None = None
     finish_reason: str | None = None
     stopping: bool = False
-    flushed_chunks: int = 0
     task: asyncio.Task[None] | None = None
+
+    @property
+    def chunk_id(self) -> int:
+        """How many chunks went out (pending merged text is flushed before the end)."""
+        return self.writer.chunk_id
 
     def text(self) -> str:
         return "".join(self.parts)
@@ -104,7 +109,16 @@ class Generations:
     async def start(self, turn: Turn) -> None:
         """Open the answer's stream, announce it, and start generating."""
         events = EventFactory(turn.conversation_id, turn.message_id)
-        gen = Generation(turn=turn, events=events)
+        parts: list[str] = []
+        writer = ChunkWriter(
+            hub=self.hub,
+            events=events,
+            parts=parts,
+            window=self.settings.coalesce_ms / 1000,
+            min_streams=self.settings.coalesce_min_streams,
+            live=self.live,
+        )
+        gen = Generation(turn=turn, events=events, writer=writer, parts=parts)
         self.hub.open(turn.message_id)
         bal = turn.balance
         self.hub.publish(
@@ -180,16 +194,14 @@ class Generations:
 
     async def _run(self, gen: Generation) -> None:
         turn = gen.turn
-        hub, mid, events = self.hub, turn.message_id, gen.events
+        mid, add = turn.message_id, gen.writer.add
         try:
             messages = await self._prompt(gen)
             provider = self.models.provider_for(turn.model)
             request = GenerationRequest(model=turn.model.upstream_id, messages=messages)
             async for delta in provider.stream(request):
                 if delta.text:
-                    gen.chunk_id += 1
-                    gen.parts.append(delta.text)
-                    hub.publish(mid, events.chunk(delta.text, gen.chunk_id))
+                    add(delta.text)
                 if delta.input_tokens is not None:
                     gen.input_tokens = delta.input_tokens
                 if delta.output_tokens is not None:
@@ -220,6 +232,7 @@ class Generations:
         return inp, out if text else 0
 
     async def _complete(self, gen: Generation, status: str, finish_reason: str) -> None:
+        gen.writer.flush()
         turn = gen.turn
         text = gen.text()
         inp, out = self._tokens(gen)
@@ -270,6 +283,7 @@ class Generations:
         )
 
     async def _fail(self, gen: Generation, exc: VedikaError, status: str = "error") -> None:
+        gen.writer.flush()
         turn = gen.turn
         now = p.utcnow()
         inp, out = self._tokens(gen)
@@ -327,7 +341,6 @@ class Generations:
             rows.append(
                 {"b_id": mid, "b_content": gen.text(), "b_chunks": gen.chunk_id, "b_now": now}
             )
-            gen.flushed_chunks = gen.chunk_id
         async with self.store.tx() as conn:
             await data.save_partials(conn, rows=rows)
         METRICS.flushes.inc()
