@@ -67,6 +67,10 @@ def server_env(
         "VEDIKA_FLUSH_SECONDS": "0.3",
         "VEDIKA_REAPER_INTERVAL": "0.5",
         "VEDIKA_LOG_LEVEL": "warning",
+        # Tests open many sessions and turns from one address; limits get their own tests.
+        "VEDIKA_RATE_SESSIONS_PER_MINUTE": "100000",
+        "VEDIKA_RATE_MESSAGES_PER_MINUTE": "100000",
+        "VEDIKA_MAX_CONCURRENT_ANSWERS": "0",
     }
     env.update(extra)
     return env

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+from redis.asyncio import Redis
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -22,8 +23,8 @@ from starlette.types import ASGIApp
 
 from vedika import __version__
 from vedika.chat import routes_rest, routes_sse, routes_ws
-from vedika.chat.generation import Generations
-from vedika.chat.hub import MemoryHub
+from vedika.chat.generation import STREAM_LOST, Generations
+from vedika.chat.hub import MemoryHub, StreamHub
 from vedika.chat.reaper import Reaper
 from vedika.chat.turns import TurnService
 from vedika.credits import routes as credit_routes
@@ -35,6 +36,9 @@ from vedika.middleware import BodyLimit, RequestContext
 from vedika.models import routes as model_routes
 from vedika.models.service import ModelService
 from vedika.ops import router as ops_router
+from vedika.scale.ratelimit import MemoryLimiter, RateLimiter, RedisLimiter
+from vedika.scale.redis_hub import RedisHub
+from vedika.scale.stop_bus import StopBus
 from vedika.services import Services
 from vedika.settings import Settings, load_settings
 from vedika.store.engine import Store, make_engine
@@ -120,7 +124,21 @@ async def build_services(settings: Settings) -> Services:
         timeout=httpx.Timeout(30.0, connect=settings.upstream_connect_timeout),
     )
     models = ModelService(settings, http)
-    hub = MemoryHub(retention=settings.stream_retention_seconds)
+    redis: Redis | None = None
+    hub: StreamHub
+    limiter: RateLimiter
+    if settings.redis_url:
+        redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2,
+                               socket_timeout=5, health_check_interval=10)
+        # Blocking XREADs hold a connection each: they get a pool of their own.
+        reader = Redis.from_url(settings.redis_url, socket_connect_timeout=2,
+                                socket_timeout=None, max_connections=5000)
+        hub = RedisHub(writer=redis, reader=reader,
+                       retention=settings.stream_retention_seconds)
+        limiter = RedisLimiter(redis)
+    else:
+        hub = MemoryHub(retention=settings.stream_retention_seconds)
+        limiter = MemoryLimiter()
     generations = Generations(
         store=store, hub=hub, models=models, settings=settings, instance_id=instance_id
     )
@@ -129,8 +147,14 @@ async def build_services(settings: Settings) -> Services:
         hub=hub,
         generations=generations,
         interval=settings.reaper_interval,
-        stale_after=max(3 * settings.flush_seconds, 15.0),
+        # A live generation refreshes its heartbeat every flush; three missed flushes
+        # and it is presumed dead.
+        stale_after=max(3 * settings.flush_seconds, 1.0),
     )
+    stop_bus = None
+    if isinstance(hub, RedisHub) and redis is not None:
+        hub.on_failure = lambda mids: generations.fail(mids, STREAM_LOST)
+        stop_bus = StopBus(redis, generations.stop)
     return Services(
         settings=settings,
         store=store,
@@ -141,6 +165,9 @@ async def build_services(settings: Settings) -> Services:
         reaper=reaper,
         http=http,
         instance_id=instance_id,
+        limiter=limiter,
+        stop_bus=stop_bus,
+        redis=redis,
     )
 
 
@@ -154,8 +181,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.services = services
         await services.models.discover()
         # One process owns every answer (MemoryHub): any left `streaming` died with a
-        # previous run.
-        await services.reaper.reap(everything=True)
+        # previous run. With several instances, only stale heartbeats say that.
+        await services.reaper.reap(everything=not services.hub.distributed)
+        services.hub.start()
+        if services.stop_bus:
+            services.stop_bus.start()
         services.generations.start_background()
         services.reaper.start()
         log.info(
@@ -170,6 +200,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("vedika.draining", live=len(services.generations.live))
             await services.generations.drain(settings.drain_seconds)
             await services.reaper.close()
+            if services.stop_bus:
+                await services.stop_bus.close()
+            await services.hub.close()
+            if services.redis is not None:
+                await services.redis.aclose()
             await services.http.aclose()
             await services.store.close()
             log.warning("vedika.stopped")

@@ -5,12 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import httpx
+from redis.asyncio import Redis
 
 from vedika.chat.generation import Generations
 from vedika.chat.hub import StreamHub
 from vedika.chat.reaper import Reaper
 from vedika.chat.turns import TurnService
 from vedika.models.service import ModelService
+from vedika.scale.ratelimit import RateLimiter
+from vedika.scale.stop_bus import StopBus
 from vedika.settings import Settings
 from vedika.store.engine import Store
 
@@ -26,3 +29,6 @@ class Services:
     reaper: Reaper
     http: httpx.AsyncClient
     instance_id: str
+    limiter: RateLimiter
+    stop_bus: StopBus | None = None
+    redis: Redis | None = None

@@ -61,6 +61,19 @@ class Settings(BaseSettings):
     coalesce_ms: float = Field(20.0, ge=0, le=1000, validation_alias="VEDIKA_COALESCE_MS")
     coalesce_min_streams: int = Field(64, ge=1, validation_alias="VEDIKA_COALESCE_MIN_STREAMS")
     offline_delay_ms: float = Field(8.0, ge=0, validation_alias="VEDIKA_OFFLINE_DELAY_MS")
+    redis_url: str | None = Field(None, validation_alias="VEDIKA_REDIS_URL")
+    rate_sessions_per_minute: int = Field(
+        30, ge=0, validation_alias="VEDIKA_RATE_SESSIONS_PER_MINUTE"
+    )
+    rate_messages_per_minute: int = Field(
+        30, ge=0, validation_alias="VEDIKA_RATE_MESSAGES_PER_MINUTE"
+    )
+    rate_socket_messages_per_10s: int = Field(
+        60, ge=0, validation_alias="VEDIKA_RATE_SOCKET_MESSAGES_PER_10S"
+    )
+    max_concurrent_answers: int = Field(
+        4, ge=0, validation_alias="VEDIKA_MAX_CONCURRENT_ANSWERS"
+    )
     log_level: str = Field("info", validation_alias="VEDIKA_LOG_LEVEL")
     log_json: bool = Field(True, validation_alias="VEDIKA_LOG_JSON")
 
@@ -87,6 +100,13 @@ class Settings(BaseSettings):
             if origin != "*" and not origin.startswith(("http://", "https://")):
                 raise ValueError(f"{origin!r} is not an origin like https://app.example.com")
         return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://host:port/db URL")
+        return value or None
 
     @field_validator("database_url")
     @classmethod

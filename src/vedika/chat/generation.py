@@ -43,6 +43,11 @@ INTERRUPTED = VedikaError(
     code="interrupted",
     retryable=True,
 )
+STREAM_LOST = VedikaError(
+    "The shared stream service (Redis) failed, so this answer stopped. Please retry.",
+    code="stream_unavailable",
+    retryable=True,
+)
 INTERNAL = VedikaError(
     "Something went wrong on our side while writing this answer. Please retry.",
     code="internal_error",
@@ -60,6 +65,7 @@ class Generation:
     output_tokens: int | None = None
     finish_reason: str | None = None
     stopping: bool = False
+    failure: VedikaError | None = None  # set when something outside fails the answer
     task: asyncio.Task[None] | None = None
 
     @property
@@ -148,6 +154,11 @@ class Generations:
         self.live[turn.message_id] = gen
         gen.task = asyncio.create_task(self._run(gen), name=f"gen-{turn.message_id}")
         METRICS.generations_started.inc()
+        # With several instances, wait until the stream is visible to all of them, so a
+        # client sent to another instance right after the 201 finds it. If Redis fails
+        # here, the hub's failure callback ends this answer with a stream_error.
+        with contextlib.suppress(Exception):
+            await self.hub.barrier()
         METRICS.generations_live.inc()
 
     async def stop(self, message_id: str) -> bool:
@@ -160,6 +171,14 @@ class Generations:
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.shield(gen.task)
         return True
+
+    def fail(self, message_ids: set[str], error: VedikaError) -> None:
+        """End these answers with `error` (e.g. the shared stream broke)."""
+        for mid in message_ids:
+            gen = self.live.get(mid)
+            if gen is not None and gen.task is not None and gen.failure is None:
+                gen.failure = error
+                gen.task.cancel()
 
     async def drain(self, seconds: float) -> None:
         """Shutdown: no new turns; let answers finish, then store the rest as interrupted."""
@@ -210,6 +229,10 @@ class Generations:
                     gen.finish_reason = delta.finish_reason
             await self._complete(gen, "complete", _finish_reason(gen.finish_reason))
         except asyncio.CancelledError:
+            if gen.failure is not None:
+                asyncio.current_task().uncancel()  # type: ignore[union-attr]
+                await self._fail(gen, gen.failure)
+                return
             if gen.stopping:
                 asyncio.current_task().uncancel()  # type: ignore[union-attr]
                 await self._complete(gen, "stopped", "stopped")

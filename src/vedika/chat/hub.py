@@ -11,7 +11,7 @@ order. `after=0` replays from the start (credits_info, stream_start, ...).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
@@ -22,14 +22,38 @@ class Entry(NamedTuple):
     data: str  # the encoded JSON event, ready for the wire
 
 
+TERMINAL = frozenset({"stream_complete", "stream_error"})
+
+
 class StreamHub(Protocol):
-    def open(self, message_id: str) -> None: ...
+    """Where an answer's events live: `MemoryHub` (one process) or `RedisHub` (several)."""
 
-    def publish(self, message_id: str, entry: Entry) -> None: ...
+    healthy: bool
+    distributed: bool  # other instances may be generating answers this one serves
 
-    def has(self, message_id: str) -> bool: ...
+    def open(self, message_id: str) -> None:
+        """Called by the generating instance before its first publish."""
 
-    def subscribe(self, message_id: str, after: int = 0) -> AsyncIterator[list[Entry]]: ...
+    def publish(self, message_id: str, entry: Entry) -> None:
+        """Append an event; never blocks (Redis writes are batched in the background)."""
+
+    def has(self, message_id: str) -> bool:
+        """Whether this process holds the answer's events in memory."""
+
+    def subscribe(self, message_id: str, after: int = 0) -> AsyncIterator[list[Entry]]:
+        """Batches of events after chunk `after`, then the live tail, until the terminal
+        event. Yields nothing at all when the hub does not know the answer."""
+
+    async def finish_foreign(self, message_id: str, build: Callable[[int], Entry]) -> None:
+        """Publish the terminal event of an answer whose generation died (the reaper);
+        `build(last_chunk_id)` makes it."""
+
+    async def barrier(self) -> None:
+        """Return once everything published so far is visible to every instance."""
+
+    def start(self) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -43,9 +67,26 @@ class _Log:
 class MemoryHub:
     """The hub for one process. Logs of finished answers are kept for `retention` s."""
 
+    healthy = True
+    distributed = False
+
     def __init__(self, retention: float = 900.0) -> None:
         self.retention = retention
         self._logs: dict[str, _Log] = {}
+
+    def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def barrier(self) -> None:
+        pass
+
+    async def finish_foreign(self, message_id: str, build: Callable[[int], Entry]) -> None:
+        log = self._logs.get(message_id)
+        if log is not None and not log.done:
+            self.publish(message_id, build(len(log.chunk_pos)))
 
     def open(self, message_id: str) -> None:
         self._logs.setdefault(message_id, _Log())
@@ -60,7 +101,7 @@ class MemoryHub:
         if entry.type == "content_chunk":
             log.chunk_pos.append(len(log.entries))
         log.entries.append(entry)
-        if entry.type in ("stream_complete", "stream_error"):
+        if entry.type in TERMINAL:
             log.done = True
             asyncio.get_running_loop().call_later(self.retention, self._logs.pop, message_id, None)
         waiters, log.waiters = log.waiters, []

@@ -92,15 +92,15 @@ class Reaper:
                 await ledger.refund(conn, device_id=device_id, message_id=message_id)
         if changed:
             METRICS.reaped.inc()
-            if self.hub.has(message_id):
-                self.hub.publish(
-                    message_id,
-                    EventFactory(conversation_id, message_id).make(
-                        p.StreamError,
-                        chunk_count,
-                        error=INTERRUPTED.message,
-                        code=INTERRUPTED.code,
-                        retryable=True,
-                    ),
-                )
+            events = EventFactory(conversation_id, message_id)
+            await self.hub.finish_foreign(
+                message_id,
+                lambda last: events.make(
+                    p.StreamError,
+                    max(last, chunk_count),
+                    error=INTERRUPTED.message,
+                    code=INTERRUPTED.code,
+                    retryable=True,
+                ),
+            )
         return changed

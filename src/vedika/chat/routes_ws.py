@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -49,6 +50,8 @@ class Connection:
         self.services = services
         self.tasks: set[asyncio.Task[None]] = set()
         self.send_lock = asyncio.Lock()
+        self._window_start = time.monotonic()
+        self._count = 0
         self.handshake_session = session_id_from(
             ws.headers.get("authorization"),
             ws.cookies.get(COOKIE),
@@ -85,7 +88,24 @@ class Connection:
 
     # ---------------------------------------------------------------- routing
 
+    def over_rate(self) -> bool:
+        """Per-connection flood guard: a fixed 10-second window, kept on the socket."""
+        limit = self.services.settings.rate_socket_messages_per_10s
+        if not limit:
+            return False
+        now = time.monotonic()
+        if now - self._window_start >= 10:
+            self._window_start, self._count = now, 0
+        self._count += 1
+        return self._count > limit
+
     async def handle(self, raw: str) -> None:
+        if self.over_rate():
+            await self.error(
+                "Too many messages on this connection; slow down for a few seconds.",
+                "rate_limited",
+            )
+            return
         try:
             msg = orjson.loads(raw)
         except orjson.JSONDecodeError:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from vedika.chat import streams
 from vedika.chat.hub import Entry
 from vedika.chat.turns import Turn
-from vedika.errors import BadRequest, NotFound, ServiceUnavailable
+from vedika.errors import BadRequest, NotFound, RateLimited, ServiceUnavailable
 from vedika.identity.sessions import DeviceSession
 from vedika.protocol import ChatRequest
+from vedika.scale.ratelimit import enforce
 from vedika.services import Services
 from vedika.store import conversations as data
 
@@ -23,10 +25,43 @@ async def start_turn(services: Services, session: DeviceSession, req: ChatReques
             code="draining",
             headers={"Retry-After": "2"},
         )
-    turn = await services.turns.accept(session, req)
+    if not services.hub.healthy:
+        raise ServiceUnavailable(
+            "The shared stream service (Redis) is unavailable, so no new answer can start. "
+            "Please retry in a moment.",
+            code="redis_unavailable",
+            headers={"Retry-After": "2"},
+        )
+    turn = await services.turns.accept(session, req, before_charge=_limits(services, session))
     if not turn.replayed:
         await services.generations.start(turn)
     return turn
+
+
+def _limits(services: Services, session: DeviceSession) -> Callable[[], Awaitable[None]]:
+    """Checks that run for new turns only (an idempotent retry is never limited twice)."""
+
+    async def check() -> None:
+        settings = services.settings
+        await enforce(
+            services.limiter,
+            f"msg:{session.device_id}",
+            settings.rate_messages_per_minute,
+            60,
+            "messages",
+        )
+        if settings.max_concurrent_answers:
+            async with services.store.read() as conn:
+                live = await data.count_streaming(conn, device_id=session.device_id)
+            if live >= settings.max_concurrent_answers:
+                raise RateLimited(
+                    f"You already have {live} answers being written; wait for one to finish "
+                    "or stop it.",
+                    code="too_many_answers",
+                    headers={"Retry-After": "5"},
+                )
+
+    return check
 
 
 def start_response(turn: Turn) -> dict[str, Any]:
@@ -92,4 +127,13 @@ async def stop(
     else:
         raise BadRequest("Say which answer to stop: message_id or conversation_id.")
     stopped = await services.generations.stop(row.id)
+    if not stopped and row.status == "streaming" and services.stop_bus is not None:
+        # Another instance is writing it: ask it to stop, then wait for the outcome.
+        await services.stop_bus.request(row.id)
+        for _ in range(50):
+            await asyncio.sleep(0.1)
+            async with services.store.read() as conn:
+                now = await data.find_message(conn, message_id=row.id, device_id=session.device_id)
+            if now is None or now.status != "streaming":
+                return row, bool(now is not None and now.status == "stopped")
     return row, stopped

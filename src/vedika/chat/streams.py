@@ -9,12 +9,14 @@ which carries the full text.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, timedelta
 from typing import Any
 
 from vedika import protocol as p
 from vedika.chat.events import EventFactory
 from vedika.chat.hub import Entry, StreamHub
 from vedika.chat.reaper import Reaper
+from vedika.scale.redis_hub import RedisUnavailable
 
 
 def stored_events(row: Any, after: int) -> list[Entry]:
@@ -76,11 +78,21 @@ async def subscribe(
     hub: StreamHub, reaper: Reaper, row: Any, after: int, device_id: str
 ) -> AsyncIterator[list[Entry]]:
     """Batches of events for the answer in `row`, from after chunk `after`."""
-    if hub.has(row.id):
+    got = False
+    try:
         async for batch in hub.subscribe(row.id, after):
+            got = True
             yield batch
+    except RedisUnavailable:
+        yield [_unavailable(row, after)]
         return
-    if row.status == "streaming" and not reaper.generations.is_alive(row.id):
+    if got:
+        return
+    if row.status == "streaming":
+        if hub.distributed and not _stale(row, reaper.stale_after):
+            # Alive elsewhere, but its stream is not reachable (Redis lost it).
+            yield [_unavailable(row, after)]
+            return
         # Nobody is generating it and nobody will: settle it now rather than hang.
         await reaper.interrupt(row.id, row.conversation_id, device_id, row.chunk_count or 0)
         row = _with(
@@ -91,6 +103,26 @@ async def subscribe(
             "You can retry it.",
         )
     yield stored_events(row, after)
+
+
+def _stale(row: Any, seconds: float) -> bool:
+    beat = row.heartbeat_at
+    if beat is None:
+        return True
+    if beat.tzinfo is None:
+        beat = beat.replace(tzinfo=UTC)
+    return bool(p.utcnow() - beat > timedelta(seconds=seconds))
+
+
+def _unavailable(row: Any, after: int) -> Entry:
+    return EventFactory(row.conversation_id, row.id).make(
+        p.StreamError,
+        after,
+        error="The live stream of this answer is unavailable right now. Please retry in a "
+        "moment.",
+        code="stream_unavailable",
+        retryable=True,
+    )
 
 
 class _Row:

@@ -6,6 +6,7 @@ charges. The user's message is committed before the server acknowledges it.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -86,7 +87,12 @@ class TurnService:
             return pref.model_id
         return self.settings.default_model
 
-    async def accept(self, session: DeviceSession, req: ChatRequest) -> Turn:
+    async def accept(
+        self,
+        session: DeviceSession,
+        req: ChatRequest,
+        before_charge: Callable[[], Awaitable[None]] | None = None,
+    ) -> Turn:
         text = self.check_message(req.message)
         device_id = session.device_id
         if req.client_message_id:
@@ -94,6 +100,8 @@ class TurnService:
             if replay is not None:
                 return replay
         choice = self.models.resolve(await self._model_id(req, device_id), text, req.query_type)
+        if before_charge is not None:
+            await before_charge()
         model = choice.model
         now = utcnow()
         conversation_id = req.conversation_id or uuid7()

@@ -11,6 +11,7 @@ from vedika.errors import Unauthorized
 from vedika.identity.deps import COOKIE, ServicesDep
 from vedika.identity.sessions import DeviceSession, create_session, find_session
 from vedika.protocol import DeviceSessionRequest, iso
+from vedika.scale.ratelimit import enforce
 from vedika.services import Services
 
 router = APIRouter(tags=["identity"])
@@ -45,6 +46,14 @@ async def create_device_session(
     body: DeviceSessionRequest | None = None,
 ) -> dict[str, Any]:
     """Start an anonymous session for this device (sets an HttpOnly cookie too)."""
+    client = request.client.host if request.client else "unknown"
+    await enforce(
+        services.limiter,
+        f"session:{client}",
+        services.settings.rate_sessions_per_minute,
+        60,
+        "new sessions from your address",
+    )
     body = body or DeviceSessionRequest(device_id=None, device_info=None)
     session = await create_session(
         services.store,

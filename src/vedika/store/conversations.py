@@ -104,6 +104,17 @@ async def last_turn(conn: AsyncConnection, *, conversation_id: str) -> list[Row[
     )
 
 
+async def count_streaming(conn: AsyncConnection, *, device_id: str) -> int:
+    """Answers of this device still being written (on any instance)."""
+    query = (
+        select(func.count())
+        .select_from(messages)
+        .join(conversations, conversations.c.id == messages.c.conversation_id)
+        .where(and_(messages.c.status == ASSISTANT_LIVE, conversations.c.device_id == device_id))
+    )
+    return int((await conn.execute(query)).scalar_one())
+
+
 async def list_messages(
     conn: AsyncConnection, *, conversation_id: str, limit: int | None = None
 ) -> Sequence[Row[Any]]:

@@ -1,0 +1,1 @@
+"""What several instances share: the Redis-backed StreamHub, rate limits, stop signals."""
