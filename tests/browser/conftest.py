@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +36,17 @@ CHROMIUM_ARGS = [
 
 try:
     from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+
+    HAVE_PLAYWRIGHT = True
 except ImportError:  # pragma: no cover - reported as a skip
-    sync_playwright = None
+    HAVE_PLAYWRIGHT = False
+
+NewPage = Callable[..., "Page"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     reason = None
-    if sync_playwright is None:
+    if not HAVE_PLAYWRIGHT:
         reason = "the playwright package is not installed"
     elif not Path(CHROMIUM).exists():
         reason = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
@@ -64,6 +68,9 @@ def web(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Ite
         "OPENAI_BASE_URL": upstream.base_url,
         "VEDIKA_OLLAMA_AUTODETECT": "false",
         "VEDIKA_DAILY_CREDITS": "100000",
+        # The 500-message test sends 250 turns in a row; every context makes a session.
+        "VEDIKA_RATE_MESSAGES_PER_MINUTE": "0",
+        "VEDIKA_RATE_SESSIONS_PER_MINUTE": "0",
         "VEDIKA_FLUSH_SECONDS": "0.5",
         "VEDIKA_LOG_LEVEL": "warning",
     }
@@ -77,7 +84,6 @@ def web(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 @pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
-    assert sync_playwright is not None
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -139,7 +145,7 @@ def page(context: BrowserContext, probe: PageProbe) -> Iterator[Page]:
 
 
 @pytest.fixture
-def new_page(browser: Browser, probe: PageProbe) -> Iterator[Any]:
+def new_page(browser: Browser, probe: PageProbe) -> Iterator[NewPage]:
     """Factory for pages with other viewports (each in its own context)."""
     contexts: list[BrowserContext] = []
 

@@ -40,7 +40,7 @@ export class AssistantView {
     this.doneNode = el("div", { class: "md-committed" });
     this.tailNode = el("div", { class: "md-tail" });
     this.cursor = el("span", { class: "cursor", "aria-hidden": "true" });
-    this.bodyNode = el("div", { class: "msg-body markdown", "aria-live": "polite", "aria-busy": "false" }, this.doneNode, this.tailNode);
+    this.bodyNode = el("div", { class: "msg-body markdown" }, this.doneNode, this.tailNode);
     this.statusNode = el("div", { class: "msg-status", hidden: true });
     this.actionsNode = el("div", { class: "msg-actions" });
     this.root = el(
@@ -50,7 +50,6 @@ export class AssistantView {
       el("div", { class: "msg-main" }, el("div", { class: "msg-meta" }, this.modelNode, this.whyNode), this.sourcesNode, this.bodyNode, this.statusNode, this.actionsNode),
     );
     renderSources(this.sourcesNode, this.id, this.citations);
-    if (this.status === "streaming") this.bodyNode.setAttribute("aria-busy", "true");
     this.#renderAll();
     this.#renderStatus();
     this.#renderActions();
@@ -95,7 +94,7 @@ export class AssistantView {
   saveProgress(now = performance.now()) {
     if (this.status !== "streaming" || this.placeholder) return;
     this.savedAt = now;
-    progress.save(this.id, this.text, this.last);
+    progress.save(this.id, this.text, this.last, this.citations);
   }
 
   #renderStatus() {
@@ -137,6 +136,11 @@ export class AssistantView {
     this.actionsNode.replaceChildren(...buttons);
   }
 
+  rebind(messageId) {
+    this.id = messageId;
+    this.root.dataset.messageId = messageId;
+  }
+
   setLast(isLast) {
     if (this.isLast === isLast) return;
     this.isLast = isLast;
@@ -162,12 +166,20 @@ export class AssistantView {
       this.text = saved.text;
       this.last = saved.last;
       this.placeholder = false;
+      // A resumed stream replays chunks, not necessarily the `sources` event.
+      if (Array.isArray(saved.citations) && !this.citations.length) {
+        this.citations = saved.citations;
+        renderSources(this.sourcesNode, this.id, this.citations);
+      }
     } else {
       // The stored partial text lags the chunks: show it dimmed, replay from 0.
       this.last = 0;
       this.placeholder = this.text.length > 0;
     }
     this.status = "streaming";
+    // Only answers streamed on this page are live regions; aria-busy holds the
+    // announcement until the answer is complete instead of reading every chunk.
+    this.bodyNode.setAttribute("aria-live", "polite");
     this.bodyNode.setAttribute("aria-busy", "true");
     this.#renderAll();
     this.#renderStatus();

@@ -94,11 +94,7 @@ export class Chatbox {
 
   /** Load the models and the device's saved choice (local first, then the server's). */
   async loadModels() {
-    getConfig().then((config) => {
-      const features = config?.features || {};
-      const flag = features.files ?? features.uploads ?? features.attachments;
-      this.attachments.setAvailable(flag !== false);
-    });
+    getConfig().then((config) => this.#applyFeatures(config?.features || {}));
     try {
       const { models } = await api.models();
       this.dropdown.setModels(models || []);
@@ -113,6 +109,23 @@ export class Chatbox {
       if (preferred) store(MODEL_KEY, this.dropdown.select(preferred));
     } catch {
       /* keep the local choice */
+    }
+  }
+
+  /** Say (in tooltips, discreetly) what this server cannot do yet. */
+  #applyFeatures(features) {
+    const uploads = features.file_upload ?? features.files ?? features.uploads;
+    this.attachments.setAvailable(uploads !== false);
+    if (features.web_search === false) {
+      this.webToggle.title = "Search the web (no web search provider is configured on this server yet)";
+      this.webToggle.classList.add("unavailable");
+    }
+    if (Array.isArray(features.modes)) {
+      for (const tab of this.tabs) {
+        if (!features.modes.includes(tab.dataset.mode)) {
+          tab.title = `${tab.textContent} mode is not available on this server yet; it answers like Search`;
+        }
+      }
     }
   }
 

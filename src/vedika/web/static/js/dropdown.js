@@ -54,6 +54,7 @@ export class ModelDropdown {
     this.value = model.id;
     this.label.textContent = model.id === "best" ? "Best" : model.name || model.id;
     this.button.title = `Model: ${model.name || model.id}`;
+    this.button.setAttribute("aria-label", `Model: ${model.id === "best" ? "Best (auto-select)" : model.name || model.id}`);
     for (const option of this.list.children) option.setAttribute("aria-selected", String(option.dataset.value === model.id));
     if (notify && changed) this.onChange(model.id);
     return model.id;

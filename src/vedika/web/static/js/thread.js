@@ -71,6 +71,17 @@ export class Thread {
     return null;
   }
 
+  /** Give a provisional assistant message its stored id (after a blocking answer). */
+  adopt(provisionalId, messageId) {
+    const view = this.views.get(provisionalId);
+    if (!view || !messageId) return;
+    this.views.delete(provisionalId);
+    view.rebind(messageId);
+    this.views.set(messageId, view);
+    const entry = this.order.find((m) => m.message_id === provisionalId);
+    if (entry) entry.message_id = messageId;
+  }
+
   view(messageId) {
     return this.views.get(messageId) || null;
   }

@@ -63,7 +63,7 @@ async function follow(view) {
   chatbox.setStreaming(false);
   announce({ complete: "Answer complete.", stopped: "Answer stopped.", interrupted: "Answer interrupted.", error: "The answer failed." }[view.status] || "");
   sidebar.refreshSoon();
-  if (view.status === "complete" || view.status === "stopped") refreshCoins();
+  refreshCoins(); // a failed answer may have been refunded
 }
 
 async function stop() {
@@ -116,8 +116,8 @@ async function sendBlocking(request, clear) {
   try {
     const response = await api.chatBlocking(request);
     updateCoinsFrom(response);
+    thread.adopt(view.id, response.message_id);
     view.completeWith(response);
-    await reload(); // adopt the stored ids so copy/regenerate work on real messages
   } catch (error) {
     view.failWith(describeError(error));
   }

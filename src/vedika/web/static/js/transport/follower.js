@@ -12,22 +12,36 @@ import { sleep } from "../util.js";
 
 const ORDER = ["websocket", "sse", "rest"];
 const MAX_DROPS = 3;
+// A fallback is not forever: after this long, the next answer tries the WebSocket again
+// (a restarted server or a network that came back should not leave the page on polling).
+const RETRY_BEST_AFTER_MS = 30000;
 
 export class StreamFollower {
   constructor({ onTransport } = {}) {
     this.mode = "websocket";
+    this.degradedAt = 0;
     this.hub = new SocketHub();
     this.onTransport = onTransport || (() => {});
   }
 
   /** Whether streaming transports are known to fail (so new turns should block). */
   get degraded() {
+    this.#maybeRecover();
     return this.mode === "rest";
   }
 
   #degrade(from) {
     const next = ORDER[ORDER.indexOf(from) + 1] || "rest";
-    if (ORDER.indexOf(next) > ORDER.indexOf(this.mode)) this.mode = next;
+    if (ORDER.indexOf(next) > ORDER.indexOf(this.mode)) {
+      this.mode = next;
+      this.degradedAt = Date.now();
+    }
+  }
+
+  #maybeRecover() {
+    if (this.mode !== "websocket" && Date.now() - this.degradedAt > RETRY_BEST_AFTER_MS) {
+      this.mode = "websocket";
+    }
   }
 
   /** Try the WebSocket early so the first answer does not wait for the handshake. */
@@ -47,6 +61,7 @@ export class StreamFollower {
    * `onEvent` returns "done" after a terminal event and "resync" on a gap.
    */
   async follow({ conversationId, messageId, getAfter, onEvent, signal }) {
+    this.#maybeRecover();
     let drops = 0;
     while (!signal?.aborted) {
       const mode = this.mode;

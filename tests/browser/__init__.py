@@ -1,0 +1,1 @@
+"""Browser tests: the pages in a real Chromium (marked `browser`)."""
