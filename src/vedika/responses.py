@@ -1,0 +1,13 @@
+"""JSON responses rendered with orjson (FastAPI's own ORJSONResponse is deprecated)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.responses import JSONResponse as _StarletteJSON
+
+
+class JSONResponse(_StarletteJSON):
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
