@@ -38,9 +38,16 @@ def pg_url() -> Iterator[str]:
     drop_pg_database(url)
 
 
-def make_server(tmp: Path, name: str, pg_url: str, upstream: FakeUpstream, models_file: Path,
-                redis_url: str = SYSTEM_REDIS, port: int | None = None,
-                **extra: str) -> VedikaServer:
+def make_server(
+    tmp: Path,
+    name: str,
+    pg_url: str,
+    upstream: FakeUpstream,
+    models_file: Path,
+    redis_url: str = SYSTEM_REDIS,
+    port: int | None = None,
+    **extra: str,
+) -> VedikaServer:
     env = server_env(pg_url, tmp, upstream, models_file, VEDIKA_REDIS_URL=redis_url, **extra)
     return VedikaServer(env, port=port, log_path=tmp / f"{name}.log")
 
@@ -66,13 +73,18 @@ async def test_resume_on_the_other_instance_gets_the_rest_exactly_once(pair) -> 
     prompt = "cross the river"
     async with Api(a.url) as api:
         async with Socket(a.ws_url) as ws:
-            await ws.send(routeKey="stream_chat", message=prompt, model_id="fake-steady",
-                          session_id=api.session_id)
+            await ws.send(
+                routeKey="stream_chat",
+                message=prompt,
+                model_id="fake-steady",
+                session_id=api.session_id,
+            )
             first = await ws.until_terminal(limit=4)
         cid, mid = first[0]["conversation_id"], first[0]["message_id"]
         async with Socket(b.ws_url) as ws:
-            await ws.send(routeKey="stream_chat", message_id=mid, resume_from=4,
-                          session_id=api.session_id)
+            await ws.send(
+                routeKey="stream_chat", message_id=mid, resume_from=4, session_id=api.session_id
+            )
             rest = await ws.until_terminal()
         done = assert_invariants(rest, first_chunk=5, expect_start=False)
         assert text_of(first) + text_of(rest) == done["full_response"]
@@ -91,11 +103,16 @@ async def test_start_on_one_instance_stream_right_away_on_the_other(pair) -> Non
     async with Api(a.url) as api:
         start = await api.start("quick handoff", model_id="fake-fast")
         async with Socket(b.ws_url) as ws:
-            await ws.send(routeKey="stream_chat", conversation_id=start["conversation_id"],
-                          message="quick handoff", session_id=api.session_id)
+            await ws.send(
+                routeKey="stream_chat",
+                conversation_id=start["conversation_id"],
+                message="quick handoff",
+                session_id=api.session_id,
+            )
             events = await ws.until_terminal()
     assert assert_invariants(events)["full_response"] == "".join(
-        fake_reply("fake-fast", "quick handoff"))
+        fake_reply("fake-fast", "quick handoff")
+    )
 
 
 async def test_stop_sent_to_the_other_instance(pair) -> None:
@@ -103,8 +120,9 @@ async def test_stop_sent_to_the_other_instance(pair) -> None:
     async with Api(a.url) as api:
         start = await api.start("stop me from afar", model_id="fake-slow")
         async with Socket(a.ws_url) as ws:
-            await ws.send(routeKey="stream_chat", message_id=start["message_id"],
-                          session_id=api.session_id)
+            await ws.send(
+                routeKey="stream_chat", message_id=start["message_id"], session_id=api.session_id
+            )
             events = await ws.until_terminal(limit=2)
             async with httpx.AsyncClient(base_url=b.url, headers=api.http.headers) as h:
                 r = await h.post("/ai/chat/stop", json={"message_id": start["message_id"]})
@@ -117,10 +135,12 @@ async def test_stop_sent_to_the_other_instance(pair) -> None:
 
 
 async def test_rate_limits_are_shared(tmp_path, pg_url, paced, models_file) -> None:
-    a = make_server(tmp_path, "ra", pg_url, paced, models_file,
-                    VEDIKA_RATE_SESSIONS_PER_MINUTE="3").start()
-    b = make_server(tmp_path, "rb", pg_url, paced, models_file,
-                    VEDIKA_RATE_SESSIONS_PER_MINUTE="3").start()
+    a = make_server(
+        tmp_path, "ra", pg_url, paced, models_file, VEDIKA_RATE_SESSIONS_PER_MINUTE="3"
+    ).start()
+    b = make_server(
+        tmp_path, "rb", pg_url, paced, models_file, VEDIKA_RATE_SESSIONS_PER_MINUTE="3"
+    ).start()
     try:
         # Other tests may have created sessions this minute: count from a fresh window by
         # using a distinct forwarded address (uvicorn trusts X-Forwarded-For from loopback).
@@ -141,13 +161,18 @@ async def test_sigterm_and_sigkill_mid_answer(tmp_path, pg_url, paced, models_fi
     b = make_server(tmp_path, "b2", pg_url, paced, models_file, VEDIKA_LOG_LEVEL="info").start()
     try:
         for sig in (signal.SIGTERM, signal.SIGKILL):
-            a = make_server(tmp_path, f"a-{sig.name}", pg_url, paced, models_file,
-                            VEDIKA_DRAIN_SECONDS="20").start()
+            a = make_server(
+                tmp_path, f"a-{sig.name}", pg_url, paced, models_file, VEDIKA_DRAIN_SECONDS="20"
+            ).start()
             prompt = f"survive {sig.name}"
             async with Api(a.url) as api:
                 async with Socket(a.ws_url) as ws:
-                    await ws.send(routeKey="stream_chat", message=prompt,
-                                  model_id="fake-slow", session_id=api.session_id)
+                    await ws.send(
+                        routeKey="stream_chat",
+                        message=prompt,
+                        model_id="fake-slow",
+                        session_id=api.session_id,
+                    )
                     first = await ws.until_terminal(limit=2)
                     cid, mid = first[0]["conversation_id"], first[0]["message_id"]
                     stopper = asyncio.get_running_loop().run_in_executor(None, a.stop, sig)
@@ -159,8 +184,12 @@ async def test_sigterm_and_sigkill_mid_answer(tmp_path, pg_url, paced, models_fi
                 seen = len(chunks_of(first))
                 if first[-1]["type"] not in ("stream_complete", "stream_error"):
                     async with Socket(b.ws_url) as ws:
-                        await ws.send(routeKey="stream_chat", message_id=mid,
-                                      resume_from=seen, session_id=b_session(api))
+                        await ws.send(
+                            routeKey="stream_chat",
+                            message_id=mid,
+                            resume_from=seen,
+                            session_id=b_session(api),
+                        )
                         first += await ws.until_terminal(timeout=40)
                 terminal = assert_invariants(first)
                 if sig is signal.SIGTERM:  # drained: the answer finished on A
@@ -172,8 +201,7 @@ async def test_sigterm_and_sigkill_mid_answer(tmp_path, pg_url, paced, models_fi
                 async with httpx.AsyncClient(base_url=b.url, headers=api.http.headers) as h:
                     conv = (await h.get(f"/ai/conversations/{cid}")).json()
                 stored = conv["messages"][-1]
-                assert stored["status"] == ("complete" if sig is signal.SIGTERM
-                                            else "interrupted")
+                assert stored["status"] == ("complete" if sig is signal.SIGTERM else "interrupted")
                 assert text_of(first).startswith(stored["content"])
     finally:
         b.stop()
@@ -185,25 +213,30 @@ def b_session(api: Api) -> str:
 
 async def test_redis_outage_and_recovery(tmp_path, pg_url, paced, models_file) -> None:
     redis_srv = RedisServer().start()
-    srv = make_server(tmp_path, "outage", pg_url, paced, models_file,
-                      redis_url=redis_srv.url).start()
+    srv = make_server(
+        tmp_path, "outage", pg_url, paced, models_file, redis_url=redis_srv.url
+    ).start()
     try:
         async with Api(srv.url) as api:
             async with Socket(srv.ws_url) as ws:
-                await ws.send(routeKey="stream_chat", message="mid outage",
-                              model_id="fake-slow", session_id=api.session_id)
+                await ws.send(
+                    routeKey="stream_chat",
+                    message="mid outage",
+                    model_id="fake-slow",
+                    session_id=api.session_id,
+                )
                 events = await ws.until_terminal(limit=2)
                 redis_srv.stop()
                 events += await ws.until_terminal(timeout=30)
             err = assert_invariants(events)
             assert err["type"] == "stream_error" and err["retryable"] is True
             assert err["code"] == "stream_unavailable"
-            r = await api.http.post("/ai/chat/start", json={"message": "now?",
-                                                            "model_id": "fake-fast"})
+            r = await api.http.post(
+                "/ai/chat/start", json={"message": "now?", "model_id": "fake-fast"}
+            )
             assert r.status_code == 503 and r.json()["error"] == "redis_unavailable"
             assert (await api.http.get("/health")).json()["redis"] == "unavailable"
-            stored = await api.wait_status(events[0]["conversation_id"],
-                                           events[0]["message_id"])
+            stored = await api.wait_status(events[0]["conversation_id"], events[0]["message_id"])
             assert stored["status"] == "error" and stored["content"] == text_of(events)
             redis_srv = RedisServer(port=redis_srv.port).start()
             for _ in range(100):
@@ -235,8 +268,9 @@ async def test_200_concurrent_answers_with_reconnects(pair) -> None:
         reconnects = rng.randint(1, 3) if i % 10 == 0 else 0
         events: list[dict] = []
         async with Socket(servers[home].ws_url) as ws:
-            await ws.send(routeKey="stream_chat", message=prompt, model_id="fake-steady",
-                          session_id=sid)
+            await ws.send(
+                routeKey="stream_chat", message=prompt, model_id="fake-steady", session_id=sid
+            )
             events += await ws.until_terminal(limit=3 if reconnects else None, timeout=60)
         cid, mid = events[0]["conversation_id"], events[0]["message_id"]
         for k in range(reconnects):
@@ -244,14 +278,23 @@ async def test_200_concurrent_answers_with_reconnects(pair) -> None:
                 break
             target = servers[(home + k + 1) % 2]
             async with Socket(target.ws_url) as ws:
-                await ws.send(routeKey="stream_chat", message_id=mid,
-                              resume_from=len(chunks_of(events)), session_id=sid)
+                await ws.send(
+                    routeKey="stream_chat",
+                    message_id=mid,
+                    resume_from=len(chunks_of(events)),
+                    session_id=sid,
+                )
                 events += await ws.until_terminal(
-                    limit=2 if k < reconnects - 1 else None, timeout=60)
+                    limit=2 if k < reconnects - 1 else None, timeout=60
+                )
         if events[-1]["type"] not in ("stream_complete", "stream_error"):
             async with Socket(servers[home].ws_url) as ws:
-                await ws.send(routeKey="stream_chat", message_id=mid,
-                              resume_from=len(chunks_of(events)), session_id=sid)
+                await ws.send(
+                    routeKey="stream_chat",
+                    message_id=mid,
+                    resume_from=len(chunks_of(events)),
+                    session_id=sid,
+                )
                 events += await ws.until_terminal(timeout=60)
         done = assert_invariants(events)  # contiguous ids: nothing lost, doubled, reordered
         assert done["type"] == "stream_complete", done
@@ -261,7 +304,8 @@ async def test_200_concurrent_answers_with_reconnects(pair) -> None:
     results = await asyncio.gather(*(one(i) for i in range(200)))
     async with httpx.AsyncClient(base_url=a.url, timeout=30) as http:
         for i, (cid, mid, text) in enumerate(results):
-            r = await http.get(f"/ai/conversations/{cid}",
-                               headers={"Authorization": f"Bearer {sessions[i % 20]}"})
+            r = await http.get(
+                f"/ai/conversations/{cid}", headers={"Authorization": f"Bearer {sessions[i % 20]}"}
+            )
             stored = next(m for m in r.json()["messages"] if m["message_id"] == mid)
             assert stored["status"] == "complete" and stored["content"] == text

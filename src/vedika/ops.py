@@ -5,39 +5,55 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import ORJSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import RedisError
 from sqlalchemy import text
 
 from vedika import __version__
 from vedika.identity.deps import ServicesDep
 from vedika.metrics import METRICS
+from vedika.responses import JSONResponse
+from vedika.services import Services
+from vedika.sources.routes import limits as upload_limits
 
 router = APIRouter(tags=["operations"])
 
 
 @router.get("/health")
 async def health(services: ServicesDep) -> Response:
-    """`{status, version, database, redis}`; 503 when the database is unreachable."""
+    """`{status, version, database, redis}`; 503 when the database or Redis (when
+    configured) is unreachable, so a load balancer stops sending new turns here."""
     database = "ok"
     try:
         async with services.store.read() as conn:
             await conn.execute(text("SELECT 1"))
     except Exception:
         database = "unavailable"
-    ok = database == "ok"
+    redis = "not_configured"
+    if services.redis is not None:
+        redis = "ok" if await _redis_ping(services) else "unavailable"
+    ok = database == "ok" and redis != "unavailable"
     status = "ok" if ok and services.generations.accepting else ("draining" if ok else "degraded")
-    return ORJSONResponse(
+    return JSONResponse(
         {
             "status": status,
             "version": __version__,
             "database": database,
-            "redis": "not_configured",
+            "redis": redis,
             "instance_id": services.instance_id,
             "live_generations": len(services.generations.live),
         },
         status_code=200 if ok else 503,
     )
+
+
+async def _redis_ping(services: Services) -> bool:
+    if services.redis is None:
+        return False
+    try:
+        return bool(await services.redis.ping())
+    except (RedisError, OSError):
+        return False
 
 
 @router.get("/metrics", include_in_schema=False)
@@ -58,8 +74,11 @@ async def browser_config(services: ServicesDep, request: Request) -> dict[str, A
             "streaming": True,
             "websocket": True,
             "sse": True,
-            "web_search": False,
-            "file_upload": False,
+            "web_search": bool(services.sources and services.sources.web_search),
+            "web_search_provider": services.sources.web_search if services.sources else None,
+            "file_upload": services.sources is not None,
+            "uploads": upload_limits(services) if services.sources else None,
+            "default_sources": services.settings.default_sources,
             "modes": ["search"],
             "offline_only": [m.id for m in services.models.catalogue.available()] == ["offline"],
         },

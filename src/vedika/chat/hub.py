@@ -51,6 +51,9 @@ class StreamHub(Protocol):
     async def barrier(self) -> None:
         """Return once everything published so far is visible to every instance."""
 
+    async def ping(self) -> bool:
+        """Check the backing service now (and update `healthy`)."""
+
     def start(self) -> None: ...
 
     async def close(self) -> None: ...
@@ -82,6 +85,9 @@ class MemoryHub:
 
     async def barrier(self) -> None:
         pass
+
+    async def ping(self) -> bool:
+        return True
 
     async def finish_foreign(self, message_id: str, build: Callable[[int], Entry]) -> None:
         log = self._logs.get(message_id)

@@ -58,6 +58,8 @@ class Reaper:
                 await self.reap()
             except (SQLAlchemyError, OSError) as exc:
                 log.warning("reaper.failed", error=str(exc)[:200])
+            except Exception:  # the reaper must outlive any one bad row
+                log.exception("reaper.crashed")
 
     async def reap(self, *, everything: bool = False) -> int:
         """Mark dead answers interrupted. `everything`: all `streaming` ones (start-up)."""

@@ -10,12 +10,12 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Query, Response
-from fastapi.responses import ORJSONResponse
 
 from vedika.chat import service
 from vedika.errors import BadRequest, NotFound, VedikaError, error_body
 from vedika.identity.deps import CurrentSession, ServicesDep
 from vedika.protocol import ChatRequest, RenameRequest, StopRequest, iso, now_iso
+from vedika.responses import JSONResponse
 from vedika.store import conversations as data
 
 router = APIRouter(tags=["chat"])
@@ -55,9 +55,9 @@ async def chat_blocking(
             retryable=bool(final.get("retryable", True)),
             details={"conversation_id": turn.conversation_id, "message_id": turn.message_id},
         )
-        return ORJSONResponse(error_body(err), status_code=err.status, headers=headers)
+        return JSONResponse(error_body(err), status_code=err.status, headers=headers)
     credits = final["credits"]
-    return ORJSONResponse(
+    return JSONResponse(
         {
             "conversation_id": turn.conversation_id,
             "message_id": turn.message_id,
@@ -171,6 +171,8 @@ def _message(row: Any) -> dict[str, Any]:
         "status": row.status,
         "model": row.model,
         "citations": row.citations or [],
+        "sources": row.sources or [],
+        "attachments": row.attachments or [],
         "chunk_count": row.chunk_count,
         "finish_reason": row.finish_reason,
         "error": row.error_message,

@@ -25,7 +25,7 @@ async def start_turn(services: Services, session: DeviceSession, req: ChatReques
             code="draining",
             headers={"Retry-After": "2"},
         )
-    if not services.hub.healthy:
+    if not services.hub.healthy and not await services.hub.ping():
         raise ServiceUnavailable(
             "The shared stream service (Redis) is unavailable, so no new answer can start. "
             "Please retry in a moment.",
@@ -43,13 +43,6 @@ def _limits(services: Services, session: DeviceSession) -> Callable[[], Awaitabl
 
     async def check() -> None:
         settings = services.settings
-        await enforce(
-            services.limiter,
-            f"msg:{session.device_id}",
-            settings.rate_messages_per_minute,
-            60,
-            "messages",
-        )
         if settings.max_concurrent_answers:
             async with services.store.read() as conn:
                 live = await data.count_streaming(conn, device_id=session.device_id)
@@ -60,6 +53,14 @@ def _limits(services: Services, session: DeviceSession) -> Callable[[], Awaitabl
                     code="too_many_answers",
                     headers={"Retry-After": "5"},
                 )
+        # Counted last, so a message refused for another reason does not use up the rate.
+        await enforce(
+            services.limiter,
+            f"msg:{session.device_id}",
+            settings.rate_messages_per_minute,
+            60,
+            "messages",
+        )
 
     return check
 

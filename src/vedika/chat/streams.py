@@ -40,6 +40,10 @@ def stored_events(row: Any, after: int) -> list[Entry]:
                 ),
             )
         )
+        if row.citations:
+            out.append(
+                events.make(p.Sources, 0, citations=[p.Citation(**c) for c in row.citations])
+            )
         if content:
             chunks = 1
             out.append(events.chunk(content, 1))
@@ -118,8 +122,7 @@ def _unavailable(row: Any, after: int) -> Entry:
     return EventFactory(row.conversation_id, row.id).make(
         p.StreamError,
         after,
-        error="The live stream of this answer is unavailable right now. Please retry in a "
-        "moment.",
+        error="The live stream of this answer is unavailable right now. Please retry in a moment.",
         code="stream_unavailable",
         retryable=True,
     )

@@ -29,6 +29,10 @@ from vedika.chat.hub import TERMINAL, Entry, MemoryHub
 log = structlog.get_logger(__name__)
 
 PREFIX = "vedika:stream:"
+# A terminal event written by another instance's reaper goes far after the last entry:
+# the dead instance may have shown its own clients chunks that never reached Redis, and
+# a client resuming after any of them must still get the terminal event.
+FOREIGN_OFFSET = 1_000_000_000
 MAXLEN = 50_000  # a guard; answers are far shorter
 BLOCK_MS = 10_000
 
@@ -44,8 +48,14 @@ class RedisUnavailable(Exception):
 class RedisHub:
     distributed = True
 
-    def __init__(self, *, writer: Redis, reader: Redis, retention: float,
-                 on_failure: Callable[[set[str]], None] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        writer: Redis,
+        reader: Redis,
+        retention: float,
+        on_failure: Callable[[set[str]], None] | None = None,
+    ) -> None:
         self.writer = writer
         self.reader = reader
         self.retention = max(int(retention), 1)
@@ -137,20 +147,42 @@ class RedisHub:
                 continue
             batch, self._outbox = self._outbox, []
             pipe = self.writer.pipeline(transaction=False)
+            owners: list[str] = []  # the answer behind each queued command
             for message_id, entry in batch:
                 key = key_for(message_id)
-                pipe.xadd(key, {"t": entry.type, "d": entry.data}, id=f"{entry.chunk_id}-*",
-                          maxlen=MAXLEN, approximate=True)
+                pipe.xadd(
+                    key,
+                    {"t": entry.type, "d": entry.data},
+                    id=f"{entry.chunk_id}-*",
+                    maxlen=MAXLEN,
+                    approximate=True,
+                )
+                owners.append(message_id)
                 if entry.type in TERMINAL:
                     pipe.expire(key, self.retention)
+                    owners.append(message_id)
             try:
-                await pipe.execute()
+                results = await pipe.execute(raise_on_error=False)
             except (RedisError, OSError) as exc:
+                # Redis itself is unreachable: every answer streaming from here is affected.
                 self.healthy = False
                 affected = {mid for mid, _ in batch} | set(self._mine)
                 log.error("redis.publish_failed", error=str(exc)[:200], answers=len(affected))
                 if self.on_failure:
                     self.on_failure(affected)
+            else:
+                # A command refused on its own (e.g. another instance's reaper already
+                # ended that stream): only that answer is affected.
+                refused = {owners[i] for i, r in enumerate(results) if isinstance(r, Exception)}
+                if refused:
+                    log.warning(
+                        "redis.entries_refused",
+                        answers=len(refused),
+                        error=str(next(r for r in results if isinstance(r, Exception)))[:200],
+                    )
+                    self._mine -= refused
+                    if self.on_failure:
+                        self.on_failure(refused)
             finally:
                 _release(barriers)
 
@@ -170,10 +202,14 @@ class RedisHub:
             kind = fields.get(b"t") or fields.get("t")
             if kind in (b"stream_complete", b"stream_error", *TERMINAL):
                 return
-            at = int(last_id.split("-")[0])
+            at = int(last_id.split("-")[0]) % FOREIGN_OFFSET
             entry = build(at)
-            await self.writer.xadd(key, {"t": entry.type, "d": entry.data}, id=f"{at}-*",
-                                   nomkstream=True)
+            await self.writer.xadd(
+                key,
+                {"t": entry.type, "d": entry.data},
+                id=f"{at + FOREIGN_OFFSET}-*",
+                nomkstream=True,
+            )
             await self.writer.expire(key, self.retention)
         except (RedisError, OSError) as exc:
             log.warning("redis.finish_foreign_failed", error=str(exc)[:200])
@@ -202,7 +238,8 @@ class RedisHub:
                 for raw_id, fields in entries:
                     sid = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
                     kind = _text(fields, "t")
-                    batch.append(Entry(kind, int(sid.split("-", 1)[0]), _text(fields, "d")))
+                    at = int(sid.split("-", 1)[0]) % FOREIGN_OFFSET
+                    batch.append(Entry(kind, at, _text(fields, "d")))
                     last = sid
                     if kind in TERMINAL:
                         done = True

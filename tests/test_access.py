@@ -1,0 +1,133 @@
+"""Access matrix: every id-taking call x {owner, other device, no session, expired}.
+
+Only the owner sees or changes anything; another device gets 404 (never the data),
+no session or an expired one gets 401, and nothing changes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+import websockets
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from tests.support.client import Api, Socket
+from vedika.store.tables import device_sessions
+
+SECRET = "the secret plan is purple"
+
+
+async def expire(db_url: str, session_id: str) -> None:
+    engine = create_async_engine(db_url)
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(device_sessions)
+            .where(device_sessions.c.session_id == session_id)
+            .values(expires_at=datetime(2020, 1, 1, tzinfo=UTC))
+        )
+    await engine.dispose()
+
+
+@pytest.fixture
+async def owned(server, api: Api) -> dict[str, str]:
+    start = await api.start(SECRET, model_id="fake-fast")
+    await api.wait_status(start["conversation_id"], start["message_id"])
+    return {"cid": start["conversation_id"], "mid": start["message_id"]}
+
+
+def calls(cid: str, mid: str) -> list[tuple[str, str, dict | None]]:
+    return [
+        ("GET", f"/ai/conversations/{cid}", None),
+        ("PATCH", f"/ai/conversations/{cid}", {"title": "hijacked"}),
+        ("GET", f"/ai/chat/stream/{mid}", None),
+        ("POST", "/ai/chat/stop", {"message_id": mid}),
+        ("POST", "/ai/chat/stop", {"conversation_id": cid}),
+        ("POST", "/ai/chat/start", {"message": "continue", "conversation_id": cid}),
+        ("POST", "/ai/chat", {"message": "continue", "conversation_id": cid}),
+        ("DELETE", f"/ai/conversations/{cid}", None),
+    ]
+
+
+@pytest.mark.parametrize("who", ["other", "none", "expired"])
+async def test_rest_matrix(server, backend, api: Api, other: Api, owned, who: str) -> None:
+    headers: dict[str, str] = {}
+    if who == "other":
+        headers = {"Authorization": f"Bearer {other.session_id}"}
+    elif who == "expired":
+        await expire(backend[0], other.session_id)
+        headers = {"Authorization": f"Bearer {other.session_id}"}
+    async with httpx.AsyncClient(base_url=server.url, headers=headers) as h:
+        for method, path, body in calls(owned["cid"], owned["mid"]):
+            r = await h.request(method, path, json=body)
+            expected = 404 if who == "other" else 401
+            assert r.status_code == expected, (who, method, path, r.status_code, r.text)
+            assert SECRET not in r.text and "purple" not in r.text
+            assert set(r.json()) >= {"error", "message", "status_code"}
+    conv = await api.conversation(owned["cid"])  # nothing changed
+    assert conv["title"] != "hijacked" and len(conv["messages"]) == 2
+    assert conv["messages"][0]["content"] == SECRET
+
+
+async def test_owner_can(server, api: Api, owned) -> None:
+    for method, path, body in calls(owned["cid"], owned["mid"])[:4]:
+        r = await api.http.request(method, path, json=body)
+        assert r.status_code == 200, (method, path, r.text)
+
+
+@pytest.mark.parametrize("who", ["other", "expired"])
+async def test_socket_matrix(server, backend, other: Api, owned, who: str) -> None:
+    if who == "expired":
+        await expire(backend[0], other.session_id)
+    async with Socket(server.ws_url) as ws:
+        probes = [
+            {"routeKey": "stream_chat", "conversation_id": owned["cid"]},
+            {"routeKey": "stream_chat", "message_id": owned["mid"]},
+            {"routeKey": "stream_chat", "message_id": owned["mid"], "resume_from": 1},
+            {"routeKey": "stream_chat", "conversation_id": owned["cid"], "message": SECRET},
+            {"routeKey": "stream_chat", "conversation_id": owned["cid"], "message": "more"},
+            {"routeKey": "stop_stream", "message_id": owned["mid"]},
+        ]
+        for probe in probes:
+            await ws.send(**probe, session_id=other.session_id)
+            event = await ws.recv()
+            assert event["type"] == "stream_error", event
+            assert event["code"] in (
+                ("conversation_not_found", "message_not_found")
+                if who == "other"
+                else ("session_expired",)
+            ), event
+            assert "purple" not in str(event)
+
+
+async def test_forged_session_at_the_handshake_is_refused_before_any_event(server) -> None:
+    url = server.ws_url + "?session_id=forged-session-id"
+    with pytest.raises(websockets.InvalidStatus) as info:  # the upgrade itself is refused
+        async with websockets.connect(url):
+            pass
+    assert info.value.response.status_code == 403
+
+
+async def test_origin_is_checked_on_the_socket(server) -> None:
+    with pytest.raises(websockets.InvalidStatus):
+        async with websockets.connect(
+            server.ws_url, additional_headers={"Origin": "https://evil.example"}
+        ):
+            pass
+    own = server.url  # the server's own pages are always allowed
+    async with Socket(server.ws_url, origin=own) as ws:
+        await ws.send(routeKey="ping")
+        assert (await ws.recv())["type"] == "pong"
+
+
+async def test_cors_only_for_configured_origins(server) -> None:
+    async with httpx.AsyncClient(base_url=server.url) as h:
+        evil = await h.options(
+            "/ai/conversations",
+            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
+        )
+        assert "access-control-allow-origin" not in evil.headers
+        plain = await h.get("/routing/models", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in plain.headers
