@@ -7,6 +7,7 @@ and Redis (127.0.0.1:6379; the outage test runs a private redis-server it can st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import signal
 from collections.abc import Iterator
@@ -64,7 +65,8 @@ def pair(tmp_path_factory, pg_url, paced, models_file) -> Iterator[tuple[VedikaS
 
 async def test_health_reports_redis(pair) -> None:
     a, _ = pair
-    health = httpx.get(f"{a.url}/health").json()
+    async with httpx.AsyncClient() as h:
+        health = (await h.get(f"{a.url}/health")).json()
     assert health["redis"] == "ok" and health["database"] == "ok"
 
 
@@ -147,9 +149,10 @@ async def test_rate_limits_are_shared(tmp_path, pg_url, paced, models_file) -> N
         ip = f"203.0.113.{random.randint(1, 254)}"
         headers = {"X-Forwarded-For": ip}
         codes = []
-        for srv in (a, b, a, b):
-            r = httpx.post(f"{srv.url}/auth/device-session", json={}, headers=headers)
-            codes.append(r.status_code)
+        async with httpx.AsyncClient() as h:
+            for srv in (a, b, a, b):
+                r = await h.post(f"{srv.url}/auth/device-session", json={}, headers=headers)
+                codes.append(r.status_code)
         assert codes[:3] == [201, 201, 201] and codes[3] == 429
         assert int(r.headers["retry-after"]) >= 1 and r.json()["error"] == "rate_limited"
     finally:
@@ -176,10 +179,9 @@ async def test_sigterm_and_sigkill_mid_answer(tmp_path, pg_url, paced, models_fi
                     first = await ws.until_terminal(limit=2)
                     cid, mid = first[0]["conversation_id"], first[0]["message_id"]
                     stopper = asyncio.get_running_loop().run_in_executor(None, a.stop, sig)
-                    try:  # whatever A still sends before its socket closes
+                    # whatever A still sends before its socket closes
+                    with contextlib.suppress(Exception):
                         first += await ws.until_terminal(timeout=30)
-                    except Exception:
-                        pass
                     await stopper
                 seen = len(chunks_of(first))
                 if first[-1]["type"] not in ("stream_complete", "stream_error"):

@@ -275,11 +275,13 @@ async def websocket_endpoint(ws: WebSocket) -> None:
         await ws.close(code=1012, reason="server restarting")
         return
     conn = Connection(ws, services)
-    if conn.handshake_session is not None:
-        # A session offered at the handshake must be valid: refuse before any event.
-        if await find_session(services.store, session_id=conn.handshake_session) is None:
-            await ws.close(code=1008, reason="session unknown or expired")
-            return
+    # A session offered at the handshake must be valid: refuse before any event.
+    if (
+        conn.handshake_session is not None
+        and await find_session(services.store, session_id=conn.handshake_session) is None
+    ):
+        await ws.close(code=1008, reason="session unknown or expired")
+        return
     await ws.accept()
     METRICS.sockets.inc()
     try:
