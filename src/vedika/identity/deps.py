@@ -11,6 +11,7 @@ from typing import Annotated
 
 import orjson
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from vedika.errors import Forbidden, Unauthorized
 from vedika.identity.sessions import DeviceSession, find_session
@@ -47,7 +48,16 @@ async def _body_fields(request: Request) -> dict[str, object]:
     return body if isinstance(body, dict) else {}
 
 
-async def current_session(request: Request, services: ServicesDep) -> DeviceSession:
+# Declared so the OpenAPI schema says which calls need a session (the header is read
+# below together with the cookie and the query/body fallbacks).
+_bearer = HTTPBearer(auto_error=False, description="The session_id from /auth/device-session.")
+
+
+async def current_session(
+    request: Request,
+    services: ServicesDep,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
+) -> DeviceSession:
     sid = session_id_from(
         request.headers.get("authorization"),
         request.cookies.get(COOKIE),

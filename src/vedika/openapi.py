@@ -1,0 +1,73 @@
+"""The OpenAPI schema as clients see it: every error status a call can answer, in the
+API.md error shape, and 400 (not FastAPI's default 422) for invalid input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+ERROR_SCHEMA = {
+    "title": "Error",
+    "type": "object",
+    "required": ["error", "message", "status_code"],
+    "properties": {
+        "error": {"type": "string", "description": "A machine word, e.g. credits_exhausted."},
+        "message": {"type": "string", "description": "A sentence for a person."},
+        "status_code": {"type": "integer"},
+        "details": {},
+    },
+}
+
+# Status codes by what a call does: everything may be invalid, rate limited or find the
+# database down; calls with a session may be unauthorised; and so on.
+COMMON = {
+    "400": "Invalid input (validation_error, bad_request, ...).",
+    "413": "The request body is too large.",
+    "429": "Rate limited; see Retry-After.",
+    "503": "The database or Redis is unavailable, or the server is draining.",
+}
+AUTHED = {
+    "401": "No session, or an unknown or expired one.",
+    "403": "The device_id sent does not match the session's.",
+    "404": "Unknown, or not yours.",
+}
+CHAT = {
+    "402": "No Vedika coins left today.",
+    "409": "This client_message_id was used for a different message.",
+    "502": "The model provider failed.",
+    "504": "The model provider timed out.",
+}
+
+
+def install_openapi(app: FastAPI) -> None:
+    def schema() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        doc = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        doc.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+        ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        for path, operations in doc.get("paths", {}).items():
+            for op in operations.values():
+                responses = op.setdefault("responses", {})
+                responses.pop("422", None)
+                codes = dict(COMMON)
+                if op.get("security"):
+                    codes |= AUTHED
+                if path.startswith(("/ai/chat", "/ai/conversations")):
+                    codes |= AUTHED | CHAT
+                if "{" in path:
+                    codes["404"] = AUTHED["404"]
+                if path == "/auth/device-session/validate":
+                    codes["401"] = AUTHED["401"]
+                if path.startswith("/files"):
+                    codes |= AUTHED | {"415": "The file type is not supported."}
+                for code, description in codes.items():
+                    responses.setdefault(code, {"description": description, **ref})
+        app.openapi_schema = doc
+        return doc
+
+    app.openapi = schema  # type: ignore[method-assign]
