@@ -17,6 +17,10 @@ FAULTS = {
     "fake-hang-mid": ("provider_timeout", 3),
     "fake-malformed": ("provider_bad_response", 3),
     "fake-error-event": ("provider_bad_response", 3),
+    # At the finish: every token arrived, then the connection broke or went silent
+    # before the finish. The text is kept, but the answer is not called complete.
+    "fake-cut-end": ("provider_unavailable", -1),
+    "fake-hang-end": ("provider_timeout", -1),
 }
 
 
@@ -34,7 +38,8 @@ async def test_upstream_fault_ends_cleanly(server, api: Api, model: str) -> None
     assert err["type"] == "stream_error" and err["code"] == code
     assert err["retryable"] is True
     assert err["error"].endswith((".", "!")) and "Traceback" not in err["error"]
-    partial = "".join(fake_reply(model, prompt)[:delivered])
+    tokens = fake_reply(model, prompt)
+    partial = "".join(tokens if delivered < 0 else tokens[:delivered])
     assert text_of(events) == partial
     stored = await api.wait_status(events[0]["conversation_id"], events[0]["message_id"])
     assert stored["status"] == "error" and stored["content"] == partial

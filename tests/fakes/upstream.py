@@ -163,6 +163,8 @@ MODELS: tuple[str, ...] = (
     "fake-429",
     "fake-hang",
     "fake-hang-mid",
+    "fake-cut-end",
+    "fake-hang-end",
     "fake-malformed",
     "fake-comments",
     "fake-error-event",
@@ -477,9 +479,9 @@ def _stream_ops(base: str, enc: _Encoded, delay: float) -> list[Any]:
             ops.append(enc.malformed)
         ops.append(delay)
         ops.append(chunk)
-    if base == "fake-cut":
+    if base in ("fake-cut", "fake-cut-end"):  # -end: every token, then the cut
         ops.append(_CUT)
-    elif base == "fake-hang-mid":
+    elif base in ("fake-hang-mid", "fake-hang-end"):
         ops.append(_HANG)
     elif base == "fake-error-event":
         ops.append(enc.error_event)
