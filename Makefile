@@ -8,7 +8,7 @@ TEST_STAMP := $(VENV)/.installed-test
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test check lint typecheck services browser migrate clean
+.PHONY: run test check lint typecheck services browser migrate clean soak
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -46,6 +46,13 @@ typecheck: $(TEST_STAMP)
 	$(BIN)/mypy
 
 check: lint typecheck test
+
+# N concurrent answers for M minutes with 10% of clients reconnecting; all counts must be 0.
+SOAK_STREAMS ?= 100
+SOAK_MINUTES ?= 5
+soak: $(TEST_STAMP) services
+	$(BIN)/python -m tests.soak --streams $(SOAK_STREAMS) --minutes $(SOAK_MINUTES)
+	$(BIN)/python -m tests.soak --streams $(SOAK_STREAMS) --minutes $(SOAK_MINUTES) --redis
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
