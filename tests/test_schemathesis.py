@@ -41,6 +41,7 @@ def test_schemathesis(tmp_path: Path, upstream, models_file) -> None:
                 "--no-color",
             ],
             capture_output=True,
+            cwd=tmp_path,
             text=True,
             timeout=600,
         )
