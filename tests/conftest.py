@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.search import FakeSearch
 from tests.fakes.upstream import FakeUpstream
 from tests.support.client import Api
 from tests.support.server import VedikaServer
@@ -48,6 +49,27 @@ def upstream() -> Iterator[FakeUpstream]:
 
 
 @pytest.fixture(scope="session")
+def search() -> Iterator[FakeSearch]:
+    """A fake SearXNG and the pages it links to, on 127.0.0.1 (tests/fakes/search.py)."""
+    with FakeSearch() as fake:
+        yield fake
+
+
+def search_env(search: FakeSearch) -> dict[str, str]:
+    """Web search through the fake SearXNG; the fetcher may reach 127.0.0.1 (the fake's
+    pages) and nothing else on loopback. Small file limits keep the limit tests cheap."""
+    return {
+        "VEDIKA_SEARXNG_URL": search.base_url,
+        "VEDIKA_FETCH_ALLOW": "127.0.0.1/32",
+        "VEDIKA_MAX_FILE_BYTES": "3000000",
+        "VEDIKA_MAX_FILES_PER_MESSAGE": "3",
+        "VEDIKA_MAX_DEVICE_FILES": "6",
+        "VEDIKA_SEARCH_TIMEOUT": "20",
+        "VEDIKA_FETCH_TIMEOUT": "10",
+    }
+
+
+@pytest.fixture(scope="session")
 def models_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("models") / "models.toml"
     path.write_text(MODELS_TOML)
@@ -66,6 +88,7 @@ def server_env(
         "VEDIKA_UPSTREAM_IDLE_TIMEOUT": "1.5",
         "VEDIKA_FLUSH_SECONDS": "0.3",
         "VEDIKA_REAPER_INTERVAL": "0.5",
+        "VEDIKA_HEARTBEAT_STALE_SECONDS": "4",
         "VEDIKA_LOG_LEVEL": "warning",
         # Tests open many sessions and turns from one address; limits get their own tests.
         "VEDIKA_RATE_SESSIONS_PER_MINUTE": "100000",
@@ -113,6 +136,16 @@ def drop_pg_database(url: str) -> None:
     asyncio.run(drop())
 
 
+@pytest.fixture
+def fresh_pg() -> Iterator[str]:
+    """An empty PostgreSQL database for one test."""
+    url = fresh_pg_database()
+    try:
+        yield url
+    finally:
+        drop_pg_database(url)
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
 def backend(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -130,11 +163,12 @@ def backend(
 
 @pytest.fixture(scope="session")
 def server(
-    backend: tuple[str, Path], upstream: FakeUpstream, models_file: Path
+    backend: tuple[str, Path], upstream: FakeUpstream, models_file: Path, search: FakeSearch
 ) -> Iterator[VedikaServer]:
     db_url, data_dir = backend
     srv = VedikaServer(
-        server_env(db_url, data_dir, upstream, models_file), log_path=data_dir / "server.log"
+        server_env(db_url, data_dir, upstream, models_file, **search_env(search)),
+        log_path=data_dir / "server.log",
     )
     srv.start()
     try:

@@ -11,12 +11,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from redis.asyncio import Redis
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import ORJSONResponse
+from redis.asyncio import Redis
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp
@@ -35,12 +34,16 @@ from vedika.logs import configure_logging
 from vedika.middleware import BodyLimit, RequestContext
 from vedika.models import routes as model_routes
 from vedika.models.service import ModelService
+from vedika.openapi import install_openapi
 from vedika.ops import router as ops_router
+from vedika.responses import JSONResponse
 from vedika.scale.ratelimit import MemoryLimiter, RateLimiter, RedisLimiter
 from vedika.scale.redis_hub import RedisHub
 from vedika.scale.stop_bus import StopBus
 from vedika.services import Services
 from vedika.settings import Settings, load_settings
+from vedika.sources import routes as source_routes
+from vedika.sources.service import SourcesService
 from vedika.store.engine import Store, make_engine
 
 log = structlog.get_logger(__name__)
@@ -51,11 +54,15 @@ class VedikaApp(FastAPI):
     so even Starlette's own error responses carry the security headers."""
 
     body_limit: int = 2_000_000
+    upload_limit: int = 2_000_000  # POST /files: several files of up to VEDIKA_MAX_FILE_BYTES
     hsts: bool = False
 
     def build_middleware_stack(self) -> ASGIApp:
         inner = super().build_middleware_stack()
-        return RequestContext(BodyLimit(inner, self.body_limit), hsts=self.hsts)
+        limited = BodyLimit(
+            inner, self.body_limit, upload_paths=("/files",), upload_limit=self.upload_limit
+        )
+        return RequestContext(limited, hsts=self.hsts)
 
 
 def _validation_details(exc: RequestValidationError) -> list[dict[str, object]]:
@@ -68,11 +75,11 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, object]]:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(VedikaError)
-    async def _vedika(_req: Request, exc: VedikaError) -> ORJSONResponse:
-        return ORJSONResponse(error_body(exc), status_code=exc.status, headers=exc.headers)
+    async def _vedika(_req: Request, exc: VedikaError) -> JSONResponse:
+        return JSONResponse(error_body(exc), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_req: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def _invalid(_req: Request, exc: RequestValidationError) -> JSONResponse:
         details = _validation_details(exc)
         first = details[0] if details else {"field": "body", "problem": "invalid"}
         err = VedikaError(
@@ -81,10 +88,10 @@ def install_error_handlers(app: FastAPI) -> None:
             status=400,
             details=details,
         )
-        return ORJSONResponse(error_body(err), status_code=400)
+        return JSONResponse(error_body(err), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_req: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+    async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
         message = {
             404: "There is nothing at this address.",
@@ -93,27 +100,27 @@ def install_error_handlers(app: FastAPI) -> None:
         err = VedikaError(
             message, code=codes.get(exc.status_code, "http_error"), status=exc.status_code
         )
-        return ORJSONResponse(
+        return JSONResponse(
             error_body(err), status_code=exc.status_code, headers=getattr(exc, "headers", None)
         )
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(DBAPIError)
     @app.exception_handler(ConnectionError)
-    async def _db_down(_req: Request, exc: Exception) -> ORJSONResponse:
+    async def _db_down(_req: Request, exc: Exception) -> JSONResponse:
         log.warning("database.unavailable", error=str(exc)[:300])
         err = ServiceUnavailable(
             "The database is unavailable right now; nothing was changed. Please retry shortly.",
             code="database_unavailable",
             headers={"Retry-After": "5"},
         )
-        return ORJSONResponse(error_body(err), status_code=503, headers=err.headers)
+        return JSONResponse(error_body(err), status_code=503, headers=err.headers)
 
     @app.exception_handler(Exception)
-    async def _crash(_req: Request, exc: Exception) -> ORJSONResponse:
+    async def _crash(_req: Request, exc: Exception) -> JSONResponse:
         log.error("http.crashed", exc_info=exc)
         err = VedikaError("Something went wrong on our side. Please retry.")
-        return ORJSONResponse(error_body(err), status_code=500)
+        return JSONResponse(error_body(err), status_code=500)
 
 
 async def build_services(settings: Settings) -> Services:
@@ -128,28 +135,36 @@ async def build_services(settings: Settings) -> Services:
     hub: StreamHub
     limiter: RateLimiter
     if settings.redis_url:
-        redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2,
-                               socket_timeout=5, health_check_interval=10)
+        redis = Redis.from_url(
+            settings.redis_url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=10
+        )
         # Blocking XREADs hold a connection each: they get a pool of their own.
-        reader = Redis.from_url(settings.redis_url, socket_connect_timeout=2,
-                                socket_timeout=None, max_connections=5000)
-        hub = RedisHub(writer=redis, reader=reader,
-                       retention=settings.stream_retention_seconds)
+        reader = Redis.from_url(
+            settings.redis_url, socket_connect_timeout=2, socket_timeout=None, max_connections=5000
+        )
+        hub = RedisHub(writer=redis, reader=reader, retention=settings.stream_retention_seconds)
         limiter = RedisLimiter(redis)
     else:
         hub = MemoryHub(retention=settings.stream_retention_seconds)
         limiter = MemoryLimiter()
+    sources = SourcesService(settings, store, http)
     generations = Generations(
-        store=store, hub=hub, models=models, settings=settings, instance_id=instance_id
+        store=store,
+        hub=hub,
+        models=models,
+        settings=settings,
+        instance_id=instance_id,
+        sources=sources,
     )
     reaper = Reaper(
         store=store,
         hub=hub,
         generations=generations,
         interval=settings.reaper_interval,
-        # A live generation refreshes its heartbeat every flush; three missed flushes
-        # and it is presumed dead.
-        stale_after=max(3 * settings.flush_seconds, 1.0),
+        # A live generation refreshes its heartbeat every flush; one that has missed
+        # several (and at least VEDIKA_HEARTBEAT_STALE_SECONDS) is presumed dead. Too
+        # short a limit would reap answers of an instance that is merely busy.
+        stale_after=max(3 * settings.flush_seconds, settings.heartbeat_stale_seconds),
     )
     stop_bus = None
     if isinstance(hub, RedisHub) and redis is not None:
@@ -168,6 +183,7 @@ async def build_services(settings: Settings) -> Services:
         limiter=limiter,
         stop_bus=stop_bus,
         redis=redis,
+        sources=sources,
     )
 
 
@@ -205,6 +221,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await services.hub.close()
             if services.redis is not None:
                 await services.redis.aclose()
+            if services.sources is not None:
+                await services.sources.close()
             await services.http.aclose()
             await services.store.close()
             log.warning("vedika.stopped")
@@ -215,9 +233,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="A self-hostable AI answer engine. The WebSocket protocol is in "
         "docs/protocol.md.",
         lifespan=lifespan,
-        default_response_class=ORJSONResponse,
+        default_response_class=JSONResponse,
     )
     app.body_limit = settings.max_body_bytes
+    uploads = settings.max_file_bytes * settings.max_files_per_message + 1_000_000
+    app.upload_limit = max(settings.max_body_bytes, uploads)
     app.hsts = settings.env != "development"
     app.add_middleware(
         CORSMiddleware,
@@ -234,6 +254,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         expose_headers=["x-conversation-id", "x-request-id", "Retry-After"],
     )
     install_error_handlers(app)
+    install_openapi(app)
     for router in (
         identity_routes.router,
         credit_routes.router,
@@ -241,6 +262,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routes_rest.router,
         routes_sse.router,
         routes_ws.router,
+        source_routes.router,
         ops_router,
     ):
         app.include_router(router)

@@ -8,6 +8,7 @@
     ├── NotFound                     404 unknown or not yours (never says which)
     ├── Conflict                     409 idempotency key reused with another body
     ├── PayloadTooLarge              413
+    ├── UnsupportedMediaType         415 a file type Vedika cannot read (decided by content)
     ├── RateLimited                  429 with retry_after
     ├── ServiceUnavailable           503 database (or later Redis) unreachable, draining
     └── ProviderError                a model provider failed (502/503/504)
@@ -79,6 +80,10 @@ class Conflict(VedikaError):
 
 class PayloadTooLarge(VedikaError):
     status, code = 413, "payload_too_large"
+
+
+class UnsupportedMediaType(VedikaError):
+    status, code = 415, "unsupported_media_type"
 
 
 class RateLimited(VedikaError):

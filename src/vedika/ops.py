@@ -14,7 +14,7 @@ from vedika.identity.deps import ServicesDep
 from vedika.metrics import METRICS
 from vedika.responses import JSONResponse
 from vedika.services import Services
-from vedika.sources.routes import limits as upload_limits
+from vedika.sources.library import upload_limits
 
 router = APIRouter(tags=["operations"])
 
@@ -77,7 +77,7 @@ async def browser_config(services: ServicesDep, request: Request) -> dict[str, A
             "web_search": bool(services.sources and services.sources.web_search),
             "web_search_provider": services.sources.web_search if services.sources else None,
             "file_upload": services.sources is not None,
-            "uploads": upload_limits(services) if services.sources else None,
+            "uploads": upload_limits(services.settings) if services.sources else None,
             "default_sources": services.settings.default_sources,
             "modes": ["search"],
             "offline_only": [m.id for m in services.models.catalogue.available()] == ["offline"],

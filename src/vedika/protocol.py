@@ -131,6 +131,9 @@ class Routing(msgspec.Struct):
 
 
 class Citation(msgspec.Struct, omit_defaults=True):
+    """A numbered source: a web page (`url`, `site`) or an attached file (`file_id`,
+    `page` and/or `section`). Every text field is plain text: clients escape it."""
+
     index: int
     title: str
     url: str | None = None
@@ -138,6 +141,7 @@ class Citation(msgspec.Struct, omit_defaults=True):
     site: str | None = None
     snippet: str | None = None
     page: int | None = None
+    section: str | None = None
 
 
 class Credits(msgspec.Struct):

@@ -15,6 +15,7 @@ from vedika.models.service import ModelService
 from vedika.scale.ratelimit import RateLimiter
 from vedika.scale.stop_bus import StopBus
 from vedika.settings import Settings
+from vedika.sources.service import SourcesService
 from vedika.store.engine import Store
 
 
@@ -32,3 +33,4 @@ class Services:
     limiter: RateLimiter
     stop_bus: StopBus | None = None
     redis: Redis | None = None
+    sources: SourcesService | None = None  # attached files, web search, retrieval

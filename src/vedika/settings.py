@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from vedika.sources.netpolicy import check_allow_entry
+
 Environment = Literal["development", "uat", "preprod", "production"]
 ENVIRONMENTS: tuple[str, ...] = ("development", "uat", "preprod", "production")
 
@@ -57,6 +59,9 @@ class Settings(BaseSettings):
         60.0, gt=0, validation_alias="VEDIKA_UPSTREAM_IDLE_TIMEOUT"
     )
     reaper_interval: float = Field(10.0, gt=0, validation_alias="VEDIKA_REAPER_INTERVAL")
+    heartbeat_stale_seconds: float = Field(
+        30.0, gt=0, validation_alias="VEDIKA_HEARTBEAT_STALE_SECONDS"
+    )
     drain_seconds: float = Field(20.0, ge=0, validation_alias="VEDIKA_DRAIN_SECONDS")
     coalesce_ms: float = Field(20.0, ge=0, le=1000, validation_alias="VEDIKA_COALESCE_MS")
     coalesce_min_streams: int = Field(64, ge=1, validation_alias="VEDIKA_COALESCE_MIN_STREAMS")
@@ -85,6 +90,80 @@ class Settings(BaseSettings):
     )
     ollama_host: str | None = Field(None, validation_alias="OLLAMA_HOST")
     ollama_autodetect: bool = Field(True, validation_alias="VEDIKA_OLLAMA_AUTODETECT")
+
+    # Sources: attached files, web search, safe URL fetching (docs/sources.md).
+    max_file_bytes: int = Field(25_000_000, ge=1, validation_alias="VEDIKA_MAX_FILE_BYTES")
+    max_files_per_message: int = Field(
+        10, ge=1, le=100, validation_alias="VEDIKA_MAX_FILES_PER_MESSAGE"
+    )
+    max_device_files: int = Field(100, ge=1, validation_alias="VEDIKA_MAX_DEVICE_FILES")
+    max_device_file_bytes: int = Field(
+        250_000_000, ge=1, validation_alias="VEDIKA_MAX_DEVICE_FILE_BYTES"
+    )
+    parse_timeout: float = Field(60.0, gt=0, validation_alias="VEDIKA_PARSE_TIMEOUT")
+    parse_memory_mb: int = Field(1024, ge=64, validation_alias="VEDIKA_PARSE_MEMORY_MB")
+    parse_workers: int = Field(2, ge=1, le=64, validation_alias="VEDIKA_PARSE_WORKERS")
+    chunk_chars: int = Field(1000, ge=200, le=20_000, validation_alias="VEDIKA_CHUNK_CHARS")
+    chunk_overlap: int = Field(150, ge=0, le=5_000, validation_alias="VEDIKA_CHUNK_OVERLAP")
+    source_passages: int = Field(8, ge=1, le=50, validation_alias="VEDIKA_SOURCE_PASSAGES")
+    default_sources: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias="VEDIKA_DEFAULT_SOURCES"
+    )
+    search_provider: str = Field("auto", validation_alias="VEDIKA_SEARCH_PROVIDER")
+    searxng_url: str | None = Field(None, validation_alias="VEDIKA_SEARXNG_URL")
+    brave_api_key: SecretStr | None = Field(None, validation_alias="VEDIKA_BRAVE_API_KEY")
+    tavily_api_key: SecretStr | None = Field(None, validation_alias="VEDIKA_TAVILY_API_KEY")
+    search_results: int = Field(5, ge=1, le=20, validation_alias="VEDIKA_SEARCH_RESULTS")
+    search_cache_seconds: float = Field(600.0, ge=0, validation_alias="VEDIKA_SEARCH_CACHE_SECONDS")
+    search_timeout: float = Field(10.0, gt=0, validation_alias="VEDIKA_SEARCH_TIMEOUT")
+    fetch_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias="VEDIKA_FETCH_ALLOW"
+    )
+    fetch_max_bytes: int = Field(3_000_000, ge=1024, validation_alias="VEDIKA_FETCH_MAX_BYTES")
+    fetch_timeout: float = Field(8.0, gt=0, validation_alias="VEDIKA_FETCH_TIMEOUT")
+    fetch_max_redirects: int = Field(5, ge=0, le=20, validation_alias="VEDIKA_FETCH_MAX_REDIRECTS")
+    embeddings_url: str | None = Field(None, validation_alias="VEDIKA_EMBEDDINGS_URL")
+    embeddings_model: str = Field(
+        "text-embedding-3-small", validation_alias="VEDIKA_EMBEDDINGS_MODEL"
+    )
+    embeddings_api_key: SecretStr | None = Field(None, validation_alias="VEDIKA_EMBEDDINGS_API_KEY")
+
+    @field_validator("default_sources", "fetch_allow", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("default_sources")
+    @classmethod
+    def _check_sources(cls, value: list[str]) -> list[str]:
+        for source in value:
+            if source not in ("web", "files"):
+                raise ValueError(f"{source!r} is not a source; use web and/or files")
+        return value
+
+    @field_validator("fetch_allow")
+    @classmethod
+    def _check_allow(cls, value: list[str]) -> list[str]:
+        return [check_allow_entry(entry) for entry in value]
+
+    @field_validator("search_provider")
+    @classmethod
+    def _check_search(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in ("auto", "none", "searxng", "brave", "tavily"):
+            raise ValueError("must be auto, none, searxng, brave or tavily")
+        return value
+
+    @field_validator("searxng_url", "embeddings_url")
+    @classmethod
+    def _check_source_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} must start with http:// or https://")
+        return value.rstrip("/")
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -13,6 +13,7 @@ import contextlib
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import msgspec
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -25,8 +26,11 @@ from vedika.credits import ledger
 from vedika.errors import VedikaError
 from vedika.metrics import METRICS
 from vedika.models.providers import GenerationRequest
+from vedika.models.providers.base import ContextPassage
 from vedika.models.service import ModelService
 from vedika.settings import Settings
+from vedika.sources.retrieval import Retrieved
+from vedika.sources.service import SourcesService
 from vedika.store import conversations as data
 from vedika.store.engine import Store
 
@@ -67,6 +71,7 @@ class Generation:
     stopping: bool = False
     failure: VedikaError | None = None  # set when something outside fails the answer
     task: asyncio.Task[None] | None = None
+    citations: list[p.Citation] = field(default_factory=list)
 
     @property
     def chunk_id(self) -> int:
@@ -88,12 +93,14 @@ class Generations:
         models: ModelService,
         settings: Settings,
         instance_id: str,
+        sources: SourcesService | None = None,
     ) -> None:
         self.store = store
         self.hub = hub
         self.models = models
         self.settings = settings
         self.instance_id = instance_id
+        self.sources = sources
         self.live: dict[str, Generation] = {}
         self.accepting = True
         self._flusher: asyncio.Task[None] | None = None
@@ -194,9 +201,30 @@ class Generations:
 
     # ------------------------------------------------------------ the run
 
-    async def _prompt(self, gen: Generation) -> list[dict[str, str]]:
+    async def _retrieve(self, gen: Generation) -> Retrieved | None:
+        """The turn's sources, announced with a `sources` event before the first chunk."""
         turn = gen.turn
-        budget = max(2_000, int(turn.model.context_window * 4 * 0.6) - len(turn.text))
+        if self.sources is None or not (turn.sources or turn.attachments):
+            return None
+        retrieved = await self.sources.retrieve(
+            device_id=turn.device_id,
+            conversation_id=turn.conversation_id,
+            question=turn.text,
+            sources=turn.sources,
+            attachments=turn.attachments,
+        )
+        if retrieved.sources:
+            gen.citations = retrieved.citations
+            self.hub.publish(
+                turn.message_id, gen.events.make(p.Sources, 0, citations=gen.citations)
+            )
+        return retrieved
+
+    async def _prompt(self, gen: Generation, context: str = "") -> list[dict[str, str]]:
+        turn = gen.turn
+        budget = max(
+            2_000, int(turn.model.context_window * 4 * 0.6) - len(turn.text) - len(context)
+        )
         async with self.store.read() as conn:
             past = await data.history(
                 conn,
@@ -205,6 +233,8 @@ class Generations:
                 budget_chars=budget,
             )
         system = SYSTEM_PROMPT.format(today=p.utcnow().strftime("%Y-%m-%d"))
+        if context:
+            system += "\n\n" + context
         return [
             {"role": "system", "content": system},
             *past,
@@ -215,9 +245,14 @@ class Generations:
         turn = gen.turn
         mid, add = turn.message_id, gen.writer.add
         try:
-            messages = await self._prompt(gen)
+            retrieved = await self._retrieve(gen)
+            messages = await self._prompt(gen, retrieved.context() if retrieved else "")
             provider = self.models.provider_for(turn.model)
-            request = GenerationRequest(model=turn.model.upstream_id, messages=messages)
+            request = GenerationRequest(
+                model=turn.model.upstream_id,
+                messages=messages,
+                passages=_passages(retrieved),
+            )
             async for delta in provider.stream(request):
                 if delta.text:
                     add(delta.text)
@@ -274,6 +309,7 @@ class Generations:
                     chunk_count=gen.chunk_id,
                     updated_at=now,
                     heartbeat_at=None,
+                    **_stored_citations(gen),
                 )
                 await data.add_tokens(
                     conn, conversation_id=turn.conversation_id, tokens=inp + out, now=now
@@ -297,7 +333,7 @@ class Generations:
                 tokens=inp + out,
                 input_tokens=inp,
                 output_tokens=out,
-                citations=[],
+                citations=gen.citations,
                 credits=p.Credits(
                     remaining=max(bal.daily - used, 0), daily_total=bal.daily, used_today=used
                 ),
@@ -324,6 +360,7 @@ class Generations:
                     chunk_count=gen.chunk_id,
                     updated_at=now,
                     heartbeat_at=None,
+                    **_stored_citations(gen),
                 )
                 if gen.chunk_id == 0:
                     await ledger.refund(conn, device_id=turn.device_id, message_id=turn.message_id)
@@ -367,6 +404,22 @@ class Generations:
         async with self.store.tx() as conn:
             await data.save_partials(conn, rows=rows)
         METRICS.flushes.inc()
+
+
+def _passages(retrieved: Retrieved | None) -> list[ContextPassage]:
+    """The numbered sources as providers see them (the offline answerer quotes them)."""
+    if retrieved is None:
+        return []
+    return [
+        ContextPassage(
+            index=s.index, title=s.title, text=s.text, page=s.page, section=s.section, url=s.url
+        )
+        for s in retrieved.sources
+    ]
+
+
+def _stored_citations(gen: Generation) -> dict[str, object]:
+    return {"citations": [msgspec.to_builtins(c) for c in gen.citations]} if gen.citations else {}
 
 
 def _finish_reason(reason: str | None) -> str:

@@ -7,13 +7,13 @@ charges. The user's message is committed before the server acknowledges it.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 
 from vedika.credits import ledger
-from vedika.errors import BadRequest, Conflict, NotFound
+from vedika.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
 from vedika.identity.sessions import DeviceSession
 from vedika.ids import uuid7
 from vedika.models.catalogue import ModelInfo
@@ -22,6 +22,7 @@ from vedika.models.service import ModelService
 from vedika.protocol import ChatRequest, utcnow
 from vedika.settings import Settings
 from vedika.store import conversations as data
+from vedika.store import files as files_data
 from vedika.store import idempotency
 from vedika.store.engine import Store
 from vedika.store.preferences import get_preference
@@ -47,6 +48,8 @@ class Turn:
     text: str
     mode: str
     created_at: datetime | None = None
+    sources: list[str] = field(default_factory=list)  # "web", "files"
+    attachments: list[str] = field(default_factory=list)  # file ids, all the device's own
 
 
 def make_title(text: str) -> str:
@@ -99,6 +102,7 @@ class TurnService:
             replay = await self._replay(device_id, req)
             if replay is not None:
                 return replay
+        sources, attachments = await self._sources(device_id, req)
         choice = self.models.resolve(await self._model_id(req, device_id), text, req.query_type)
         if before_charge is not None:
             await before_charge()
@@ -144,6 +148,8 @@ class TurnService:
                     interaction_mode=req.interaction_mode or "type",
                     created_at=now,
                     updated_at=now,
+                    **({"sources": sources} if sources else {}),
+                    **({"attachments": attachments} if attachments else {}),
                 )
                 await data.insert_message(
                     conn,
@@ -197,12 +203,40 @@ class TurnService:
             balance=balance,
             coins_charged=model.coins_per_message,
             transaction_id=txn,
+            sources=sources,
+            attachments=attachments,
             created_conversation=created,
             replayed=False,
             text=text,
             mode=req.mode,
             created_at=now,
         )
+
+    async def _sources(self, device_id: str, req: ChatRequest) -> tuple[list[str], list[str]]:
+        """The turn's sources and attachments. An attached id that is not one of the
+        device's files is refused (404) before anything is charged, stored or generated.
+        No `sources` means VEDIKA_DEFAULT_SOURCES; attachments always add `files`."""
+        attachments = list(dict.fromkeys(req.attachments or []))
+        limit = self.settings.max_files_per_message
+        if len(attachments) > limit:
+            raise PayloadTooLarge(
+                f"That is {len(attachments)} attached files; at most {limit} per message.",
+                code="too_many_files",
+            )
+        if attachments:
+            async with self.store.read() as conn:
+                rows = await files_data.owned_files(conn, device_id=device_id, file_ids=attachments)
+            missing = [f for f in attachments if f not in {r.id for r in rows}]
+            if missing:
+                raise NotFound(
+                    "An attached file does not exist (or was deleted). Attach it again.",
+                    code="file_not_found",
+                    details={"file_ids": missing},
+                )
+        sources = list(req.sources if req.sources is not None else self.settings.default_sources)
+        if attachments and "files" not in sources:
+            sources.append("files")
+        return list(dict.fromkeys(sources)), attachments
 
     async def _replay(self, device_id: str, req: ChatRequest) -> Turn | None:
         assert req.client_message_id

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     DateTime,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -69,6 +71,9 @@ messages = Table(
     Column("error_message", Text, nullable=True),
     Column("mode", String(16), nullable=True),
     Column("interaction_mode", String(16), nullable=True),
+    # user messages: the sources asked for and the files attached (migration 0002)
+    Column("sources", JSON, nullable=True),
+    Column("attachments", JSON, nullable=True),
     Column("coins_charged", Integer, nullable=False, default=0),
     Column("instance_id", String(64), nullable=True),
     Column("created_at", TS, nullable=False),
@@ -120,4 +125,56 @@ preferences = Table(
     Column("preference_type", String(32), nullable=True),
     Column("usage_count", Integer, nullable=False, default=0),
     Column("updated_at", TS, nullable=False),
+)
+
+# ---------------------------------------------------------------- sources (migration 0002)
+
+files = Table(
+    "files",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("device_id", String(128), nullable=False),
+    Column("name", String(255), nullable=False),  # as the person named it, cleaned; text only
+    Column("size", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),  # pdf | docx | html | csv | markdown | text
+    Column("content_type", String(100), nullable=False),  # from the content, not the client
+    Column("pages", Integer, nullable=True),
+    Column("chunks", Integer, nullable=False),
+    Column("chars", Integer, nullable=False),
+    Column("status", String(16), nullable=False),  # ready
+    Column("sha256", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Index("ix_files_device_created", "device_id", "created_at"),
+)
+
+# The full-text index over passages is dialect-specific and lives only in the migration:
+# SQLite: the FTS5 table `passages_fts` (external content, kept in step by triggers);
+# PostgreSQL: the generated tsvector column `passages.tsv` with a GIN index.
+passages = Table(
+    "passages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("file_id", String(36), ForeignKey("files.id", ondelete="CASCADE"), nullable=False),
+    # the owner again, so the full-text index can narrow a search to one device's passages
+    Column("device_id", String(128), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("page", Integer, nullable=True),
+    Column("section", String(300), nullable=True),
+    Column("text", Text, nullable=False),
+    Index("ix_passages_file_seq", "file_id", "seq"),
+    Index("ix_passages_device", "device_id"),
+)
+
+passage_vectors = Table(
+    "passage_vectors",
+    metadata,
+    Column(
+        "passage_id",
+        Integer,
+        ForeignKey("passages.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("file_id", String(36), nullable=False, index=True),
+    Column("model", String(200), nullable=False),
+    Column("vector", LargeBinary, nullable=False),  # float32, unit length
 )

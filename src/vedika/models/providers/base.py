@@ -17,12 +17,25 @@ from vedika.models.catalogue import Endpoint
 
 
 @dataclass(slots=True)
+class ContextPassage:
+    """A numbered source the answer may cite as [index] (also in the system prompt)."""
+
+    index: int
+    title: str
+    text: str
+    page: int | None = None
+    section: str | None = None
+    url: str | None = None
+
+
+@dataclass(slots=True)
 class GenerationRequest:
     model: str  # the id the upstream knows
     messages: list[dict[str, str]]  # [{role: system|user|assistant, content}]
     max_tokens: int | None = None
     temperature: float | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    passages: list[ContextPassage] = field(default_factory=list)
 
 
 @dataclass(slots=True)
