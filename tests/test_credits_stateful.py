@@ -32,8 +32,13 @@ DAILY = 12
 @pytest.fixture(scope="module")
 def ledger_server(tmp_path_factory, upstream, models_file):
     tmp: Path = tmp_path_factory.mktemp("ledger")
-    env = server_env(f"sqlite+aiosqlite:///{tmp}/v.db", tmp, upstream, models_file,
-                     VEDIKA_DAILY_CREDITS=str(DAILY))
+    env = server_env(
+        f"sqlite+aiosqlite:///{tmp}/v.db",
+        tmp,
+        upstream,
+        models_file,
+        VEDIKA_DAILY_CREDITS=str(DAILY),
+    )
     srv = VedikaServer(env, log_path=tmp / "server.log").start()
     yield srv
     srv.stop()
@@ -78,9 +83,14 @@ class Ledger(RuleBasedStateMachine):
     @rule(n=st.integers(2, 6), same_key=st.booleans(), model=st.sampled_from(MODELS))
     def burst(self, n: int, same_key: bool, model: str) -> None:
         key = str(uuid.uuid4())
-        bodies = [{"message": "burst" if same_key else f"burst {i}", "model_id": model,
-                   "client_message_id": key if same_key else str(uuid.uuid4())}
-                  for i in range(n)]
+        bodies = [
+            {
+                "message": "burst" if same_key else f"burst {i}",
+                "model_id": model,
+                "client_message_id": key if same_key else str(uuid.uuid4()),
+            }
+            for i in range(n)
+        ]
         with ThreadPoolExecutor(n) as pool:
             results = list(pool.map(lambda b: self.http.post("/ai/chat/start", json=b), bodies))
         ok = [r for r in results if r.status_code in (200, 201)]
@@ -139,8 +149,7 @@ class Ledger(RuleBasedStateMachine):
             return
         final = self._settled()
         balance = self.http.get("/coins/balance").json()
-        txns = self.http.get("/coins/transactions", params={"limit": 500}).json()[
-            "transactions"]
+        txns = self.http.get("/coins/transactions", params={"limit": 500}).json()["transactions"]
         assert 0 <= balance["credits_remaining"] <= DAILY
         assert balance["credits_used"] == -sum(t["amount"] for t in txns)
         net: dict[str, int] = {}
@@ -158,6 +167,10 @@ class Ledger(RuleBasedStateMachine):
 def test_credit_ledger_state_machine(ledger_server) -> None:
     Ledger.base_url = ledger_server.url
     run = Ledger.TestCase
-    run.settings = settings(max_examples=6, stateful_step_count=12, deadline=None,
-                            suppress_health_check=list(HealthCheck))
+    run.settings = settings(
+        max_examples=6,
+        stateful_step_count=12,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
     run().runTest()

@@ -76,9 +76,7 @@ class Settings(BaseSettings):
     rate_socket_messages_per_10s: int = Field(
         60, ge=0, validation_alias="VEDIKA_RATE_SOCKET_MESSAGES_PER_10S"
     )
-    max_concurrent_answers: int = Field(
-        4, ge=0, validation_alias="VEDIKA_MAX_CONCURRENT_ANSWERS"
-    )
+    max_concurrent_answers: int = Field(4, ge=0, validation_alias="VEDIKA_MAX_CONCURRENT_ANSWERS")
     log_level: str = Field("info", validation_alias="VEDIKA_LOG_LEVEL")
     log_json: bool = Field(True, validation_alias="VEDIKA_LOG_JSON")
 

@@ -26,7 +26,7 @@ def published(hub: MemoryHub) -> list[dict]:
 
 
 async def test_alone_every_delta_is_a_chunk() -> None:
-    writer, hub, parts = make(0.02, live=[1])
+    writer, hub, _parts = make(0.02, live=[1])
     for t in ("a", "b", "c"):
         writer.add(t)
     assert [(e["chunk_id"], e["content"]) for e in published(hub)] == [(1, "a"), (2, "b"), (3, "c")]
