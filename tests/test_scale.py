@@ -311,3 +311,33 @@ async def test_200_concurrent_answers_with_reconnects(pair) -> None:
             )
             stored = next(m for m in r.json()["messages"] if m["message_id"] == mid)
             assert stored["status"] == "complete" and stored["content"] == text
+
+
+async def test_workers_share_answers_over_redis(tmp_path, pg_url, paced, models_file) -> None:
+    """`vedika serve --workers 2`: answers started on one worker stream from either."""
+    env = server_env(pg_url, tmp_path, paced, models_file, VEDIKA_REDIS_URL=SYSTEM_REDIS)
+    srv = VedikaServer(env, log_path=tmp_path / "workers.log", args=("--workers", "2")).start()
+    try:
+        instances = set()
+        # A fresh connection each time, so the kernel spreads them over the workers.
+        no_reuse = httpx.Limits(max_keepalive_connections=0)
+        async with httpx.AsyncClient(base_url=srv.url, limits=no_reuse) as h:
+            for _ in range(300):
+                instances.add((await h.get("/health")).json()["instance_id"])
+                if len(instances) == 2:
+                    break
+        assert len(instances) == 2  # two worker processes answer
+        async with Api(srv.url) as api:
+            for i in range(6):
+                start = await api.start(f"worker turn {i}", model_id="fake-fast")
+                async with Socket(srv.ws_url) as ws:
+                    await ws.send(
+                        routeKey="stream_chat",
+                        message_id=start["message_id"],
+                        session_id=api.session_id,
+                    )
+                    events = await ws.until_terminal()
+                done = assert_invariants(events)
+                assert done["full_response"] == "".join(fake_reply("fake-fast", f"worker turn {i}"))
+    finally:
+        srv.stop()

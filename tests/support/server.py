@@ -23,9 +23,14 @@ def free_port() -> int:
 
 class VedikaServer:
     def __init__(
-        self, env: dict[str, str], port: int | None = None, log_path: Path | None = None
+        self,
+        env: dict[str, str],
+        port: int | None = None,
+        log_path: Path | None = None,
+        args: tuple[str, ...] = (),
     ) -> None:
         self.env = env
+        self.args = args
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = log_path
@@ -56,6 +61,7 @@ class VedikaServer:
                 "127.0.0.1",
                 "--port",
                 str(self.port),
+                *self.args,
             ],
             cwd=str(ROOT),
             env=env,
