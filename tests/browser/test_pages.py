@@ -123,7 +123,8 @@ def test_home_send_streams_on_its_own_page(page: Page, web: VedikaServer, artifa
     expect(page.get_by_test_id("send-button")).to_be_enabled()
     started = time.monotonic()
     page.get_by_test_id("chat-input").press("Enter")
-    page.wait_for_url(CHAT_URL, timeout=1000)
+    # The address changes within a second of sending (the page itself may still load).
+    page.wait_for_url(CHAT_URL, timeout=1000, wait_until="commit")
     assert time.monotonic() - started < 1.0
 
     wait_status(page, "complete")
