@@ -56,3 +56,18 @@ soak: $(TEST_STAMP) services
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+
+# Speed against QUALITY.md (bench/, docs/benchmarks/README.md): `bench` is the full run
+# (< 15 min; writes bench/results/ and docs/benchmarks/), `bench-quick` every scenario
+# reduced (< 90 s; CI proves it works, no timing is asserted).
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	@touch $@ $(TEST_STAMP) $(STAMP)
+
+.PHONY: bench bench-quick
+bench: $(BENCH_STAMP) services
+	$(BIN)/python -m bench.run
+
+bench-quick: $(TEST_STAMP) services
+	$(BIN)/python -m bench.run --quick --no-report

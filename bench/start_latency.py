@@ -20,7 +20,6 @@ from pathlib import Path
 
 import httpx
 import websockets
-
 from tests.fakes.upstream import FakeUpstream
 from tests.support.server import VedikaServer
 
@@ -43,8 +42,15 @@ async def run(base: str, turns: int, model: str) -> dict[str, list[float]]:
                 r = await http.post("/ai/chat/start", json={"message": f"q{i}", "model_id": model})
                 t1 = time.perf_counter()
                 body = r.json()
-                await ws.send(json.dumps({"routeKey": "stream_chat", "session_id": sid,
-                                          "message_id": body["message_id"]}))
+                await ws.send(
+                    json.dumps(
+                        {
+                            "routeKey": "stream_chat",
+                            "session_id": sid,
+                            "message_id": body["message_id"],
+                        }
+                    )
+                )
                 while True:
                     event = json.loads(await ws.recv())
                     if event["type"] == "content_chunk" and "t2" not in locals():
@@ -62,8 +68,11 @@ async def run(base: str, turns: int, model: str) -> dict[str, list[float]]:
                         if line.startswith("event: content_chunk"):
                             first_sse.append((time.perf_counter() - t0) * 1000)
                             break
-    return {"start_201": accept, "start_to_first_chunk_ws": first,
-            "start_to_first_chunk_sse": first_sse}
+    return {
+        "start_201": accept,
+        "start_to_first_chunk_ws": first,
+        "start_to_first_chunk_sse": first_sse,
+    }
 
 
 def main() -> None:
@@ -72,20 +81,27 @@ def main() -> None:
     parser.add_argument("--model", default="fake-fast")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, FakeUpstream(delay_ms=0) as fake:
-        srv = VedikaServer({
-            "VEDIKA_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/v.db",
-            "VEDIKA_DATA_DIR": tmp, "OPENAI_BASE_URL": fake.base_url,
-            "VEDIKA_OLLAMA_AUTODETECT": "false", "VEDIKA_LOG_LEVEL": "warning",
-            "VEDIKA_DAILY_CREDITS": "100000",
-        }, log_path=Path(tmp) / "server.log").start()
+        srv = VedikaServer(
+            {
+                "VEDIKA_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/v.db",
+                "VEDIKA_DATA_DIR": tmp,
+                "OPENAI_BASE_URL": fake.base_url,
+                "VEDIKA_OLLAMA_AUTODETECT": "false",
+                "VEDIKA_LOG_LEVEL": "warning",
+                "VEDIKA_DAILY_CREDITS": "100000",
+            },
+            log_path=Path(tmp) / "server.log",
+        ).start()
         try:
             results = asyncio.run(run(srv.url, args.turns, args.model))
         finally:
             srv.stop()
     print(f"{'metric':32} {'n':>5} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'mean':>8}")
     for name, values in results.items():
-        print(f"{name:32} {len(values):5d} {pct(values, .5):8.2f} {pct(values, .9):8.2f} "
-              f"{pct(values, .99):8.2f} {statistics.mean(values):8.2f}")
+        print(
+            f"{name:32} {len(values):5d} {pct(values, 0.5):8.2f} {pct(values, 0.9):8.2f} "
+            f"{pct(values, 0.99):8.2f} {statistics.mean(values):8.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,195 @@
+"""Profile `vedika serve` under a steady streaming load with py-spy.
+
+    .venv/bin/python -m bench.profile [--streams 50] [--seconds 20] [--coalesce-ms 0]
+
+Starts the fake upstream (20 ms per token) and a server pinned like in `bench.run`,
+drives `--streams` concurrent 200-token answers (open loop), samples the server with
+`py-spy record --gil --nonblocking` (only samples that hold the GIL: CPU, not waiting)
+and prints the functions with the most samples, by own time and including callees,
+with the CPU per relayed chunk measured over the same window. The raw collapsed stacks
+are written to bench/results/ next to the summary (git-ignored: load them into
+speedscope or a flame graph tool).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import procs, seed
+from bench.load import Target, level_figures, prompt, run_level
+
+RESULTS = procs.ROOT / "bench" / "results"
+_LINE = re.compile(r" \(([^)]*?):\d+\)")
+
+
+# Where a sample's time goes: the first frame, from the leaf up, that matches.
+SUBSYSTEMS = (
+    ("event loop itself (uvloop: epoll, callbacks, task switches)", ("asyncio/runners.py",)),
+    (
+        "upstream HTTP client (httpx/httpcore/h11/anyio) + SSE",
+        ("httpx/", "httpcore/", "h11/", "anyio/", "providers/sse.py", "providers/openai_compat.py"),
+    ),
+    (
+        "database (SQLAlchemy, aiosqlite/asyncpg)",
+        ("sqlalchemy/", "aiosqlite/", "asyncpg/", "greenlet", "vedika/store/"),
+    ),
+    (
+        "WebSocket frames and sends (uvicorn, websockets, starlette)",
+        ("protocols/websockets/", "websockets/", "starlette/websockets.py"),
+    ),
+    ("event building and JSON encoding", ("chat/events.py", "vedika/protocol.py", "msgspec")),
+    ("hub and chunk writer", ("chat/hub.py", "chat/chunks.py", "chat/streams.py")),
+    ("validation (pydantic)", ("pydantic",)),
+    ("logging", ("structlog", "logging/")),
+    (
+        "ASGI/HTTP stack (uvicorn http, starlette, fastapi, middleware)",
+        ("protocols/http/", "starlette/", "fastapi/", "uvicorn/middleware", "vedika/middleware.py"),
+    ),
+    ("vedika: generation, turns, socket routes", ("vedika/",)),
+)
+
+
+def aggregate(raw: Path, top: int = 25) -> str:
+    """Own and inclusive sample shares per function from py-spy's collapsed stacks."""
+    own: collections.Counter[str] = collections.Counter()
+    incl: collections.Counter[str] = collections.Counter()
+    by_sub: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        n = int(count)
+        total += n
+        frames = [_LINE.sub(r" (\1)", f) for f in stack.split(";")]
+        own[frames[-1]] += n
+        for f in set(frames):
+            incl[f] += n
+        by_sub[_subsystem(frames)] += n
+    if not total:
+        return "no samples"
+    skip = ("runpy", "vedika/cli.py", "uvicorn/main.py", "uvicorn/server.py", "_compat.py")
+    out = [f"{total} samples holding the GIL", "", "by subsystem (leaf-most match):"]
+    out += [f"  {n / total * 100:5.1f}%  {name}" for name, n in by_sub.most_common()]
+    out += ["", "own time:"]
+    out += [f"  {n / total * 100:5.1f}%  {f}" for f, n in own.most_common(top)]
+    out += ["", "including callees:"]
+    rows = [(f, n) for f, n in incl.most_common() if not any(s in f for s in skip)]
+    out += [f"  {n / total * 100:5.1f}%  {f}" for f, n in rows[: top * 2]]
+    return "\n".join(out)
+
+
+def _subsystem(frames: list[str]) -> str:
+    for frame in reversed(frames):
+        for name, needles in SUBSYSTEMS:
+            if any(x in frame for x in needles):
+                return name
+    return "event loop and other"
+
+
+async def main(
+    streams: int, seconds: float, settings: dict[str, str], rate: int, words: int
+) -> None:
+    server_cpus, gen_cpus, _ = procs.cores()
+    procs.pin_self(gen_cpus)
+    tmp = Path(tempfile.mkdtemp(prefix="vedika-profile-"))
+    up = procs.fake_upstream(20.0, gen_cpus, tmp / "upstream.log").start_ready()
+    srv = procs.Vedika(up.url, f"sqlite+aiosqlite:///{tmp}/v.db", tmp, server_cpus, **settings)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    raw = RESULTS / f"profile-{stamp}.txt"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    try:
+        srv.start()
+        sess = await seed.sessions(srv.db_url, streams * 2)
+        p = prompt(words)
+        duration = p.n_tokens * 0.02
+        spy_cmd = [
+            *(["taskset", "-c", ",".join(gen_cpus)] if gen_cpus else []),
+            shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"),
+            "record",
+            "--pid",
+            str(srv.pid),
+            "--rate",
+            str(rate),
+            "--format",
+            "raw",
+            "--gil",
+            "--nonblocking",
+            "--duration",
+            str(int(seconds)),
+            "--output",
+            str(raw),
+        ]
+        spy: subprocess.Popen[bytes] | None = None
+
+        def edge(name: str) -> None:
+            nonlocal spy
+            readings[name] = (time.perf_counter(), procs.cpu_seconds(srv.pid))
+            if name == "start":
+                spy = subprocess.Popen(spy_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+        readings: dict[str, tuple[float, float]] = {}
+        lvl = await run_level(
+            Target("vedika", srv.url, sessions=sess),
+            streams,
+            duration,
+            lambda k: p,
+            warm_s=duration,
+            measure_s=seconds + 1,
+            on_window=edge,
+        )
+        if spy is not None:
+            _, err = spy.communicate(timeout=60)
+            if spy.returncode:
+                print(err.decode()[-2000:])
+        fig = level_figures(lvl)
+        (t0, c0), (t1, c1) = readings["start"], readings["end"]
+        cpu_us = (c1 - c0) / max(fig["chunks_in_window"], 1) * 1e6
+        head = (
+            f"{streams} streams, {p.n_tokens}-token answers at 20 ms, settings {settings}: "
+            f"{fig['chunks_in_window'] / max(p.n_tokens, 1) / (t1 - t0):.1f} turns/s, "
+            f"server core busy {(c1 - c0) / (t1 - t0):.2f}, {cpu_us:.1f} us CPU per chunk "
+            f"(with py-spy attached), failed {fig['streams_failed']}/{fig['streams']}"
+        )
+        summary = head + "\n\n" + aggregate(raw)
+        (RESULTS / f"profile-{stamp}-summary.txt").write_text(summary + "\n")
+        print(summary)
+        print(f"\nraw stacks: {raw}")
+    finally:
+        srv.stop()
+        up.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def cli() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--streams", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
+    parser.add_argument("--coalesce-ms", default="0")
+    parser.add_argument(
+        "--words", type=int, default=175, help="question words (175: 200-token answers)"
+    )
+    args = parser.parse_args()
+    settings = {"VEDIKA_COALESCE_MS": args.coalesce_ms}
+    loop_factory = None
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(main(args.streams, args.seconds, settings, args.rate, args.words))
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,583 @@
+"""The Markdown table and the PNG plots from one run's JSON.
+
+.venv/bin/python -m bench.report bench/results/full-latest.json [--dir docs/benchmarks]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+SERVERS = (("floor", "floor"), ("vedika", "Vedika"), ("vedika_coalesce", "Vedika, coalescing"))
+
+
+def _f(x: Any, nd: int = 1, unit: str = "") -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, int):
+        return f"{x:,}{unit}"
+    return f"{x:,.{nd}f}{unit}"
+
+
+def _pct(fraction: float | None) -> str:
+    return _f(None if fraction is None else fraction * 100, 0)
+
+
+def _get(d: Any, *path: Any) -> Any:
+    for key in path:
+        if not isinstance(d, dict) or key not in d:
+            return None
+        d = d[key]
+    return d
+
+
+def _status(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("met" if ok else "**not met**")
+
+
+def _level_at(sweep: dict[str, Any], fraction: float) -> dict[str, Any] | None:
+    """The highest level at or below `fraction` of capacity (else the lowest level)."""
+    levels = sweep.get("levels") or []
+    if not levels:
+        return None
+    cap = sweep.get("capacity_streams") or sweep.get("capacity_streams_ignoring_rest") or 0
+    below = [f for f in levels if f["concurrency"] <= fraction * cap]
+    return below[-1] if below else levels[0]
+
+
+def targets(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """(metric, target, measured, baseline, status) for each QUALITY.md speed target."""
+    rows = []
+    one = _get(r, "one_stream", "pace_20ms", "targets") or {}
+    v1 = _get(one, "vedika", "added_ttft_ms", "p99")
+    rows.append(
+        (
+            "added TTFT p99, one stream",
+            "<= 2 ms over direct",
+            _f(v1, 2, " ms"),
+            f"floor {_f(_get(one, 'floor', 'added_ttft_ms', 'p99'), 2, ' ms')}; direct p99 "
+            f"{_f(_get(one, 'direct', 'ttft_ms', 'p99'), 2, ' ms')}",
+            _status(None if v1 is None else v1 <= 2),
+        )
+    )
+    sweep = r.get("sweep") or {}
+    vs = sweep.get("vedika") or {}
+    half = _level_at(vs, 0.5)
+    if half:
+        added = half.get("added_ttft_p99_vs_floor_ms")
+        rows.append(
+            (
+                "added TTFT p99, half capacity",
+                "<= 5 ms",
+                f"{_f(added, 1, ' ms')} at {half['concurrency']} streams",
+                f"floor TTFT p99 at that level {_f(half['ttft_ms']['p99'] - (added or 0), 1)} ms",
+                _status(None if added is None else added <= 5),
+            )
+        )
+    eighty = _level_at(vs, 0.8)
+    if eighty:
+        added = eighty.get("added_gap_p99_vs_floor_ms")
+        rows.append(
+            (
+                "added inter-chunk gap p99, 80% capacity",
+                "<= 1 ms",
+                f"{_f(added, 2, ' ms')} at {eighty['concurrency']} streams",
+                "vs floor at the same level",
+                _status(None if added is None else added <= 1),
+            )
+        )
+    cap = vs.get("capacity_streams")
+    cap_hard = vs.get("capacity_streams_ignoring_rest")
+    ceiling = _get(r, "harness_check", "ceiling_streams")
+    rows.append(
+        (
+            "streams per core at 50 tok/s, unbatched",
+            ">= 300",
+            f"{_f(cap)} (ignoring the REST criterion: {_f(cap_hard)})",
+            f"floor {_f(_get(sweep, 'floor', 'capacity_streams'))}; harness ceiling {_f(ceiling)}",
+            _status(None if cap is None else cap >= 300),
+        )
+    )
+    vc = sweep.get("vedika_coalesce") or {}
+    capc = vc.get("capacity_streams")
+    rows.append(
+        (
+            "streams per core, coalescing on",
+            ">= 1,000",
+            f"{_f(capc)} (ignoring REST: {_f(vc.get('capacity_streams_ignoring_rest'))})"
+            if "levels" in vc
+            else vc.get("skipped", "-"),
+            f"harness ceiling {_f(ceiling)}",
+            _status(None if capc is None else capc >= 1000),
+        )
+    )
+    head = _get(r, "cpu_per_chunk", "headline") or {}
+    cpu = head.get("cpu_us_per_token")
+    fl = head.get("floor_cpu_us_per_chunk")
+    rows.append(
+        (
+            "CPU per relayed token",
+            "<= 50 us and <= 2x floor",
+            f"{_f(cpu, 1, ' us')} at {head.get('concurrency', '-')} streams"
+            f" ({_f(head.get('ratio_to_floor'), 2)}x floor)",
+            f"floor {_f(fl, 1, ' us')}",
+            _status(None if cpu is None else cpu <= 50 and (fl is None or cpu <= 2 * fl)),
+        )
+    )
+    pers = r.get("persistence") or {}
+    sq = next(
+        (
+            c
+            for c in pers.get("configs", [])
+            if c["database"] == "sqlite" and c["flush_seconds"] != 3600
+        ),
+        None,
+    )
+    if sq:
+        ratio = pers.get("sqlite_capacity_ratio_flush_vs_no_flush")
+        pg_ratio = pers.get("postgresql_capacity_ratio_flush_vs_no_flush")
+        ok = sq["commits_per_turn"] is not None and (
+            sq["commits_per_turn"] <= sq["allowed_commits_per_turn"]
+        )
+        rows.append(
+            (
+                "database commits per assistant turn",
+                "2 + <= 1 per flush interval; capacity >= 95% of no flush",
+                f"{_f(sq['commits_per_turn'], 2)} "
+                f"(allowed {_f(sq['allowed_commits_per_turn'], 2)}); capacity ratio "
+                f"SQLite {_f(ratio, 2)}, PostgreSQL {_f(pg_ratio, 2)}",
+                f"flush every {_f(sq['flush_seconds'], 1)} s vs never "
+                "(accept and finish always commit)",
+                _status(ok and (ratio is None or ratio >= 0.95)),
+            )
+        )
+    mem = r.get("memory") or {}
+    idle = _get(mem, "idle_sockets", "kib_per_socket")
+    act = _get(mem, "active_streams", "kib_per_active_stream")
+    rows.append(
+        (
+            "memory per idle WebSocket / per active stream",
+            "<= 20 KiB / <= 64 KiB",
+            f"{_f(idle, 1, ' KiB')} ({_f(_get(mem, 'idle_sockets', 'opened'))} open) / "
+            f"{_f(act, 1, ' KiB')}",
+            "retained per finished answer "
+            + _f(_get(mem, "active_streams", "kib_retained_per_finished_answer"), 1, " KiB"),
+            _status(None if idle is None or act is None else idle <= 20 and act <= 64),
+        )
+    )
+    wb = r.get("wire_bytes") or {}
+    ratio = _get(wb, "vedika", "ratio_to_text")
+    rows.append(
+        (
+            "bytes on the wire per answer",
+            "<= 1.3x the text",
+            f"{_f(ratio, 2)}x ({_f(_get(wb, 'vedika_deflate', 'ratio_to_text'), 2)}x with "
+            "permessage-deflate)",
+            f"floor {_f(_get(wb, 'floor', 'ratio_to_text'), 2)}x",
+            _status(None if ratio is None else ratio <= 1.3),
+        )
+    )
+    rd = r.get("redis") or {}
+    if "skipped" in rd or "error" in rd:
+        rows.append(
+            (
+                "second instance over Redis",
+                "<= 1 ms p99 per chunk, <= 10% CPU",
+                rd.get("skipped") or rd.get("error", "-"),
+                "-",
+                "n/a",
+            )
+        )
+    else:
+        added = _get(rd, "second_instance", "added_ms_per_chunk_b_minus_a", "p99")
+        extra = rd.get("extra_cpu_fraction")
+        rows.append(
+            (
+                "second instance over Redis",
+                "<= 1 ms p99 per chunk, <= 10% CPU",
+                f"{_f(added, 2, ' ms')} p99 per chunk; {_pct(extra)}% CPU",
+                f"{rd.get('concurrency')} streams, memory hub vs Redis hub",
+                _status(None if added is None or extra is None else added <= 1 and extra <= 0.10),
+            )
+        )
+    hist = r.get("history") or {}
+    for db in ("sqlite", "postgresql"):
+        h = hist.get(db)
+        if not h:
+            continue
+        lp = _get(h, "list_50", "server_ms", "p95") or _get(h, "list_50", "ms", "p95")
+        op = _get(h, "open_long", "server_ms", "p95") or _get(h, "open_long", "ms", "p95")
+        rows.append(
+            (
+                f"history ({db}): list 50 of {hist.get('conversations'):,} / open "
+                f"{hist.get('long_conversation_messages')} messages",
+                "p95 <= 20 ms server time",
+                f"{_f(lp, 1, ' ms')} / {_f(op, 1, ' ms')}",
+                _get(h, "list_50", "timing") or "-",
+                _status(None if lp is None or op is None else lp <= 20 and op <= 20),
+            )
+        )
+    return rows
+
+
+def table(r: dict[str, Any]) -> str:
+    m = r.get("machine", {})
+    load = m.get("loadavg_1m_samples", {})
+    out = [
+        f"Machine: {m.get('nproc')} cores, {m.get('cpu_model')}; Python {m.get('python')}; "
+        f"commit `{str(m.get('commit'))[:12]}`"
+        f"{' (plus uncommitted changes)' if m.get('dirty') else ''}; "
+        f"{m.get('date')}; {m.get('mode')} run, {m.get('elapsed_s')} s.",
+        f"Server on cores {m.get('server_cpus') or 'any'}, generator and upstream on "
+        f"{m.get('generator_cpus') or 'any'} (pinned: {_f(m.get('pinned'))}). "
+        f"1-min load average during the run: {_f(load.get('min'), 2)}-{_f(load.get('max'), 2)} "
+        f"(mean {_f(load.get('mean'), 2)}).",
+        "",
+        "| metric | target | measured | baseline / context | status |",
+        "|---|---|---|---|---|",
+    ]
+    for row in targets(r):
+        out.append("| " + " | ".join(row) + " |")
+    return "\n".join(out)
+
+
+def _one_stream(r: dict[str, Any]) -> list[str]:
+    out = [
+        "| pace | client of | TTFT p50 | TTFT p99 | gap p50 | gap p99 | added TTFT p50 / p99 "
+        "| added gap p50 / p99 | failed |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for pace, res in (r.get("one_stream") or {}).items():
+        if not isinstance(res, dict) or "targets" not in res:
+            continue
+        for kind, t in res["targets"].items():
+            at = t.get("added_ttft_ms") or {}
+            ag = t.get("added_gap_ms") or {}
+            out.append(
+                f"| {pace.removeprefix('pace_')} | {kind} | {_f(t['ttft_ms']['p50'], 2)} | "
+                f"{_f(t['ttft_ms']['p99'], 2)} | {_f(t['gap_ms']['p50'], 2)} | "
+                f"{_f(t['gap_ms']['p99'], 2)} | {_f(at.get('p50'), 2)} / {_f(at.get('p99'), 2)} | "
+                f"{_f(ag.get('p50'), 2)} / {_f(ag.get('p99'), 2)} | {t['failed']}/{t['streams']} |"
+            )
+    return out
+
+
+def _sweep(r: dict[str, Any]) -> list[str]:
+    out = [
+        "| server | streams | TTFT p50 / p99 ms | gap p50 / p99 ms | max gap ms | CPU us/chunk "
+        "| us/token | server core | generator cores | REST p99 ms | failed | SLO |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    sweep = r.get("sweep") or {}
+    for key, label in SERVERS:
+        sw = sweep.get(key) or {}
+        for f in sw.get("levels", []):
+            slo = f.get("slo", {})
+            failed = [k for k, v in slo.get("checks", {}).items() if not v]
+            out.append(
+                f"| {label} | {f['concurrency']}{'*' if f.get('beyond_2x_harness_margin') else ''} "
+                f"| {_f(f['ttft_ms']['p50'])} / {_f(f['ttft_ms']['p99'])} "
+                f"| {_f(f['gap_ms']['p50'])} / {_f(f['gap_ms']['p99'])} | {_f(f['max_gap_ms'], 0)} "
+                f"| {_f(f.get('cpu_us_per_chunk'))} | {_f(f.get('cpu_us_per_token'))} "
+                f"| {_f(f.get('server_core_busy'), 2)} | {_f(f.get('generator_core_busy'), 2)} "
+                f"| {_f(_get(f, 'rest_ms', 'p99'))} | {f['streams_failed']}/{f['streams']} "
+                f"| {'ok' if slo.get('ok') else 'broken: ' + ', '.join(failed)} |"
+            )
+        if sw.get("rest_idle_ms"):
+            out.append(
+                f"| {label}: REST idle p99 {_f(sw['rest_idle_ms']['p99'], 2)} ms; capacity "
+                f"{_f(sw.get('capacity_streams'))} streams "
+                f"({_f(sw.get('capacity_streams_ignoring_rest'))} ignoring REST) "
+                "| | | | | | | | | | | |"
+            )
+        elif "levels" in sw:
+            out.append(
+                f"| {label}: capacity {_f(sw.get('capacity_streams'))} streams "
+                "| | | | | | | | | | | |"
+            )
+    return out
+
+
+def _persistence(r: dict[str, Any]) -> list[str]:
+    p = r.get("persistence") or {}
+    out = [
+        f"{p.get('concurrency', '-')} concurrent streams.",
+        "",
+        "| database | flush every | CPU us/chunk | TTFT p99 ms | gap p99 ms | turns | flush "
+        "commits | commits/turn | allowed | PG xact_commit/turn |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in p.get("configs", []):
+        out.append(
+            f"| {c['database']} | {_f(c['flush_seconds'], 1)} s | {_f(c.get('cpu_us_per_chunk'))} "
+            f"| {_f(c['ttft_ms']['p99'])} | {_f(c['gap_ms']['p99'])} | {_f(int(c['turns']))} "
+            f"| {_f(int(c['flush_commits']))} | {_f(c['commits_per_turn'], 2)} "
+            f"| {_f(c['allowed_commits_per_turn'], 2)} "
+            f"| {_f(c.get('pg_xact_commit_per_turn'), 2)} |"
+        )
+    if "postgresql" in p and isinstance(p["postgresql"], str):
+        out.append(f"\nPostgreSQL: {p['postgresql']}")
+    return out
+
+
+def _misc(r: dict[str, Any]) -> list[str]:
+    out = []
+    mem = r.get("memory") or {}
+    if "idle_sockets" in mem:
+        i, a = mem["idle_sockets"], mem.get("active_streams", {})
+        out += [
+            "### Memory (RSS of the server)",
+            "",
+            f"- {i['opened']:,} idle WebSockets ({i['failed']} failed): "
+            f"{_f(i['rss_before_mib'])} -> {_f(i['rss_after_mib'])} MiB, "
+            f"**{_f(i['kib_per_socket'])} KiB per socket**.",
+        ]
+        if a:
+            out.append(
+                f"- {a['streams']} active streams of {a['answer_tokens']} tokens: "
+                f"{_f(a['rss_before_mib'])} -> {_f(a['rss_mid_mib'])} MiB mid-stream, "
+                f"**{_f(a['kib_per_active_stream'])} KiB per active stream** (socket included); "
+                f"after they finished {_f(a['rss_after_all_finished_mib'])} MiB, i.e. "
+                f"{_f(a['kib_retained_per_finished_answer'])} KiB kept per finished answer "
+                "(the hub's replay log)."
+            )
+        out.append("")
+    wb = r.get("wire_bytes") or {}
+    if "vedika" in wb:
+        out += [
+            "### Bytes on the wire per answer",
+            "",
+            f"Answer: {wb['answer_tokens']} tokens, {wb['answer_text_bytes']:,} bytes of text.",
+            "",
+            "| relay | deflate | frames | wire bytes | x text | payload bytes by event |",
+            "|---|---|---|---|---|---|",
+        ]
+        for key in ("vedika", "vedika_deflate", "floor", "floor_deflate"):
+            w = wb.get(key)
+            if not w:
+                continue
+            by = ", ".join(f"{k} {v:,}" for k, v in sorted(w["payload_bytes_by_event"].items()))
+            out.append(
+                f"| {key.split('_')[0]} | {'yes' if key.endswith('deflate') else 'no'} "
+                f"| {w['frames']} | {w['wire_bytes']:,} | {_f(w['ratio_to_text'], 2)} | {by} |"
+            )
+        cpu = wb.get("server_cpu_us_per_chunk")
+        if cpu:
+            out += [
+                "",
+                f"Server CPU per chunk at {cpu['concurrency']} streams: "
+                f"{_f(cpu.get('plain'))} us without compression, {_f(cpu.get('deflate'))} us "
+                f"with permessage-deflate ({_pct(cpu.get('extra_fraction'))}% "
+                "more; browsers always offer it).",
+            ]
+        out.append("")
+    hist = r.get("history") or {}
+    if any(db in hist for db in ("sqlite", "postgresql")):
+        out += [
+            "### History",
+            "",
+            "| database | call | response bytes | p50 ms | p95 ms | p99 ms | timing |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for db in ("sqlite", "postgresql"):
+            h = hist.get(db)
+            if not h:
+                continue
+            for call in ("list_50", "open_long"):
+                c = h[call]
+                ms = c.get("server_ms") or c["ms"]
+                out.append(
+                    f"| {db} | {call} | {c['response_bytes']:,} | {_f(ms['p50'], 2)} "
+                    f"| {_f(ms['p95'], 2)} | {_f(ms['p99'], 2)} | {c['timing']} |"
+                )
+        out.append("")
+    uc = r.get("upstream_clients") or {}
+    if uc.get("clients"):
+        out += [
+            "### Reading the upstream, by client (server core, no relaying)",
+            "",
+            f"{uc['streams']} concurrent 200-token answers; CPU of the reading process only.",
+            "",
+            "| client | tokens/s | CPU us per token | core busy |",
+            "|---|---|---|---|",
+        ]
+        for c in uc["clients"]:
+            out.append(
+                f"| {c['client']} | {_f(c.get('tokens_per_s'), 0)} "
+                f"| {_f(c.get('cpu_us_per_token'))} | {_f(c.get('core_busy'), 2)} |"
+                if "error" not in c
+                else f"| {c['client']} | failed: {c['error']} | | |"
+            )
+        out.append("")
+    rd = r.get("redis") or {}
+    out += ["### Second instance over Redis", ""]
+    if "skipped" in rd or "error" in rd:
+        out.append(f"{rd.get('skipped') or rd.get('error')}")
+    else:
+        si = rd.get("second_instance", {})
+        mem_cpu = _f(_get(rd, "memory_hub", "cpu_us_per_chunk"))
+        redis_cpu = _f(_get(rd, "redis_hub", "cpu_us_per_chunk"))
+        xf = rd.get("extra_cpu_fraction")
+        extra = _pct(xf)
+        mem_gap = _f(_get(rd, "memory_hub", "gap_ms", "p99"))
+        redis_gap = _f(_get(rd, "redis_hub", "gap_ms", "p99"))
+        b50 = _f(_get(si, "added_ms_per_chunk_b_minus_a", "p50"), 2)
+        b99 = _f(_get(si, "added_ms_per_chunk_b_minus_a", "p99"), 2)
+        out.append(
+            f"{rd.get('concurrency')} streams: memory hub {mem_cpu} us/chunk, Redis hub "
+            f"{redis_cpu} us/chunk ({extra}% extra); gap p99 {mem_gap} vs {redis_gap} ms. "
+            f"Followers on the second instance: {b50} ms p50 / {b99} ms p99 later than on "
+            f"the generating one ({si.get('failed', '-')} failed pairs)."
+        )
+    out.append("")
+    return out
+
+
+def markdown(r: dict[str, Any], json_path: Path | None = None) -> str:
+    hc = r.get("harness_check") or {}
+    lines = [
+        "# Benchmark results",
+        "",
+        "Generated by `make bench` (`bench/run.py`); how to read it: [README.md](README.md).",
+        f"Raw figures: `{json_path.relative_to(json_path.parents[2]) if json_path else '-'}`.",
+        "",
+        table(r),
+        "",
+        "## Harness check",
+        "",
+        f"The generator alone against the fake upstream (20 ms per token): ceiling "
+        f"{_f(hc.get('ceiling_streams'))} streams; twice the 300-stream target "
+        f"{'reached' if hc.get('twice_target_ok') else '**not reached**'}. Levels marked * in "
+        "the sweep are above half that ceiling.",
+        "",
+        "| streams | gap p99 ms | max gap ms | scheduler lag p99 ms | generator cores busy | ok |",
+        "|---|---|---|---|---|---|",
+    ]
+    for f in hc.get("levels", []):
+        lines.append(
+            f"| {f['concurrency']} | {_f(f['gap_ms']['p99'])} | {_f(f['max_gap_ms'], 0)} "
+            f"| {_f(f['sched_lag_ms']['p99'])} | {_f(f.get('generator_core_busy'), 2)} "
+            f"| {_f(f.get('ok'))} |"
+        )
+    lines += ["", "## One stream", "", *_one_stream(r), "", "## Concurrency sweep", ""]
+    lines += [
+        "Answers of "
+        f"{_get(r, 'sweep', 'answer_tokens') or '-'} tokens at 20 ms per token; figures from "
+        "the steady window; the SLO is QUALITY.md's (every frame, no gap > 200 ms, errors "
+        "< 0.1%, REST p99 within 2x idle).",
+        "",
+        *_sweep(r),
+        "",
+        "![latency vs concurrent streams](latency_vs_streams.png)",
+        "![CPU per chunk](cpu_per_chunk.png)",
+        "",
+        "## Persistence",
+        "",
+        *_persistence(r),
+        "",
+        *_misc(r),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _slo_ok(f: dict[str, Any]) -> bool:
+    return bool(f.get("slo", {}).get("ok", True))
+
+
+def plots(r: dict[str, Any], out_dir: Path) -> list[Path]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    sweep = r.get("sweep") or {}
+    made = []
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for key, label in SERVERS:
+        levels = (sweep.get(key) or {}).get("levels") or []
+        if not levels:
+            continue
+        xs = [f["concurrency"] for f in levels]
+        for ax, metric in ((axes[0], "ttft_ms"), (axes[1], "gap_ms")):
+            ys = [f[metric]["p99"] for f in levels]
+            (line,) = ax.plot(xs, ys, marker="o", label=label)
+            broken = [(x, y) for x, y, f in zip(xs, ys, levels, strict=True) if not _slo_ok(f)]
+            if broken:  # hollow markers: this level broke the service level
+                ax.plot(
+                    [x for x, _ in broken],
+                    [y for _, y in broken],
+                    linestyle="none",
+                    marker="o",
+                    markersize=11,
+                    markerfacecolor="none",
+                    markeredgecolor=line.get_color(),
+                    color=line.get_color(),
+                )
+    axes[0].set_title("time to first token, p99 (ringed: service level broken)")
+    axes[1].set_title("inter-chunk gap, p99 (pace 20 ms)")
+    for ax in axes:
+        ax.set_xlabel("concurrent streams (one server core)")
+        ax.set_ylabel("ms")
+        ax.set_yscale("log")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    m = r.get("machine", {})
+    fig.suptitle(
+        f"Vedika vs floor - {m.get('cpu_model')} - {str(m.get('commit'))[:10]}", fontsize=9
+    )
+    fig.tight_layout()
+    path = out_dir / "latency_vs_streams.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    made.append(path)
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for key, label in SERVERS:
+        levels = (sweep.get(key) or {}).get("levels") or []
+        pts = [(f["concurrency"], f.get("cpu_us_per_token")) for f in levels]
+        pts = [(x, y) for x, y in pts if y is not None]
+        if pts:
+            ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", label=label)
+    ax.axhline(50, color="red", linestyle="--", linewidth=1, label="target 50 us")
+    ax.axhspan(24, 31, color="grey", alpha=0.15, label="QUALITY.md lean relay 24-31 us")
+    ax.set_xlabel("concurrent streams")
+    ax.set_ylabel("server CPU per relayed token (us)")
+    ax.set_title("CPU per relayed token")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = out_dir / "cpu_per_chunk.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    made.append(path)
+    return made
+
+
+def write(r: dict[str, Any], out_dir: Path, json_path: Path | None = None) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plots(r, out_dir)
+    path = out_dir / "results.md"
+    path.write_text(markdown(r, json_path))
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("json", type=Path)
+    parser.add_argument(
+        "--dir", type=Path, default=Path(__file__).parents[1] / "docs" / "benchmarks"
+    )
+    args = parser.parse_args()
+    r = orjson.loads(args.json.read_bytes())
+    print(write(r, args.dir, args.json.resolve()))
+
+
+if __name__ == "__main__":
+    main()
