@@ -69,6 +69,19 @@ def search_env(search: FakeSearch) -> dict[str, str]:
     }
 
 
+def voice_env(upstream: FakeUpstream) -> dict[str, str]:
+    """Transcription and speech through the fake upstream's audio endpoints
+    (tests/fakes/audio.py), with small limits so the limit tests stay cheap."""
+    return {
+        "VEDIKA_TRANSCRIBE_URL": upstream.base_url,
+        "VEDIKA_TRANSCRIBE_MODEL": "fake-whisper",
+        "VEDIKA_TRANSCRIBE_MAX_BYTES": "200000",
+        "VEDIKA_SPEECH_URL": upstream.openai_base_url,
+        "VEDIKA_SPEECH_MODEL": "fake-tts",
+        "VEDIKA_SPEECH_MAX_CHARS": "500",
+    }
+
+
 @pytest.fixture(scope="session")
 def models_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("models") / "models.toml"
@@ -88,7 +101,7 @@ def server_env(
         "VEDIKA_UPSTREAM_IDLE_TIMEOUT": "1.5",
         "VEDIKA_FLUSH_SECONDS": "0.3",
         "VEDIKA_REAPER_INTERVAL": "0.5",
-        "VEDIKA_HEARTBEAT_STALE_SECONDS": "4",
+        "VEDIKA_HEARTBEAT_STALE_SECONDS": "10",
         "VEDIKA_LOG_LEVEL": "warning",
         # Tests open many sessions and turns from one address; limits get their own tests.
         "VEDIKA_RATE_SESSIONS_PER_MINUTE": "100000",
@@ -167,7 +180,9 @@ def server(
 ) -> Iterator[VedikaServer]:
     db_url, data_dir = backend
     srv = VedikaServer(
-        server_env(db_url, data_dir, upstream, models_file, **search_env(search)),
+        server_env(
+            db_url, data_dir, upstream, models_file, **search_env(search), **voice_env(upstream)
+        ),
         log_path=data_dir / "server.log",
     )
     srv.start()

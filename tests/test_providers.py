@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import httpx
 import pytest
 
+from tests.fakes.modes import BAD_JSON
 from tests.fakes.upstream import fake_reply
 from vedika.errors import (
     ModelNotConfigured,
@@ -14,7 +18,14 @@ from vedika.errors import (
     ProviderUnavailable,
 )
 from vedika.models.catalogue import Endpoint
-from vedika.models.providers import Delta, GenerationRequest, build_provider, provider_kinds
+from vedika.models.providers import (
+    Delta,
+    GenerationRequest,
+    ToolCall,
+    ToolSpec,
+    build_provider,
+    provider_kinds,
+)
 from vedika.models.providers.base import Timeouts
 
 MESSAGES = [
@@ -95,3 +106,126 @@ async def test_offline_provider_explains_how_to_connect() -> None:
             ]
         )
     assert "No language model is connected" in text and "OPENAI_BASE_URL" in text
+
+
+# ---------------------------------------------------------------- tool calling
+
+TOOLS = [
+    ToolSpec(
+        "web_search",
+        "Search the web.",
+        {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]},
+    ),
+    ToolSpec("fetch_url", "Read a page.", {"type": "object", "properties": {}}),
+]
+
+
+async def stream_with(
+    kind: str, base_url: str, model: str, messages: list[dict[str, Any]], **extra: Any
+) -> list[Delta]:
+    async with httpx.AsyncClient() as client:
+        provider = build_provider(
+            Endpoint(name="fake", kind=kind, base_url=base_url, api_key="k"),
+            client,
+            Timeouts(connect=2, idle=2),
+        )
+        assert provider.supports_tools
+        request = GenerationRequest(model=model, messages=messages, tools=TOOLS, **extra)
+        return [d async for d in provider.stream(request)]
+
+
+def calls_of(deltas: list[Delta]) -> list[ToolCall]:
+    return [c for d in deltas if d.tool_calls for c in d.tool_calls]
+
+
+@pytest.mark.parametrize(("kind", "suffix"), [("openai", "/v1"), ("anthropic", "")])
+async def test_tool_calls_round_trip(upstream, kind: str, suffix: str) -> None:
+    """Streamed tool-call fragments become whole calls; results go back in the
+    provider's own shape; `tool_choice: none` gets text."""
+    base = upstream.base_url + suffix
+    question = "how deep is the lake"
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": question},
+    ]
+    deltas = await stream_with(kind, base, "fake-agent", messages)
+    text = "".join(d.text for d in deltas)
+    calls = calls_of(deltas)
+    assert text == "Let me look that up."
+    assert [(c.name, c.arguments, c.bad_arguments) for c in calls] == [
+        ("web_search", {"query": question}, None)
+    ]
+    assert [d.finish_reason for d in deltas if d.finish_reason] == ["tool_calls"]
+    assert any(d.output_tokens for d in deltas)
+    sent = upstream.requests()[-1]
+    if kind == "openai":
+        assert sent["tools"][0] == {
+            "type": "function",
+            "function": {
+                "name": "web_search",
+                "description": "Search the web.",
+                "parameters": TOOLS[0].parameters,
+            },
+        }
+    else:
+        assert sent["tools"][0]["input_schema"] == TOOLS[0].parameters
+
+    messages += [
+        {"role": "assistant", "content": text, "tool_calls": calls},
+        {
+            "role": "tool",
+            "tool_call_id": calls[0].id,
+            "name": "web_search",
+            "content": "[1] A page\nURL: https://example.org/deep\nThe lake is deep.",
+        },
+    ]
+    deltas = await stream_with(kind, base, "fake-agent", messages)
+    assert [(c.name, c.arguments) for c in calls_of(deltas)] == [
+        ("fetch_url", {"url": "https://example.org/deep"})
+    ]
+    sent = upstream.requests()[-1]
+    if kind == "openai":
+        assistant, result = sent["messages"][2:4]
+        assert assistant["tool_calls"][0]["id"] == calls[0].id
+        assert json.loads(assistant["tool_calls"][0]["function"]["arguments"]) == {
+            "query": question
+        }
+        assert result == {
+            "role": "tool",
+            "tool_call_id": calls[0].id,
+            "content": messages[-1]["content"],
+        }
+    else:
+        assistant, result = sent["messages"][1:3]
+        assert assistant["content"][0] == {"type": "text", "text": text}
+        assert assistant["content"][1]["type"] == "tool_use"
+        assert assistant["content"][1]["input"] == {"query": question}
+        assert result["role"] == "user"
+        assert result["content"][0]["type"] == "tool_result"
+        assert result["content"][0]["tool_use_id"] == calls[0].id
+
+    deltas = await stream_with(kind, base, "fake-agent", messages, tool_choice="none")
+    assert not calls_of(deltas)
+    assert "".join(d.text for d in deltas).startswith(f"Agent answer to: {question}.")
+    choice = upstream.requests()[-1]["tool_choice"]
+    assert choice == ("none" if kind == "openai" else {"type": "none"})
+
+
+@pytest.mark.parametrize(("kind", "suffix"), [("openai", "/v1"), ("anthropic", "")])
+async def test_several_calls_and_arguments_that_are_not_json(
+    upstream, kind: str, suffix: str
+) -> None:
+    messages = [{"role": "user", "content": "break things"}]
+    calls = calls_of(
+        await stream_with(kind, upstream.base_url + suffix, "fake-agent-fail", messages)
+    )
+    assert [c.name for c in calls] == ["fetch_url", "calculator", "no_such_tool", "calculator"]
+    assert len({c.id for c in calls}) == 4
+    assert calls[3].arguments == {} and calls[3].bad_arguments == BAD_JSON
+    assert calls[2].arguments == {"x": 1} and calls[2].bad_arguments is None
+
+
+def test_only_real_models_write_and_call_tools() -> None:
+    kinds = provider_kinds()
+    assert kinds["openai"].supports_tools and kinds["anthropic"].supports_tools
+    assert not kinds["offline"].supports_tools and not kinds["offline"].generative

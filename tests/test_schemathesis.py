@@ -9,12 +9,20 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import server_env
+from tests.conftest import server_env, voice_env
 from tests.support.server import VedikaServer
 
 
 def test_schemathesis(tmp_path: Path, upstream, models_file) -> None:
-    env = server_env(f"sqlite+aiosqlite:///{tmp_path}/v.db", tmp_path, upstream, models_file)
+    # Voice is configured (against the fake's audio endpoints): unconfigured, its calls
+    # answer 503 by design, which Schemathesis counts as a server error.
+    env = server_env(
+        f"sqlite+aiosqlite:///{tmp_path}/v.db",
+        tmp_path,
+        upstream,
+        models_file,
+        **voice_env(upstream),
+    )
     srv = VedikaServer(env, log_path=tmp_path / "server.log").start()
     try:
         session = httpx.post(f"{srv.url}/auth/device-session", json={}).json()["session_id"]

@@ -34,6 +34,8 @@ from vedika.logs import configure_logging
 from vedika.middleware import BodyLimit, RequestContext
 from vedika.models import routes as model_routes
 from vedika.models.service import ModelService
+from vedika.modes.tools import load_tool_modules
+from vedika.modes.tools import registry as tool_registry
 from vedika.openapi import install_openapi
 from vedika.ops import router as ops_router
 from vedika.responses import JSONResponse
@@ -45,6 +47,7 @@ from vedika.settings import Settings, load_settings
 from vedika.sources import routes as source_routes
 from vedika.sources.service import SourcesService
 from vedika.store.engine import Store, make_engine
+from vedika.voice import routes as voice_routes
 
 log = structlog.get_logger(__name__)
 
@@ -55,12 +58,17 @@ class VedikaApp(FastAPI):
 
     body_limit: int = 2_000_000
     upload_limit: int = 2_000_000  # POST /files: several files of up to VEDIKA_MAX_FILE_BYTES
+    audio_limit: int = 2_000_000  # POST /ai/transcribe: one recording
     hsts: bool = False
 
     def build_middleware_stack(self) -> ASGIApp:
         inner = super().build_middleware_stack()
         limited = BodyLimit(
-            inner, self.body_limit, upload_paths=("/files",), upload_limit=self.upload_limit
+            inner,
+            self.body_limit,
+            upload_paths=("/files",),
+            upload_limit=self.upload_limit,
+            path_limits={"/ai/transcribe": self.audio_limit},
         )
         return RequestContext(limited, hsts=self.hsts)
 
@@ -148,6 +156,7 @@ async def build_services(settings: Settings) -> Services:
         hub = MemoryHub(retention=settings.stream_retention_seconds)
         limiter = MemoryLimiter()
     sources = SourcesService(settings, store, http)
+    load_tool_modules(settings.agent_tool_modules)
     generations = Generations(
         store=store,
         hub=hub,
@@ -155,6 +164,7 @@ async def build_services(settings: Settings) -> Services:
         settings=settings,
         instance_id=instance_id,
         sources=sources,
+        tools=tool_registry(),
     )
     reaper = Reaper(
         store=store,
@@ -238,6 +248,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.body_limit = settings.max_body_bytes
     uploads = settings.max_file_bytes * settings.max_files_per_message + 1_000_000
     app.upload_limit = max(settings.max_body_bytes, uploads)
+    app.audio_limit = max(settings.max_body_bytes, settings.transcribe_max_bytes + 64_000)
     app.hsts = settings.env != "development"
     app.add_middleware(
         CORSMiddleware,
@@ -263,6 +274,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routes_sse.router,
         routes_ws.router,
         source_routes.router,
+        voice_routes.router,
         ops_router,
     ):
         app.include_router(router)

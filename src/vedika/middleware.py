@@ -20,8 +20,8 @@ log = structlog.get_logger("vedika.access")
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self' ws: wss:; font-src 'self'; object-src 'none'; base-uri 'none'; "
-    "frame-ancestors 'none'; form-action 'self'"
+    "connect-src 'self' ws: wss:; media-src 'self' blob:; font-src 'self'; object-src 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
 # FastAPI's /docs page loads Swagger UI from a CDN; it gets a CSP that allows exactly that.
 DOCS_CSP = (
@@ -91,12 +91,18 @@ class BodyLimit:
     """Refuse request bodies over `limit` bytes with 413, without reading them whole."""
 
     def __init__(
-        self, app: ASGIApp, limit: int, upload_paths: tuple[str, ...] = (), upload_limit: int = 0
+        self,
+        app: ASGIApp,
+        limit: int,
+        upload_paths: tuple[str, ...] = (),
+        upload_limit: int = 0,
+        path_limits: dict[str, int] | None = None,
     ) -> None:
         self.app = app
         self.limit = limit
         self.upload_paths = upload_paths
         self.upload_limit = upload_limit
+        self.path_limits = path_limits or {}  # exact paths with limits of their own
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -105,6 +111,7 @@ class BodyLimit:
         limit = self.limit
         if self.upload_paths and scope["path"].startswith(self.upload_paths):
             limit = self.upload_limit
+        limit = self.path_limits.get(scope["path"], limit)
         declared = _header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await _drain(receive, int(declared))

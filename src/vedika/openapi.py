@@ -33,6 +33,13 @@ AUTHED = {
     "403": "The device_id sent does not match the session's.",
     "404": "Unknown, or not yours.",
 }
+VOICE = {
+    "413": "The recording or the text is too large.",
+    "502": "The transcription or speech service failed.",
+    "503": "Transcription or speech is not configured on this server, or the database or "
+    "Redis is unavailable.",
+    "504": "The transcription or speech service timed out.",
+}
 CHAT = {
     "402": "No Vedika coins left today.",
     "409": "This client_message_id was used for a different message.",
@@ -63,6 +70,10 @@ def install_openapi(app: FastAPI) -> None:
                     codes["404"] = AUTHED["404"]
                 if path == "/auth/device-session/validate":
                     codes["401"] = AUTHED["401"]
+                if path in ("/ai/transcribe", "/ai/speech"):
+                    codes |= AUTHED | VOICE
+                if path == "/ai/transcribe":
+                    codes["415"] = "That is not audio Vedika can transcribe."
                 if path.startswith("/files"):
                     codes |= AUTHED | {"415": "The file type is not supported."}
                 for code, description in codes.items():

@@ -12,6 +12,7 @@ from sqlalchemy import text
 from vedika import __version__
 from vedika.identity.deps import ServicesDep
 from vedika.metrics import METRICS
+from vedika.modes import mode_names
 from vedika.responses import JSONResponse
 from vedika.services import Services
 from vedika.sources.library import upload_limits
@@ -79,7 +80,17 @@ async def browser_config(services: ServicesDep, request: Request) -> dict[str, A
             "file_upload": services.sources is not None,
             "uploads": upload_limits(services.settings) if services.sources else None,
             "default_sources": services.settings.default_sources,
-            "modes": ["search"],
+            "modes": mode_names(),
+            "agent_tools": [
+                t.name
+                for t in services.generations.env.tools.offered(services.settings, services.sources)
+            ],
+            "transcription": services.settings.transcribe_url is not None,
+            "speech": services.settings.speech_url is not None,
+            "limits": {
+                "transcribe_max_bytes": services.settings.transcribe_max_bytes,
+                "speech_max_chars": services.settings.speech_max_chars,
+            },
             "offline_only": [m.id for m in services.models.catalogue.available()] == ["offline"],
         },
     }

@@ -121,6 +121,22 @@ class PreferenceRequest(BaseModel):
     session_id: str | None = None
 
 
+class SpeechRequest(BaseModel):
+    """`POST /ai/speech`: text to read aloud (VEDIKA_SPEECH_MAX_CHARS at most)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    text: str = Field(..., min_length=1, max_length=100_000)
+    voice: str | None = Field(
+        None,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Default: VEDIKA_SPEECH_VOICE.",
+    )
+    format: Literal["mp3", "opus", "aac", "flac", "wav"] = "mp3"
+    session_id: str | None = Field(None, max_length=128)
+
+
 # ---------------------------------------------------------------- server events
 
 
@@ -212,6 +228,52 @@ class StreamError(Event, tag="stream_error"):
     code: str
     retryable: bool
 
+
+# ---------------------------------------------------------------- extension events
+# Research and Agents modes (docs/modes.md). Clients that do not know them ignore them;
+# they are replayed on resume like every other event and stored with the answer.
+
+
+class ResearchStep(Event, tag="research_step"):
+    """One step of a research run: planning, one search (and the pages read for it),
+    writing. A step is sent when it starts (`status: "running"`) and again when it ends
+    (`"done"`, with the sources it found); `total` may grow once the plan is known."""
+
+    step: int
+    total: int
+    label: str
+    citations: list[Citation]
+    phase: str = "search"  # plan | search | write
+    status: str = "running"  # running | done
+
+
+class ToolCallEvent(Event, tag="tool_call"):
+    """The model asked for a tool (Agents mode); `step` counts tool calls from 1."""
+
+    call_id: str
+    name: str
+    arguments: dict[str, Any]
+    step: int
+
+
+class ToolResultEvent(Event, tag="tool_result"):
+    """What the tool answered. `content` is cut to a preview (`truncated` says so); the
+    model got up to VEDIKA_AGENT_TOOL_OUTPUT_CHARS of it. `ok: false` is an error the
+    model was told about, not a failed answer."""
+
+    call_id: str
+    name: str
+    ok: bool
+    content: str
+    step: int
+    truncated: bool = False
+
+
+STEP_EVENTS: dict[str, type[Event]] = {
+    "research_step": ResearchStep,
+    "tool_call": ToolCallEvent,
+    "tool_result": ToolResultEvent,
+}
 
 TERMINAL_TYPES = frozenset({"stream_complete", "stream_error"})
 

@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(2_000_000, ge=1024, validation_alias="VEDIKA_MAX_BODY_BYTES")
     flush_seconds: float = Field(5.0, gt=0, le=3600, validation_alias="VEDIKA_FLUSH_SECONDS")
     stream_retention_seconds: float = Field(
-        900.0, ge=0, validation_alias="VEDIKA_STREAM_RETENTION_SECONDS"
+        120.0, ge=0, validation_alias="VEDIKA_STREAM_RETENTION_SECONDS"
     )
     upstream_connect_timeout: float = Field(
         10.0, gt=0, validation_alias="VEDIKA_UPSTREAM_CONNECT_TIMEOUT"
@@ -125,6 +125,63 @@ class Settings(BaseSettings):
         "text-embedding-3-small", validation_alias="VEDIKA_EMBEDDINGS_MODEL"
     )
     embeddings_api_key: SecretStr | None = Field(None, validation_alias="VEDIKA_EMBEDDINGS_API_KEY")
+
+    # Modes: Research and Agents (docs/modes.md).
+    research_max_searches: int = Field(
+        4, ge=1, le=12, validation_alias="VEDIKA_RESEARCH_MAX_SEARCHES"
+    )
+    research_max_pages: int = Field(12, ge=1, le=60, validation_alias="VEDIKA_RESEARCH_MAX_PAGES")
+    research_max_sources: int = Field(
+        12, ge=1, le=50, validation_alias="VEDIKA_RESEARCH_MAX_SOURCES"
+    )
+    research_timeout: float = Field(90.0, gt=0, validation_alias="VEDIKA_RESEARCH_TIMEOUT")
+    agent_max_steps: int = Field(8, ge=1, le=50, validation_alias="VEDIKA_AGENT_MAX_STEPS")
+    agent_timeout: float = Field(120.0, gt=0, validation_alias="VEDIKA_AGENT_TIMEOUT")
+    agent_tool_timeout: float = Field(20.0, gt=0, validation_alias="VEDIKA_AGENT_TOOL_TIMEOUT")
+    agent_tool_output_chars: int = Field(
+        4000, ge=200, le=100_000, validation_alias="VEDIKA_AGENT_TOOL_OUTPUT_CHARS"
+    )
+    agent_tools: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias="VEDIKA_AGENT_TOOLS"
+    )
+    agent_tool_modules: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias="VEDIKA_AGENT_TOOL_MODULES"
+    )
+
+    # Voice: transcription and speech through OpenAI-compatible audio endpoints.
+    transcribe_url: str | None = Field(None, validation_alias="VEDIKA_TRANSCRIBE_URL")
+    transcribe_model: str = Field("whisper-1", validation_alias="VEDIKA_TRANSCRIBE_MODEL")
+    transcribe_api_key: SecretStr | None = Field(None, validation_alias="VEDIKA_TRANSCRIBE_API_KEY")
+    transcribe_max_bytes: int = Field(
+        25_000_000, ge=1024, validation_alias="VEDIKA_TRANSCRIBE_MAX_BYTES"
+    )
+    speech_url: str | None = Field(None, validation_alias="VEDIKA_SPEECH_URL")
+    speech_model: str = Field("tts-1", validation_alias="VEDIKA_SPEECH_MODEL")
+    speech_voice: str = Field("alloy", validation_alias="VEDIKA_SPEECH_VOICE")
+    speech_api_key: SecretStr | None = Field(None, validation_alias="VEDIKA_SPEECH_API_KEY")
+    speech_max_chars: int = Field(
+        4096, ge=1, le=100_000, validation_alias="VEDIKA_SPEECH_MAX_CHARS"
+    )
+    voice_timeout: float = Field(60.0, gt=0, validation_alias="VEDIKA_VOICE_TIMEOUT")
+    rate_voice_per_minute: int = Field(20, ge=0, validation_alias="VEDIKA_RATE_VOICE_PER_MINUTE")
+
+    @field_validator("agent_tools", "agent_tool_modules", mode="before")
+    @classmethod
+    def _split_names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("transcribe_url", "speech_url")
+    @classmethod
+    def _check_voice_url(cls, value: str | None) -> str | None:
+        """`http://host:port` -> `http://host:port/v1` (like OPENAI_BASE_URL)."""
+        if not value:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} must start with http:// or https://")
+        value = value.rstrip("/")
+        return value if "/" in value.split("://", 1)[1] else value + "/v1"
 
     @field_validator("default_sources", "fetch_allow", mode="before")
     @classmethod

@@ -18,6 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import search_env, voice_env
+from tests.fakes.search import FakeSearch
 from tests.fakes.upstream import FakeUpstream
 from tests.support.server import VedikaServer
 
@@ -32,6 +34,10 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
+    # a fake microphone that needs no permission prompt (dictation by recording)
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
 ]
 
 try:
@@ -73,6 +79,34 @@ def web(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Ite
         "VEDIKA_RATE_SESSIONS_PER_MINUTE": "0",
         "VEDIKA_FLUSH_SECONDS": "0.5",
         "VEDIKA_LOG_LEVEL": "warning",
+    }
+    server = VedikaServer(env, log_path=data_dir / "server.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="package")
+def web_modes(
+    upstream: FakeUpstream, search: FakeSearch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[VedikaServer]:
+    """A second server for Research, Agents, sources and voice: web search through the
+    fake SearXNG, transcription and speech through the fake audio endpoints."""
+    data_dir = tmp_path_factory.mktemp("browser-modes")
+    env = {
+        "VEDIKA_DATABASE_URL": f"sqlite+aiosqlite:///{data_dir}/v.db",
+        "VEDIKA_DATA_DIR": str(data_dir),
+        "OPENAI_BASE_URL": upstream.base_url,
+        "VEDIKA_OLLAMA_AUTODETECT": "false",
+        "VEDIKA_DAILY_CREDITS": "100000",
+        "VEDIKA_RATE_MESSAGES_PER_MINUTE": "0",
+        "VEDIKA_RATE_SESSIONS_PER_MINUTE": "0",
+        "VEDIKA_FLUSH_SECONDS": "0.5",
+        "VEDIKA_LOG_LEVEL": "warning",
+        **search_env(search),
+        **voice_env(upstream),
     }
     server = VedikaServer(env, log_path=data_dir / "server.log")
     server.start()

@@ -389,3 +389,60 @@ async def test_requests_recorded(upstream: FakeUpstream) -> None:
     assert recorded[1]["authorization"] is None
     upstream.reset()
     assert upstream.requests() == []
+
+
+# ---------------------------------------------------------------------------- modes, audio
+
+
+async def test_agent_model_streams_tool_call_fragments(upstream: FakeUpstream) -> None:
+    body = _chat("fake-agent", tools=[{"type": "function", "function": {"name": "web_search"}}])
+    async with _client(upstream) as client:
+        _response, lines = await _sse_lines(client, "/v1/chat/completions", body)
+    chunks = [json.loads(d) for d in _data(lines) if d != "[DONE]"]
+    deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
+    assert "".join(d.get("content") or "" for d in deltas) == "Let me look that up."
+    pieces = [t for d in deltas for t in d.get("tool_calls") or []]
+    assert pieces[0]["id"] and pieces[0]["function"]["name"] == "web_search"
+    arguments = "".join(p["function"].get("arguments", "") for p in pieces)
+    assert json.loads(arguments) == {"query": PROMPT} and len(pieces) >= 3
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+    # without tools (or with tool_choice none) it answers in text
+    async with _client(upstream) as client:
+        _response, lines = await _sse_lines(client, "/v1/chat/completions", _chat("fake-agent"))
+    assert _openai_text(_data(lines)).startswith(f"Agent answer to: {PROMPT}.")
+
+
+async def test_research_model_plans_then_reports(upstream: FakeUpstream) -> None:
+    plan = [{"role": "system", "content": "Give sub-questions."}, *MESSAGES[1:]]
+    async with _client(upstream) as client:
+        _r, lines = await _sse_lines(
+            client,
+            "/v1/chat/completions",
+            {"model": "fake-research", "messages": plan, "stream": True},
+        )
+        assert '"sub_questions"' in _openai_text(_data(lines))
+        report = [{"role": "system", "content": "Sources:\n[1] A page (example.org)\ntext"}]
+        body = {"model": "fake-research", "messages": [*report, MESSAGES[-1]], "stream": True}
+        _r, lines = await _sse_lines(client, "/v1/chat/completions", body)
+    text = _openai_text(_data(lines))
+    assert text.startswith("## Summary") and "- A page [1]" in text
+
+
+async def test_audio_endpoints(upstream: FakeUpstream) -> None:
+    async with _client(upstream) as client:
+        r = await client.post(
+            "/v1/audio/transcriptions",
+            data={"model": "fake-whisper"},
+            files={"file": ("a.wav", b"RIFF....WAVEVEDIKA-SAY:hello there\n", "audio/wav")},
+        )
+        assert r.json() == {"text": "hello there", "language": "en"}
+        r = await client.post(
+            "/v1/audio/transcriptions",
+            data={"model": "fake-whisper-fail"},
+            files={"file": ("a", b"x")},
+        )
+        assert r.status_code == 500
+        r = await client.post(
+            "/v1/audio/speech", json={"model": "tts", "input": "hi", "voice": "nova"}
+        )
+        assert r.headers["content-type"] == "audio/mpeg" and r.content == b"ID3FAKE-AUDIO:nova:hi"

@@ -22,6 +22,9 @@ Endpoints
                                request headers, lower-case names).
 ``POST /_fake/reset``          Clears the recorded requests.
 ``GET  /_fake/health``         ``{"ok": true}``.
+``POST /v1/audio/transcriptions``, ``POST /v1/audio/speech``
+                               OpenAI-compatible audio, scripted by model name: see
+                               :mod:`tests.fakes.audio`.
 
 No auth is required anywhere.
 
@@ -75,6 +78,10 @@ fake-xss            fixed markdown reply containing the payloads in :data:`XSS_P
                     (see :data:`XSS_TEXT`), tokenised so that tags are split across tokens
 fake-markdown       fixed reply (:data:`MARKDOWN_TEXT`): heading, bullet list, table, fenced
                     python block, link to https://example.com
+fake-agent*,        scripted tool calls and research plans: see :mod:`tests.fakes.modes`
+fake-research*      (the reply depends on the conversation: tool results so far, whether
+                    tools may be called, whether a plan is asked for). Streams only; a
+                    non-stream request gets the text part of the reply.
 fake-<anything>     any other id starting with ``fake-`` behaves like fake-steady
 anything else       HTTP 404, OpenAI error with code ``model_not_found`` (Anthropic:
                     ``not_found_error``)
@@ -119,6 +126,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from tests.fakes import audio as fake_audio
+from tests.fakes import modes as fake_modes
+
 __all__ = [
     "CUT_AFTER",
     "DEFAULT_DELAY_MS",
@@ -143,6 +153,7 @@ __all__ = [
 
 DEFAULT_DELAY_MS = 20.0
 SLOW_DELAY_MS = 200.0
+SCRIPTED_SLOW_DELAY_MS = 60.0  # fake-research-slow, fake-agent-slow
 LONG_TOKENS = 400
 CUT_AFTER = 5
 EOF_AFTER = 5
@@ -170,6 +181,16 @@ MODELS: tuple[str, ...] = (
     "fake-error-event",
     "fake-xss",
     "fake-markdown",
+    # conversation-scripted models (tests/fakes/modes.py); listed last so that `best`
+    # keeps choosing among the models above as it always did
+    "fake-agent",
+    "fake-agent-loop",
+    "fake-agent-fail",
+    "fake-research",
+    "fake-research-list",
+    "fake-research-junk",
+    "fake-research-slow",
+    "fake-agent-slow",
 )
 
 SENTENCE = (
@@ -254,7 +275,8 @@ def split_model(model: str) -> tuple[str, float | None]:
 
 
 def model_delay_ms(model: str, default_ms: float = DEFAULT_DELAY_MS) -> float:
-    """Per-token delay in ms for ``model`` (suffix override, else fast=0, slow=200, default)."""
+    """Per-token delay in ms for ``model`` (suffix override, else fast=0, slow=200,
+    research-slow and agent-slow 60, default)."""
     base, override = split_model(model)
     if override is not None:
         return override
@@ -262,6 +284,8 @@ def model_delay_ms(model: str, default_ms: float = DEFAULT_DELAY_MS) -> float:
         return 0.0
     if base == "fake-slow":
         return SLOW_DELAY_MS
+    if base in ("fake-research-slow", "fake-agent-slow"):
+        return SCRIPTED_SLOW_DELAY_MS
     return float(default_ms)
 
 
@@ -497,6 +521,144 @@ def _stream_ops(base: str, enc: _Encoded, delay: float) -> list[Any]:
     return ops
 
 
+def _text_tokens(text: str) -> list[str]:
+    return re.findall(r"\s*\S+", text)
+
+
+def _fragments(args: dict[str, Any] | str) -> list[str]:
+    """A call's arguments as JSON text, in three pieces (clients must join them)."""
+    raw = args if isinstance(args, str) else orjson.dumps(args).decode()
+    third = max(len(raw) // 3, 1)
+    return [p for p in (raw[:third], raw[third : 2 * third], raw[2 * third :]) if p]
+
+
+def _openai_scripted(
+    model: str, reply: fake_modes.Reply, prompt_tokens: int, include_usage: bool, delay: float
+) -> list[Any]:
+    n = next(_counter)
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        obj: dict[str, Any] = {
+            "id": f"chatcmpl-fake-{n}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
+        if include_usage:
+            obj["usage"] = None
+        return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+    ops: list[Any] = [chunk({"role": "assistant", "content": ""})]
+    tokens = _text_tokens(reply.text)
+    for token in tokens:
+        ops += [delay, chunk({"content": token})]
+    pieces = 0
+    for i, (name, args) in enumerate(reply.calls):
+        call_id = f"call_{n}_{i}"
+        head = {"index": i, "id": call_id, "type": "function"}
+        ops += [
+            delay,
+            chunk({"tool_calls": [{**head, "function": {"name": name, "arguments": ""}}]}),
+        ]
+        for frag in _fragments(args):
+            pieces += 1
+            ops += [delay, chunk({"tool_calls": [{"index": i, "function": {"arguments": frag}}]})]
+    ops.append(chunk({}, "tool_calls" if reply.calls else "stop"))
+    if include_usage:
+        completion = len(tokens) + pieces
+        usage = {
+            "id": f"chatcmpl-fake-{n}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion,
+                "total_tokens": prompt_tokens + completion,
+            },
+        }
+        ops.append(b"data: " + orjson.dumps(usage) + b"\n\n")
+    ops.append(_DONE)
+    return ops
+
+
+def _anthropic_scripted(
+    model: str, reply: fake_modes.Reply, input_tokens: int, delay: float
+) -> list[Any]:
+    msg_id = f"msg_fake_{next(_counter)}"
+    start = {
+        "type": "message_start",
+        "message": {
+            "id": msg_id,
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": input_tokens, "output_tokens": 1},
+        },
+    }
+    ops: list[Any] = [_sse("message_start", start)]
+    index = 0
+    tokens = _text_tokens(reply.text)
+    if tokens:
+        block = {"type": "text", "text": ""}
+        ops.append(
+            _sse(
+                "content_block_start",
+                {"type": "content_block_start", "index": 0, "content_block": block},
+            )
+        )
+        for token in tokens:
+            delta = {"type": "text_delta", "text": token}
+            ops += [
+                delay,
+                _sse(
+                    "content_block_delta",
+                    {"type": "content_block_delta", "index": 0, "delta": delta},
+                ),
+            ]
+        ops.append(_sse("content_block_stop", {"type": "content_block_stop", "index": 0}))
+        index = 1
+    pieces = 0
+    for i, (name, args) in enumerate(reply.calls, start=index):
+        block = {"type": "tool_use", "id": f"toolu_{msg_id}_{i}", "name": name, "input": {}}
+        ops += [
+            delay,
+            _sse(
+                "content_block_start",
+                {"type": "content_block_start", "index": i, "content_block": block},
+            ),
+        ]
+        for frag in _fragments(args):
+            pieces += 1
+            delta = {"type": "input_json_delta", "partial_json": frag}
+            ops += [
+                delay,
+                _sse(
+                    "content_block_delta",
+                    {"type": "content_block_delta", "index": i, "delta": delta},
+                ),
+            ]
+        ops.append(_sse("content_block_stop", {"type": "content_block_stop", "index": i}))
+    stop = "tool_use" if reply.calls else "end_turn"
+    ops.append(
+        _sse(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": stop, "stop_sequence": None},
+                "usage": {"output_tokens": len(tokens) + pieces},
+            },
+        )
+    )
+    ops.append(_sse("message_stop", {"type": "message_stop"}))
+    return ops
+
+
 class _Scripted(Response):
     """Raw ASGI response that plays a list of ops and stops when the client disconnects."""
 
@@ -658,9 +820,15 @@ def create_app(delay_ms: float = DEFAULT_DELAY_MS) -> Starlette:
         tokens = _full_tokens(base, _last_user_text(messages))
         prompt_tokens = _count_words(messages)
         delay = model_delay_ms(model, state.delay_ms) / 1000.0
-        if body.get("stream"):
-            opts = body.get("stream_options")
-            include_usage = isinstance(opts, dict) and bool(opts.get("include_usage"))
+        opts = body.get("stream_options")
+        include_usage = isinstance(opts, dict) and bool(opts.get("include_usage"))
+        if fake_modes.is_scripted(base):
+            reply = fake_modes.reply(base, fake_modes.read_openai(body))
+            if body.get("stream"):
+                ops = _openai_scripted(model, reply, prompt_tokens, include_usage, delay)
+                return _Scripted(state, ops)
+            tokens = _text_tokens(reply.text)
+        elif body.get("stream"):
             enc = _encode_openai(model, tokens, prompt_tokens, include_usage)
             return _Scripted(state, _stream_ops(base, enc, delay))
         return _non_stream(
@@ -692,7 +860,12 @@ def create_app(delay_ms: float = DEFAULT_DELAY_MS) -> Starlette:
         tokens = _full_tokens(base, _last_user_text(msgs))
         input_tokens = _count_words(msgs, body.get("system"))
         delay = model_delay_ms(model, state.delay_ms) / 1000.0
-        if body.get("stream"):
+        if fake_modes.is_scripted(base):
+            reply = fake_modes.reply(base, fake_modes.read_anthropic(body))
+            if body.get("stream"):
+                return _Scripted(state, _anthropic_scripted(model, reply, input_tokens, delay))
+            tokens = _text_tokens(reply.text)
+        elif body.get("stream"):
             enc = _encode_anthropic(model, tokens, input_tokens)
             return _Scripted(state, _stream_ops(base, enc, delay))
         return _non_stream(
@@ -722,6 +895,7 @@ def create_app(delay_ms: float = DEFAULT_DELAY_MS) -> Starlette:
             Route("/_fake/requests", fake_requests, methods=["GET"]),
             Route("/_fake/reset", fake_reset, methods=["POST"]),
             Route("/_fake/health", health, methods=["GET"]),
+            *fake_audio.routes(state.requests),
         ]
     )
     app.state.fake = state

@@ -1,9 +1,12 @@
 """Running a turn: a task owned by the server, not by any socket.
 
-provider.stream() -> numbered chunks -> hub.publish(); the text is kept in memory
-and written by one periodic flush for all live answers (one commit per interval,
-never one per chunk), then once at the end, before the terminal event goes out.
-Closing a socket never touches this; only `stop` or shutdown cancels a generation.
+The turn's mode (vedika.modes: search, research, agents) decides how sources, tools
+and the model are used; whatever it writes becomes numbered chunks -> hub.publish(),
+and its step events (research_step, tool_call, tool_result) go to the hub too. The
+text (and the steps) are kept in memory and written by one periodic flush for all
+live answers (one commit per interval, never one per chunk), then once at the end,
+before the terminal event goes out. Closing a socket never touches this; only `stop`
+or shutdown cancels a generation.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import msgspec
 import structlog
@@ -20,27 +24,20 @@ from sqlalchemy.exc import SQLAlchemyError
 from vedika import protocol as p
 from vedika.chat.chunks import ChunkWriter
 from vedika.chat.events import EventFactory
-from vedika.chat.hub import StreamHub
+from vedika.chat.hub import Entry, StreamHub
 from vedika.chat.turns import Turn
 from vedika.credits import ledger
 from vedika.errors import VedikaError
 from vedika.metrics import METRICS
-from vedika.models.providers import GenerationRequest
-from vedika.models.providers.base import ContextPassage
 from vedika.models.service import ModelService
+from vedika.modes import ModeEnv, get_mode
+from vedika.modes.tools import ToolRegistry, registry
 from vedika.settings import Settings
-from vedika.sources.retrieval import Retrieved
 from vedika.sources.service import SourcesService
 from vedika.store import conversations as data
 from vedika.store.engine import Store
 
 log = structlog.get_logger(__name__)
-
-SYSTEM_PROMPT = (
-    "You are Vedika, an AI answer engine. Answer the user's question directly and "
-    "accurately, in Markdown. Use headings, lists, tables and fenced code blocks when "
-    "they help. Today's date is {today}."
-)
 
 INTERRUPTED = VedikaError(
     "This answer was interrupted because the server stopped. You can retry it.",
@@ -72,6 +69,8 @@ class Generation:
     failure: VedikaError | None = None  # set when something outside fails the answer
     task: asyncio.Task[None] | None = None
     citations: list[p.Citation] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)  # step events, as stored
+    steps_dirty: bool = False  # steps changed since the last flush
 
     @property
     def chunk_id(self) -> int:
@@ -80,6 +79,43 @@ class Generation:
 
     def text(self) -> str:
         return "".join(self.parts)
+
+    # What a mode writes into (vedika.modes.base.Answer).
+
+    def write(self, text: str) -> None:
+        self.writer.add(text)
+
+    def add_usage(self, input_tokens: int | None, output_tokens: int | None) -> None:
+        if input_tokens is not None:
+            self.input_tokens = (self.input_tokens or 0) + input_tokens
+        if output_tokens is not None:
+            self.output_tokens = (self.output_tokens or 0) + output_tokens
+
+    def set_citations(self, citations: list[p.Citation]) -> None:
+        self.citations = list(citations)
+        self._publish(p.Sources, citations=self.citations)
+
+    def step(self, cls: type[p.Event], **fields: Any) -> None:
+        entry = self._publish(cls, **fields)
+        record = {"type": entry.type, "chunk": entry.chunk_id, **fields}
+        record = msgspec.to_builtins(record)
+        if entry.type == "research_step":  # a step is sent when it starts and ends
+            for i, old in enumerate(self.steps):
+                if old["type"] == "research_step" and old["step"] == record["step"]:
+                    self.steps[i] = record
+                    break
+            else:
+                self.steps.append(record)
+        else:
+            self.steps.append(record)
+        self.steps_dirty = True
+
+    def _publish(self, cls: type[p.Event], **fields: Any) -> Entry:
+        # Pending merged text goes out first, so events keep the order they happened in.
+        self.writer.flush()
+        entry = self.events.make(cls, self.writer.chunk_id, **fields)
+        self.writer.hub.publish(self.turn.message_id, entry)
+        return entry
 
 
 class Generations:
@@ -94,6 +130,7 @@ class Generations:
         settings: Settings,
         instance_id: str,
         sources: SourcesService | None = None,
+        tools: ToolRegistry | None = None,
     ) -> None:
         self.store = store
         self.hub = hub
@@ -101,6 +138,13 @@ class Generations:
         self.settings = settings
         self.instance_id = instance_id
         self.sources = sources
+        self.env = ModeEnv(
+            store=store,
+            models=models,
+            settings=settings,
+            sources=sources,
+            tools=tools if tools is not None else registry(),
+        )
         self.live: dict[str, Generation] = {}
         self.accepting = True
         self._flusher: asyncio.Task[None] | None = None
@@ -201,67 +245,11 @@ class Generations:
 
     # ------------------------------------------------------------ the run
 
-    async def _retrieve(self, gen: Generation) -> Retrieved | None:
-        """The turn's sources, announced with a `sources` event before the first chunk."""
-        turn = gen.turn
-        if self.sources is None or not (turn.sources or turn.attachments):
-            return None
-        retrieved = await self.sources.retrieve(
-            device_id=turn.device_id,
-            conversation_id=turn.conversation_id,
-            question=turn.text,
-            sources=turn.sources,
-            attachments=turn.attachments,
-        )
-        if retrieved.sources:
-            gen.citations = retrieved.citations
-            self.hub.publish(
-                turn.message_id, gen.events.make(p.Sources, 0, citations=gen.citations)
-            )
-        return retrieved
-
-    async def _prompt(self, gen: Generation, context: str = "") -> list[dict[str, str]]:
-        turn = gen.turn
-        budget = max(
-            2_000, int(turn.model.context_window * 4 * 0.6) - len(turn.text) - len(context)
-        )
-        async with self.store.read() as conn:
-            past = await data.history(
-                conn,
-                conversation_id=turn.conversation_id,
-                before=turn.created_at or p.utcnow(),
-                budget_chars=budget,
-            )
-        system = SYSTEM_PROMPT.format(today=p.utcnow().strftime("%Y-%m-%d"))
-        if context:
-            system += "\n\n" + context
-        return [
-            {"role": "system", "content": system},
-            *past,
-            {"role": "user", "content": turn.text},
-        ]
-
     async def _run(self, gen: Generation) -> None:
         turn = gen.turn
-        mid, add = turn.message_id, gen.writer.add
+        mid = turn.message_id
         try:
-            retrieved = await self._retrieve(gen)
-            messages = await self._prompt(gen, retrieved.context() if retrieved else "")
-            provider = self.models.provider_for(turn.model)
-            request = GenerationRequest(
-                model=turn.model.upstream_id,
-                messages=messages,
-                passages=_passages(retrieved),
-            )
-            async for delta in provider.stream(request):
-                if delta.text:
-                    add(delta.text)
-                if delta.input_tokens is not None:
-                    gen.input_tokens = delta.input_tokens
-                if delta.output_tokens is not None:
-                    gen.output_tokens = delta.output_tokens
-                if delta.finish_reason:
-                    gen.finish_reason = delta.finish_reason
+            await get_mode(turn.mode).run(gen, self.env)
             await self._complete(gen, "complete", _finish_reason(gen.finish_reason))
         except asyncio.CancelledError:
             if gen.failure is not None:
@@ -310,6 +298,7 @@ class Generations:
                     updated_at=now,
                     heartbeat_at=None,
                     **_stored_citations(gen),
+                    **_stored_steps(gen),
                 )
                 await data.add_tokens(
                     conn, conversation_id=turn.conversation_id, tokens=inp + out, now=now
@@ -361,6 +350,7 @@ class Generations:
                     updated_at=now,
                     heartbeat_at=None,
                     **_stored_citations(gen),
+                    **_stored_steps(gen),
                 )
                 if gen.chunk_id == 0:
                     await ledger.refund(conn, device_id=turn.device_id, message_id=turn.message_id)
@@ -397,29 +387,26 @@ class Generations:
             return
         now = p.utcnow()
         rows = []
+        steps = []
         for mid, gen in list(self.live.items()):
             rows.append(
                 {"b_id": mid, "b_content": gen.text(), "b_chunks": gen.chunk_id, "b_now": now}
             )
+            if gen.steps_dirty:
+                gen.steps_dirty = False
+                steps.append({"b_id": mid, "b_steps": list(gen.steps)})
         async with self.store.tx() as conn:
             await data.save_partials(conn, rows=rows)
+            await data.save_steps(conn, rows=steps)
         METRICS.flushes.inc()
-
-
-def _passages(retrieved: Retrieved | None) -> list[ContextPassage]:
-    """The numbered sources as providers see them (the offline answerer quotes them)."""
-    if retrieved is None:
-        return []
-    return [
-        ContextPassage(
-            index=s.index, title=s.title, text=s.text, page=s.page, section=s.section, url=s.url
-        )
-        for s in retrieved.sources
-    ]
 
 
 def _stored_citations(gen: Generation) -> dict[str, object]:
     return {"citations": [msgspec.to_builtins(c) for c in gen.citations]} if gen.citations else {}
+
+
+def _stored_steps(gen: Generation) -> dict[str, object]:
+    return {"steps": list(gen.steps)} if gen.steps else {}
 
 
 def _finish_reason(reason: str | None) -> str:

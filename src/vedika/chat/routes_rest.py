@@ -180,6 +180,7 @@ def _message(row: Any) -> dict[str, Any]:
         "routing": row.routing,
         "mode": row.mode,
         "interaction_mode": row.interaction_mode,
+        "steps": row.steps or [],
     }
 
 

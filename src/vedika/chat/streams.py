@@ -3,7 +3,10 @@
 The hub keeps an answer's events while it streams and for a while after. Past
 that (or after a restart) the stored message is replayed as one chunk and its
 terminal event; a client resuming mid-way then gets the terminal event only,
-which carries the full text.
+which carries the full text. The step events of research and agent answers
+(stored with the message) are replayed before the chunk; a client resuming after
+chunk N gets those sent at or after chunk N again (clients key them by step or
+call id).
 """
 
 from __future__ import annotations
@@ -44,11 +47,13 @@ def stored_events(row: Any, after: int) -> list[Entry]:
             out.append(
                 events.make(p.Sources, 0, citations=[p.Citation(**c) for c in row.citations])
             )
+        out.extend(_steps(events, row, 0, 0))
         if content:
             chunks = 1
             out.append(events.chunk(content, 1))
     else:
         chunks = row.chunk_count or 0
+        out.extend(_steps(events, row, after, chunks))
     if row.status in ("complete", "stopped"):
         out.append(
             events.make(
@@ -75,6 +80,23 @@ def stored_events(row: Any, after: int) -> list[Entry]:
                 retryable=True,
             )
         )
+    return out
+
+
+def _steps(events: EventFactory, row: Any, after: int, last_chunk: int) -> list[Entry]:
+    """The stored step events sent at or after chunk `after`."""
+    out = []
+    for record in getattr(row, "steps", None) or []:
+        cls = p.STEP_EVENTS.get(record.get("type", ""))
+        if cls is None or int(record.get("chunk", 0)) < after:
+            continue
+        fields = {k: v for k, v in record.items() if k not in ("type", "chunk")}
+        if "citations" in fields:
+            fields["citations"] = [p.Citation(**c) for c in fields["citations"]]
+        try:
+            out.append(events.make(cls, last_chunk, **fields))
+        except TypeError:  # a record from another version: leave it out
+            continue
     return out
 
 

@@ -55,19 +55,25 @@ class Retriever:
         question: str,
         sources: list[str],
         attachments: list[str],
+        passages: int | None = None,
+        pages: int | None = None,
     ) -> Retrieved:
+        """`passages` overrides VEDIKA_SOURCE_PASSAGES, `pages` the number of web pages
+        read (VEDIKA_SEARCH_RESULTS); research and agent tools use both."""
         use_files = "files" in sources or bool(attachments)
         use_web = "web" in sources
         out = Retrieved()
         if use_web and self.web is None:
             out.notes.append("web search is not configured on this server")
-        want = self.passages
+        want = passages or self.passages
         files_task = (
             self._files(device_id, conversation_id, question, attachments, want)
             if use_files
             else _nothing()
         )
-        web_task = self._web(question, want) if use_web and self.web is not None else _nothing()
+        web_task = (
+            self._web(question, want, pages) if use_web and self.web is not None else _nothing()
+        )
         from_files, from_web = await asyncio.gather(files_task, web_task)
         n_files = len(from_files)
         if from_files and from_web:
@@ -115,9 +121,9 @@ class Retriever:
             hits += [h for h in opening if h.passage_id not in seen]
         return _group_hits(hits, question, k)
 
-    async def _web(self, question: str, k: int) -> list[Source]:
+    async def _web(self, question: str, k: int, pages: int | None = None) -> list[Source]:
         assert self.web is not None
-        docs = await self.web.gather(question)
+        docs = await self.web.gather(question, limit=pages)
         return _rank_web(docs, question, k)
 
 

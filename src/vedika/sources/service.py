@@ -79,6 +79,8 @@ class SourcesService:
         question: str,
         sources: list[str],
         attachments: list[str],
+        passages: int | None = None,
+        pages: int | None = None,
     ) -> Retrieved:
         return await self.retriever.retrieve(
             device_id=device_id,
@@ -86,6 +88,8 @@ class SourcesService:
             question=question,
             sources=sources,
             attachments=attachments,
+            passages=passages,
+            pages=pages,
         )
 
     async def close(self) -> None:

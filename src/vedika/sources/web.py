@@ -68,12 +68,13 @@ class WebSearch:
     def provider(self) -> str:
         return self.search.name
 
-    async def gather(self, query: str) -> list[WebDocument]:
+    async def gather(self, query: str, *, limit: int | None = None) -> list[WebDocument]:
+        """Search, then read the top `limit` (default VEDIKA_SEARCH_RESULTS) pages."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
         try:
             async with asyncio.timeout(self.timeout):
-                found = await self.search.search(query[:400], limit=self.results)
+                found = await self.search.search(query[:400], limit=limit or self.results)
         except (SearchError, TimeoutError) as exc:
             log.warning(
                 "sources.search_failed", provider=self.provider, error=str(exc) or "timeout"

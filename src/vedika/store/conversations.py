@@ -285,3 +285,15 @@ async def delete_conversation(
     await conn.execute(delete(messages).where(messages.c.conversation_id == conversation_id))
     await conn.execute(delete(conversations).where(conversations.c.id == conversation_id))
     return True
+
+
+async def save_steps(conn: AsyncConnection, *, rows: list[dict[str, Any]]) -> None:
+    """The step events of live answers whose steps changed (the periodic flush)."""
+    if not rows:
+        return
+    await conn.execute(
+        update(messages)
+        .where(and_(messages.c.id == bindparam("b_id"), messages.c.status == ASSISTANT_LIVE))
+        .values(steps=bindparam("b_steps")),
+        rows,
+    )

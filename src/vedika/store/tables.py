@@ -74,6 +74,8 @@ messages = Table(
     # user messages: the sources asked for and the files attached (migration 0002)
     Column("sources", JSON, nullable=True),
     Column("attachments", JSON, nullable=True),
+    # assistant messages: research steps and tool calls/results, as sent (migration 0003)
+    Column("steps", JSON, nullable=True),
     Column("coins_charged", Integer, nullable=False, default=0),
     Column("instance_id", String(64), nullable=True),
     Column("created_at", TS, nullable=False),

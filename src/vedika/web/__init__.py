@@ -36,8 +36,8 @@ TEMPLATES_DIR = WEB_DIR / "templates"
 # other security headers) on every response; the browser tests check it is there.
 PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self' ws: wss:; font-src 'self'; object-src 'none'; base-uri 'none'; "
-    "frame-ancestors 'none'; form-action 'self'"
+    "connect-src 'self' ws: wss:; media-src 'self' blob:; font-src 'self'; object-src 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
 
 # Conversation ids are opaque but short and URL-safe; anything else is not a page.

@@ -35,7 +35,8 @@ def from_status(name: str, status: int, body: bytes, retry_after: str | None) ->
     if status >= 500:
         return ProviderUnavailable(f"The model provider {name} had an error ({status}).")
     return ProviderBadResponse(
-        f"The model provider {name} rejected the request ({status}).{detail}"
+        f"The model provider {name} rejected the request ({status}).{detail}",
+        details={"upstream_status": status},  # e.g. a model that cannot take `tools`
     )
 
 

@@ -82,6 +82,7 @@ def extractive_answer(req: GenerationRequest) -> str:
 @register
 class Offline(Provider):
     kind = "offline"
+    generative = False
     delay_seconds: float = 0.008
 
     async def stream(self, req: GenerationRequest) -> AsyncIterator[Delta]:

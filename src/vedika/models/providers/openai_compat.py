@@ -1,6 +1,9 @@
 """OpenAI-compatible chat completions: OpenAI, vLLM, Ollama, llama.cpp, LM Studio, ...
 
 Streams `/chat/completions` with a lean SSE reader and one orjson parse per event.
+With tools, `tools` is sent and the streamed `delta.tool_calls` fragments (an index,
+then the id and name, then the arguments in pieces) are put together and handed on
+as complete calls when the model finishes.
 """
 
 from __future__ import annotations
@@ -12,7 +15,15 @@ import httpx
 import orjson
 
 from vedika.errors import ProviderBadResponse
-from vedika.models.providers.base import Delta, GenerationRequest, Provider, register
+from vedika.models.providers.base import (
+    Delta,
+    GenerationRequest,
+    Provider,
+    ToolCall,
+    has_tool_messages,
+    parse_arguments,
+    register,
+)
 from vedika.models.providers.errors_map import cut_off, from_status, from_transport, garbled
 from vedika.models.providers.sse import sse_events
 
@@ -22,6 +33,7 @@ _DONE = b"[DONE]"
 @register
 class OpenAICompatible(Provider):
     kind = "openai"
+    supports_tools = True
 
     def _headers(self) -> dict[str, str]:
         headers = {"Accept": "text/event-stream"}
@@ -36,12 +48,29 @@ class OpenAICompatible(Provider):
 
     async def stream(self, req: GenerationRequest) -> AsyncIterator[Delta]:
         name = self.endpoint.name
+        tools = bool(req.tools)
+        wire = tools or has_tool_messages(req.messages)
         body: dict[str, Any] = {
             "model": req.model,
-            "messages": req.messages,
+            "messages": _wire_messages(req.messages) if wire else req.messages,
             "stream": True,
             "stream_options": {"include_usage": True},
         }
+        if tools:
+            body["tools"] = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": t.name,
+                        "description": t.description,
+                        "parameters": t.parameters,
+                    },
+                }
+                for t in req.tools
+            ]
+            if req.tool_choice:
+                body["tool_choice"] = req.tool_choice
+        calls: dict[int, dict[str, Any]] = {}
         if req.max_tokens:
             body["max_tokens"] = req.max_tokens
         if req.temperature is not None:
@@ -75,10 +104,16 @@ class OpenAICompatible(Provider):
                             f"The model provider {name} reported an error mid-answer "
                             f"({str(msg)[:200]!r})."
                         )
+                    if tools:
+                        _collect_calls(obj, calls)
                     delta = _delta(obj)
                     if delta is not None:
                         if delta.finish_reason:
                             finished = True
+                            if calls:
+                                yield Delta(tool_calls=_assemble(calls))
+                                delta.finish_reason = "tool_calls"
+                                calls = {}
                         yield delta
         except httpx.HTTPError as exc:
             raise from_transport(name, exc) from None
@@ -113,3 +148,74 @@ def _delta(obj: dict[str, Any]) -> Delta | None:
         delta.input_tokens = usage.get("prompt_tokens")
         delta.output_tokens = usage.get("completion_tokens")
     return delta
+
+
+def _wire_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The neutral message shape (base.GenerationRequest) in OpenAI's words."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if m["role"] == "tool":
+            out.append({"role": "tool", "tool_call_id": m["tool_call_id"], "content": m["content"]})
+        elif m.get("tool_calls"):
+            out.append(
+                {
+                    "role": "assistant",
+                    "content": m.get("content") or None,
+                    "tool_calls": [
+                        {
+                            "id": c.id,
+                            "type": "function",
+                            "function": {
+                                "name": c.name,
+                                "arguments": c.bad_arguments or orjson.dumps(c.arguments).decode(),
+                            },
+                        }
+                        for c in m["tool_calls"]
+                    ],
+                }
+            )
+        else:
+            out.append({"role": m["role"], "content": m["content"]})
+    return out
+
+
+def _collect_calls(obj: dict[str, Any], calls: dict[int, dict[str, Any]]) -> None:
+    """Add this event's tool-call fragments to `calls` (by the index the model gives)."""
+    choices = obj.get("choices") or ()
+    if not choices or not isinstance(choices[0], dict):
+        return
+    piece = choices[0].get("delta")
+    fragments = piece.get("tool_calls") if isinstance(piece, dict) else None
+    if not isinstance(fragments, list):
+        return
+    for frag in fragments:
+        if not isinstance(frag, dict):
+            continue
+        index = frag.get("index", len(calls))
+        call = calls.setdefault(index if isinstance(index, int) else len(calls), {"args": []})
+        if frag.get("id"):
+            call["id"] = str(frag["id"])
+        fn = frag.get("function") or {}
+        if isinstance(fn, dict):
+            if fn.get("name"):
+                call["name"] = call.get("name", "") + str(fn["name"])
+            args = fn.get("arguments")
+            if isinstance(args, dict):  # some servers send the whole object at once
+                call["args"] = [orjson.dumps(args).decode()]
+            elif args:
+                call["args"].append(str(args))
+
+
+def _assemble(calls: dict[int, dict[str, Any]]) -> list[ToolCall]:
+    out = []
+    for n, (_index, call) in enumerate(sorted(calls.items())):
+        arguments, bad = parse_arguments("".join(call["args"]))
+        out.append(
+            ToolCall(
+                id=call.get("id") or f"call_{n}",
+                name=call.get("name", ""),
+                arguments=arguments,
+                bad_arguments=bad,
+            )
+        )
+    return out

@@ -8,6 +8,7 @@ import { renderMarkdown } from "./markdown.js";
 import { blockBoundary } from "./blocks.js";
 import { renderSources, sourceAnchor } from "./sources.js";
 import { progress } from "./resume-store.js";
+import { StepsView } from "./steps.js";
 
 const SAVE_EVERY_MS = 250;
 
@@ -24,6 +25,7 @@ export class AssistantView {
     this.last = 0; // last chunk id drawn into `text`
     this.status = message.status || "complete";
     this.citations = message.citations || [];
+    this.mode = message.mode || "search";
     this.error = null;
     this.placeholder = false; // `text` came from REST while streaming: replaced on replay
     this.committed = 0; // chars of `text` rendered as final blocks
@@ -37,6 +39,8 @@ export class AssistantView {
     this.modelNode = el("span", { class: "msg-model" }, message.model_name || message.model || "");
     this.whyNode = el("span", { class: "msg-why" });
     this.sourcesNode = el("ol", { class: "sources", "aria-label": "Sources", hidden: true });
+    this.steps = new StepsView({ anchor: (n) => sourceAnchor(this.id, n) });
+    this.steps.applyAll(message.steps);
     this.doneNode = el("div", { class: "md-committed" });
     this.tailNode = el("div", { class: "md-tail" });
     this.cursor = el("span", { class: "cursor", "aria-hidden": "true" });
@@ -45,9 +49,9 @@ export class AssistantView {
     this.actionsNode = el("div", { class: "msg-actions" });
     this.root = el(
       "article",
-      { class: "msg msg-assistant", dataset: { testid: "message-assistant", messageId: this.id, status: this.status } },
+      { class: "msg msg-assistant", dataset: { testid: "message-assistant", messageId: this.id, status: this.status, mode: this.mode } },
       el("div", { class: "msg-avatar", "aria-hidden": "true" }, "V"),
-      el("div", { class: "msg-main" }, el("div", { class: "msg-meta" }, this.modelNode, this.whyNode), this.sourcesNode, this.bodyNode, this.statusNode, this.actionsNode),
+      el("div", { class: "msg-main" }, el("div", { class: "msg-meta" }, this.modelNode, this.whyNode), this.steps.root, this.sourcesNode, this.bodyNode, this.statusNode, this.actionsNode),
     );
     renderSources(this.sourcesNode, this.id, this.citations);
     this.#renderAll();
@@ -94,7 +98,7 @@ export class AssistantView {
   saveProgress(now = performance.now()) {
     if (this.status !== "streaming" || this.placeholder) return;
     this.savedAt = now;
-    progress.save(this.id, this.text, this.last, this.citations);
+    progress.save(this.id, this.text, this.last, this.citations, this.steps.records());
   }
 
   #renderStatus() {
@@ -171,12 +175,15 @@ export class AssistantView {
         this.citations = saved.citations;
         renderSources(this.sourcesNode, this.id, this.citations);
       }
+      // ... nor the steps sent before `last`.
+      if (Array.isArray(saved.steps)) this.steps.applyAll(saved.steps);
     } else {
       // The stored partial text lags the chunks: show it dimmed, replay from 0.
       this.last = 0;
       this.placeholder = this.text.length > 0;
     }
     this.status = "streaming";
+    this.steps.setStreaming(true);
     // Only answers streamed on this page are live regions; aria-busy holds the
     // announcement until the answer is complete instead of reading every chunk.
     this.bodyNode.setAttribute("aria-live", "polite");
@@ -211,6 +218,11 @@ export class AssistantView {
         this.#fail({ error: event.message || "You have no Vedika coins left today.", code: "credits_exhausted" });
         return "done";
       default:
+        // research_step, tool_call, tool_result; anything else is ignored
+        if (this.steps.apply(event)) {
+          this.root.dispatchEvent(new CustomEvent("vedika:grew", { bubbles: true }));
+          this.saveProgress();
+        }
         return undefined;
     }
   }
@@ -232,7 +244,8 @@ export class AssistantView {
     return undefined;
   }
 
-  #snapshot({ content, citations }) {
+  #snapshot({ content, citations, steps }) {
+    if (Array.isArray(steps)) this.steps.applyAll(steps);
     if (Array.isArray(citations) && citations.length && !this.citations.length) {
       this.citations = citations;
       renderSources(this.sourcesNode, this.id, citations);
@@ -256,6 +269,7 @@ export class AssistantView {
     }
     this.placeholder = false;
     this.status = status;
+    this.steps.setStreaming(false);
     this.bodyNode.setAttribute("aria-busy", "false");
     progress.clear(this.id);
     this.#renderAll();

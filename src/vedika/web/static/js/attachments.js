@@ -50,6 +50,12 @@ export class Attachments {
     });
   }
 
+  /** The server's limits (`features.uploads` of /api/config): the types and size it takes. */
+  setLimits({ accept, max_file_bytes: maxBytes } = {}) {
+    if (Array.isArray(accept) && accept.length) this.input.accept = accept.join(",");
+    if (Number.isFinite(maxBytes)) this.maxBytes = maxBytes;
+  }
+
   /** Say in the tooltip when the server has no uploads (from /api/config features). */
   setAvailable(available) {
     this.button.title = available
@@ -59,6 +65,10 @@ export class Attachments {
   }
 
   #add(file) {
+    if (this.maxBytes && file.size > this.maxBytes) {
+      this.#refused(file, `${file.name} is larger than this server takes (${Math.round(this.maxBytes / 1e6)} MB).`);
+      return;
+    }
     const key = `f${++this.counter}`;
     const bar = el("span", { class: "chip-progress" });
     const state = el("span", { class: "chip-state", text: "0%" });
@@ -93,6 +103,21 @@ export class Attachments {
         this.#refresh();
       },
     );
+  }
+
+  /** A chip for a file refused before upload (it can only be removed). */
+  #refused(file, message) {
+    const key = `f${++this.counter}`;
+    const remove = el("button", { type: "button", class: "chip-remove", "aria-label": `Remove ${file.name}` }, icon("close"));
+    const node = el("span", { class: "file-chip failed", dataset: { testid: "attachment-chip" }, title: message }, el("span", { class: "chip-name", text: file.name }), el("span", { class: "chip-state", text: "too large" }), remove);
+    this.items.set(key, { file, fileId: null, status: "failed", node });
+    remove.addEventListener("click", () => {
+      this.items.delete(key);
+      node.remove();
+      this.#refresh();
+    });
+    this.chips.append(node);
+    this.#refresh();
   }
 
   #refresh() {

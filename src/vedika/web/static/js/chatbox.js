@@ -1,6 +1,6 @@
 // The chatbox (same on both pages): auto-growing textarea, mode tabs, source toggles,
-// attachments, model dropdown, dictation, send and stop. It only gathers what the user
-// wants; the page decides how to send it.
+// attachments, model dropdown, dictation, voice mode, send and stop. It only gathers
+// what the user wants; the page decides how to send it.
 
 import { api } from "./api.js";
 import { getConfig } from "./config.js";
@@ -8,12 +8,18 @@ import { getSession } from "./session.js";
 import { Attachments } from "./attachments.js";
 import { Dictation } from "./dictation.js";
 import { ModelDropdown } from "./dropdown.js";
+import { VoiceMode } from "./voice.js";
 import { hydrateIcons, uuid } from "./util.js";
 
 const MAX_TEXTAREA_PX = 200;
 const MODE_KEY = "vedika.mode";
 const WEB_KEY = "vedika.source.web";
 const MODEL_KEY = "vedika.model";
+const PLACEHOLDER = {
+  search: null, // the template's own
+  research: "Research a topic: Vedika plans searches, reads the pages and writes a report…",
+  agents: "Give the agent a task: it can search, read pages and files, and compute…",
+};
 
 function stored(key, fallback) {
   try {
@@ -32,11 +38,14 @@ function store(key, value) {
 }
 
 export class Chatbox {
-  constructor(form, { onSubmit, onStop } = {}) {
+  constructor(form, { onSubmit, onStop, onNotice } = {}) {
     this.form = form;
     this.onSubmit = onSubmit || (() => {});
     this.onStop = onStop || (() => {});
+    this.onNotice = onNotice || (() => {});
+    this.nextInteraction = null; // "voice" for a question spoken in voice mode
     this.textarea = form.querySelector("[data-testid=chat-input]");
+    this.placeholder = this.textarea.placeholder;
     this.sendButton = form.querySelector("[data-testid=send-button]");
     this.stopButton = form.querySelector("[data-testid=stop-button]");
     this.tabs = [...form.querySelectorAll("[role=tab][data-mode]")];
@@ -53,6 +62,12 @@ export class Chatbox {
     });
     this.dictation = new Dictation(form.querySelector("[data-testid=dictation-button]"), this.textarea, {
       onInput: () => this.#grow(),
+      onError: (message) => this.onNotice(message),
+    });
+    this.voice = new VoiceMode(form.querySelector("[data-testid=voice-button]"), {
+      dictation: this.dictation,
+      onUtterance: (text) => this.submitSpoken(text),
+      onError: (message) => this.onNotice(message),
     });
     this.dropdown = new ModelDropdown(form.querySelector("[data-model-picker]"), {
       onChange: (id) => this.#saveModel(id),
@@ -94,7 +109,7 @@ export class Chatbox {
 
   /** Load the models and the device's saved choice (local first, then the server's). */
   async loadModels() {
-    getConfig().then((config) => this.#applyFeatures(config?.features || {}));
+    this.featuresReady = getConfig().then((config) => this.#applyFeatures(config?.features || {}));
     try {
       const { models } = await api.models();
       this.dropdown.setModels(models || []);
@@ -114,8 +129,12 @@ export class Chatbox {
 
   /** Say (in tooltips, discreetly) what this server cannot do yet. */
   #applyFeatures(features) {
+    this.features = features;
     const uploads = features.file_upload ?? features.files ?? features.uploads;
     this.attachments.setAvailable(uploads !== false);
+    if (features.uploads && typeof features.uploads === "object") this.attachments.setLimits(features.uploads);
+    this.dictation.configure(features);
+    this.voice.configure(features);
     if (features.web_search === false) {
       this.webToggle.title = "Search the web (no web search provider is configured on this server yet)";
       this.webToggle.classList.add("unavailable");
@@ -147,6 +166,8 @@ export class Chatbox {
       tab.tabIndex = on ? 0 : -1;
     }
     this.mode = mode;
+    this.textarea.placeholder = PLACEHOLDER[mode] || this.placeholder;
+    this.form.dataset.mode = mode;
     store(MODE_KEY, mode);
   }
 
@@ -199,15 +220,30 @@ export class Chatbox {
       mode: this.mode,
       sources,
       attachments: attachments.length ? attachments : undefined,
-      interaction_mode: this.dictation.takeMode(),
+      interaction_mode: this.#interaction(),
       client_message_id: uuid(),
     };
+  }
+
+  #interaction() {
+    const typed = this.dictation.takeMode();
+    const mode = this.nextInteraction || typed;
+    this.nextInteraction = null;
+    return mode;
+  }
+
+  /** A question heard in voice mode: sent as it is, marked `interaction_mode: "voice"`. */
+  submitSpoken(text) {
+    this.textarea.value = text;
+    this.#grow();
+    this.nextInteraction = "voice";
+    this.submit();
   }
 
   submit() {
     const message = this.textarea.value.trim();
     if (!message || this.busy || this.streaming || this.attachments.uploading) return;
-    this.dictation.stop();
+    if (this.dictation.active) this.dictation.cancel();
     this.onSubmit(this.payload(message), {
       clear: () => {
         this.textarea.value = "";

@@ -1,4 +1,4 @@
-// Per-tab memory of answers being streamed: {text, last, citations} per message_id, written
+// Per-tab memory of answers being streamed: {text, last, citations, steps} per message_id, written
 // together (so the text always matches the chunk id) and throttled. A reload renders
 // the stored text and resumes from `last`; without a record it resumes from 0 and the
 // replayed chunks replace whatever partial text the REST call returned.
@@ -30,8 +30,13 @@ export const progress = {
     const record = read(PREFIX + messageId);
     return record && typeof record.text === "string" && Number.isInteger(record.last) ? record : null;
   },
-  save(messageId, text, last, citations) {
-    write(PREFIX + messageId, { text, last, citations: citations?.length ? citations : undefined });
+  save(messageId, text, last, citations, steps) {
+    write(PREFIX + messageId, {
+      text,
+      last,
+      citations: citations?.length ? citations : undefined,
+      steps: steps?.length ? steps : undefined,
+    });
   },
   clear(messageId) {
     try {

@@ -19,7 +19,7 @@ export async function startTurn(payload) {
   }
   routingMemo.save(started.message_id, { model: started.model, model_name: started.model_name, routing: started.routing });
   try {
-    sessionStorage.setItem(PENDING + started.conversation_id, JSON.stringify({ message_id: started.message_id, model: started.model, model_name: started.model_name }));
+    sessionStorage.setItem(PENDING + started.conversation_id, JSON.stringify({ message_id: started.message_id, model: started.model, model_name: started.model_name, mode: payload.mode }));
   } catch {
     /* ignore */
   }

@@ -40,6 +40,8 @@ const ICONS = {
   chevron: "M6 9l6 6 6-6",
   search: "M11 4a7 7 0 1 0 0 14 7 7 0 0 0 0-14zM20 20l-4-4",
   play: "M8 5v14l11-7z",
+  voice: "M4 10v4M8 6v12M12 3v18M16 7v10M20 10v4",
+  tool: "M14 6a4 4 0 0 0 5 5l-9 9a2 2 0 0 1-3-3l9-9a4 4 0 0 0-2-2z",
 };
 
 export function icon(name, label) {

@@ -25,7 +25,7 @@ const sidebar = new Sidebar(document.getElementById("sidebar"), {
   currentId: conversationId,
   onDeleted: (id) => id === conversationId && location.assign("/"),
 });
-const chatbox = new Chatbox(document.querySelector("[data-chatbox]"), { onSubmit: send, onStop: stop });
+const chatbox = new Chatbox(document.querySelector("[data-chatbox]"), { onSubmit: send, onStop: stop, onNotice: notice });
 let active = null; // {view, controller} of the answer being followed
 
 function notice(text) {
@@ -64,6 +64,7 @@ async function follow(view) {
   announce({ complete: "Answer complete.", stopped: "Answer stopped.", interrupted: "Answer interrupted.", error: "The answer failed." }[view.status] || "");
   sidebar.refreshSoon();
   refreshCoins(); // a failed answer may have been refunded
+  if (chatbox.voice.on) chatbox.voice.answer(view.status === "error" ? view.error : view.text);
 }
 
 async function stop() {
@@ -91,11 +92,12 @@ async function send(payload, { clear } = {}) {
   } catch (error) {
     notice(describeError(error));
     chatbox.setBusy(false);
+    if (chatbox.voice.on) chatbox.voice.listen();
     return;
   }
   clear?.();
   thread.append({ role: "user", message_id: started.user_message_id, content: request.message });
-  const view = thread.append({ role: "assistant", message_id: started.message_id, status: "streaming", content: "", model: started.model, model_name: started.model_name });
+  const view = thread.append({ role: "assistant", message_id: started.message_id, status: "streaming", content: "", model: started.model, model_name: started.model_name, mode: request.mode });
   view.setRouting(started);
   view.prepareResume();
   updateCoinsFrom(started);
@@ -107,7 +109,7 @@ async function send(payload, { clear } = {}) {
 async function sendBlocking(request, clear) {
   clear?.();
   thread.append({ role: "user", message_id: "", content: request.message });
-  const view = thread.append({ role: "assistant", message_id: `pending-${request.client_message_id}`, status: "streaming", content: "" });
+  const view = thread.append({ role: "assistant", message_id: `pending-${request.client_message_id}`, status: "streaming", content: "", mode: request.mode });
   view.prepareResume();
   chatbox.setStreaming(true);
   chatbox.setBusy(false);
@@ -124,6 +126,7 @@ async function sendBlocking(request, clear) {
   chatbox.setStreaming(false);
   announce(view.status === "error" ? "The answer failed." : "Answer complete.");
   sidebar.refreshSoon();
+  if (chatbox.voice.on) chatbox.voice.answer(view.status === "error" ? view.error : view.text);
 }
 
 function resend(messageId, text) {
@@ -195,13 +198,25 @@ async function load() {
   const newest = messages[messages.length - 1];
   if (pending && newest?.role === "user" && !thread.view(pending.message_id)) {
     // The answer row is not visible yet: follow the id /ai/chat/start gave us.
-    last = thread.append({ role: "assistant", message_id: pending.message_id, status: "streaming", content: "", model: pending.model, model_name: pending.model_name });
+    last = thread.append({ role: "assistant", message_id: pending.message_id, status: "streaming", content: "", model: pending.model, model_name: pending.model_name, mode: pending.mode });
   }
   document.body.classList.add("ready");
-  if (last && last.status === "streaming") {
+  // Voice mode left on by the previous page: read this answer when it is done, or listen.
+  const streaming = last && last.status === "streaming";
+  let followed = !streaming;
+  chatbox.featuresReady?.then(() => {
+    if (!chatbox.voice.remembered) return;
+    chatbox.voice.start({ listen: false });
+    if (!followed) return; // follow() reads the answer, then listens
+    // Just asked from the home page, and already answered: read it, then listen.
+    if (pending && last && last.status !== "streaming") chatbox.voice.answer(last.text);
+    else chatbox.voice.listen();
+  });
+  if (streaming) {
     last.prepareResume();
     await warm;
     await follow(last);
+    followed = true;
   } else {
     await warm;
   }

@@ -13,6 +13,10 @@ const sidebar = new Sidebar(document.getElementById("sidebar"));
 const errorNode = document.querySelector("[data-home-error]");
 
 const chatbox = new Chatbox(document.querySelector("[data-chatbox]"), {
+  onNotice(text) {
+    errorNode.textContent = text;
+    errorNode.hidden = !text;
+  },
   async onSubmit(payload, { clear }) {
     chatbox.setBusy(true);
     errorNode.hidden = true;
@@ -24,6 +28,7 @@ const chatbox = new Chatbox(document.querySelector("[data-chatbox]"), {
       errorNode.textContent = describeError(error);
       errorNode.hidden = false;
       chatbox.setBusy(false);
+      if (chatbox.voice.on) chatbox.voice.listen();
     }
   },
 });
@@ -31,6 +36,8 @@ const chatbox = new Chatbox(document.querySelector("[data-chatbox]"), {
 chatbox.focus();
 getSession()
   .then(() => Promise.all([sidebar.load(), chatbox.loadModels(), refreshCoins()]))
+  .then(() => chatbox.featuresReady)
+  .then(() => chatbox.voice.remembered && chatbox.voice.start())
   .catch((error) => {
     errorNode.textContent = describeError(error);
     errorNode.hidden = false;

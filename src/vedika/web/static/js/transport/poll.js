@@ -27,7 +27,7 @@ export async function followByPolling({ conversationId, messageId }, onEvent, si
       }
     }
     if (message) {
-      onEvent({ type: "snapshot", content: message.content || "", citations: message.citations, model: message.model }, "rest");
+      onEvent({ type: "snapshot", content: message.content || "", citations: message.citations, steps: message.steps, model: message.model }, "rest");
       if (message.status !== "streaming") {
         onEvent(terminalFrom(message), "rest");
         return "done";

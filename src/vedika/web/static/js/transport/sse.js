@@ -13,6 +13,9 @@ const EVENT_TYPES = [
   "credits_info",
   "credits_exhausted",
   "conversation_started",
+  "research_step",
+  "tool_call",
+  "tool_result",
   "message",
 ];
 

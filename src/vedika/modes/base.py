@@ -1,0 +1,92 @@
+"""The mode seam: how one turn uses sources, tools and the model.
+
+A mode gets the answer being written (`Answer`, implemented by the generation) and
+the services it may use (`ModeEnv`), and writes text into the answer. It never
+publishes terminal events, stores anything or handles stop: the generation owns the
+run, and a stop or shutdown reaches a mode as a cancellation at its next await.
+
+Modes register by name; the request's `mode` picks one:
+
+    @register_mode
+    class Summarise(Mode):
+        name = "summarise"
+
+        async def run(self, answer: Answer, env: ModeEnv) -> None:
+            ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from vedika import protocol as p
+from vedika.models.service import ModelService
+from vedika.settings import Settings
+from vedika.sources.service import SourcesService
+from vedika.store.engine import Store
+
+if TYPE_CHECKING:
+    from vedika.chat.turns import Turn
+    from vedika.modes.tools.base import ToolRegistry
+
+
+class Answer(Protocol):
+    """The answer a mode writes into (`vedika.chat.generation.Generation`)."""
+
+    turn: Turn
+    citations: list[p.Citation]
+    finish_reason: str | None  # of the last model call that wrote into the answer
+
+    def write(self, text: str) -> None:
+        """Append text: it goes out as numbered chunks and is stored."""
+
+    def text(self) -> str:
+        """Everything written so far."""
+
+    def add_usage(self, input_tokens: int | None, output_tokens: int | None) -> None:
+        """Count one model call's tokens (modes may call the model several times)."""
+
+    def set_citations(self, citations: list[p.Citation]) -> None:
+        """Replace the answer's numbered sources and announce them (`sources` event)."""
+
+    def step(self, cls: type[p.Event], **fields: Any) -> None:
+        """Publish an extension event (research_step, tool_call, tool_result); it is
+        replayed on resume and stored with the answer."""
+
+
+@dataclass(slots=True)
+class ModeEnv:
+    """What a mode may use."""
+
+    store: Store
+    models: ModelService
+    settings: Settings
+    sources: SourcesService | None
+    tools: ToolRegistry
+
+
+class Mode:
+    name: ClassVar[str]
+    order: ClassVar[int] = 100  # where the mode is listed (/api/config features.modes)
+
+    async def run(self, answer: Answer, env: ModeEnv) -> None:
+        raise NotImplementedError
+
+
+_MODES: dict[str, Mode] = {}
+
+
+def register_mode(cls: type[Mode]) -> type[Mode]:
+    """Class decorator: make a mode available under its `name`."""
+    _MODES[cls.name] = cls()
+    return cls
+
+
+def get_mode(name: str) -> Mode:
+    """The mode called `name`; unknown names answer like Search."""
+    return _MODES.get(name) or _MODES["search"]
+
+
+def mode_names() -> list[str]:
+    return sorted(_MODES, key=lambda name: (_MODES[name].order, name))
