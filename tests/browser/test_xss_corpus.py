@@ -76,3 +76,46 @@ def test_xss_corpus_is_inert(page: Page, web: VedikaServer) -> None:
     assert sidebar.count() >= 30
     assert any("<img src=x onerror" in t for t in sidebar.all_inner_texts())
     assert page.evaluate("() => window.__xss") is None
+
+
+def test_hostile_page_titles_snippets_and_file_names_are_inert(
+    page: Page, web_modes: VedikaServer
+) -> None:
+    """Web citations from a hostile page (script and handlers in its title and text),
+    and attached files whose names are payloads: shown as text, never run."""
+    from tests.browser.test_pages import CHAT_URL, open_home, pick_model, send, wait_status
+
+    open_home(page, web_modes)
+    pick_model(page, "fake-steady")
+    send(page, "tell me about the hostile kite")
+    page.wait_for_url(CHAT_URL)
+    wait_status(page, "complete")
+    cards = page.get_by_test_id("source-card")
+    expect(cards.first).to_be_visible()
+    titles = " ".join(cards.locator(".source-title").all_text_contents())
+    assert "Hostile" in titles  # the hostile page's title is shown, as text
+    page.wait_for_timeout(300)
+    assert_inert(page, "[data-thread]")
+
+    page.get_by_test_id("source-web").click()  # files only
+    names = [PAYLOADS[2] + ".md", PAYLOADS[5] + ".txt", PAYLOADS[20] + ".md"]
+    for name in names:
+        page.locator("input[type=file]").set_input_files(
+            {
+                "name": name,
+                "mimeType": "text/plain",
+                "buffer": b"# Kites\n\nA box kite flies best in steady wind of 15 knots.\n",
+            }
+        )
+    chips = page.get_by_test_id("attachment-chip")
+    expect(chips).to_have_count(len(names))
+    assert_inert(page, "body", allow=("form",))
+    send(page, "What wind does a box kite like?")
+    wait_status(page, "complete", count=2)
+    page.wait_for_timeout(300)
+    shown = " ".join(
+        page.get_by_test_id("source-card").locator(".source-title").all_text_contents()
+    )
+    assert "onerror" in shown  # a payload file name, displayed as its text
+    assert_inert(page, "[data-thread]")
+    assert_inert(page, "body", allow=("form",))

@@ -115,7 +115,12 @@ export class ModelDropdown {
     });
     this.reposition = () => this.isOpen && this.#place();
     window.addEventListener("resize", this.reposition);
-    window.addEventListener("scroll", this.reposition, true);
+    // Re-place on page scrolls, but not when the list scrolls itself (arrow keys, or a
+    // pointer bringing an option into view): moving it then would move the option away
+    // from under the pointer.
+    window.addEventListener("scroll", (event) => {
+      if (event.target !== this.list && !this.list.contains(event.target)) this.reposition();
+    }, true);
   }
 
   #onListKey(event) {
