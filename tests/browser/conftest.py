@@ -64,21 +64,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.skip(reason=reason))
 
 
-@pytest.fixture(scope="package")
-def web(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VedikaServer]:
-    """One server for the browser tests: SQLite, fast flushes, plenty of coins."""
-    data_dir = tmp_path_factory.mktemp("browser-data")
+def _browser_server(upstream: FakeUpstream, data_dir: Path, **extra: str) -> Iterator[VedikaServer]:
+    """A server for browser tests: SQLite, fast flushes, plenty of coins, no limits
+    (the 500-message test sends 250 turns in a row; every context makes a session)."""
     env = {
         "VEDIKA_DATABASE_URL": f"sqlite+aiosqlite:///{data_dir}/v.db",
         "VEDIKA_DATA_DIR": str(data_dir),
         "OPENAI_BASE_URL": upstream.base_url,
         "VEDIKA_OLLAMA_AUTODETECT": "false",
         "VEDIKA_DAILY_CREDITS": "100000",
-        # The 500-message test sends 250 turns in a row; every context makes a session.
         "VEDIKA_RATE_MESSAGES_PER_MINUTE": "0",
         "VEDIKA_RATE_SESSIONS_PER_MINUTE": "0",
         "VEDIKA_FLUSH_SECONDS": "0.5",
         "VEDIKA_LOG_LEVEL": "warning",
+        **extra,
     }
     server = VedikaServer(env, log_path=data_dir / "server.log")
     server.start()
@@ -86,6 +85,12 @@ def web(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Ite
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="package")
+def web(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VedikaServer]:
+    """One server for the page tests."""
+    yield from _browser_server(upstream, tmp_path_factory.mktemp("browser-data"))
 
 
 @pytest.fixture(scope="package")
@@ -94,26 +99,12 @@ def web_modes(
 ) -> Iterator[VedikaServer]:
     """A second server for Research, Agents, sources and voice: web search through the
     fake SearXNG, transcription and speech through the fake audio endpoints."""
-    data_dir = tmp_path_factory.mktemp("browser-modes")
-    env = {
-        "VEDIKA_DATABASE_URL": f"sqlite+aiosqlite:///{data_dir}/v.db",
-        "VEDIKA_DATA_DIR": str(data_dir),
-        "OPENAI_BASE_URL": upstream.base_url,
-        "VEDIKA_OLLAMA_AUTODETECT": "false",
-        "VEDIKA_DAILY_CREDITS": "100000",
-        "VEDIKA_RATE_MESSAGES_PER_MINUTE": "0",
-        "VEDIKA_RATE_SESSIONS_PER_MINUTE": "0",
-        "VEDIKA_FLUSH_SECONDS": "0.5",
-        "VEDIKA_LOG_LEVEL": "warning",
+    yield from _browser_server(
+        upstream,
+        tmp_path_factory.mktemp("browser-modes"),
         **search_env(search),
         **voice_env(upstream),
-    }
-    server = VedikaServer(env, log_path=data_dir / "server.log")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    )
 
 
 @pytest.fixture(scope="package")
