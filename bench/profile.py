@@ -36,8 +36,17 @@ _LINE = re.compile(r" \(([^)]*?):\d+\)")
 SUBSYSTEMS = (
     ("event loop itself (uvloop: epoll, callbacks, task switches)", ("asyncio/runners.py",)),
     (
-        "upstream HTTP client (httpx/httpcore/h11/anyio) + SSE",
-        ("httpx/", "httpcore/", "h11/", "anyio/", "providers/sse.py", "providers/openai_compat.py"),
+        "upstream HTTP client (aiohttp; httpx/httpcore/h11/anyio before) + SSE",
+        (
+            "aiohttp/",
+            "models/transport.py",
+            "httpx/",
+            "httpcore/",
+            "h11/",
+            "anyio/",
+            "providers/sse.py",
+            "providers/openai_compat.py",
+        ),
     ),
     (
         "database (SQLAlchemy, aiosqlite/asyncpg)",

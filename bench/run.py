@@ -884,7 +884,7 @@ class Bench:
         }
 
     async def upstream_clients(self) -> dict[str, Any]:
-        """The upstream reader alone: Vedika's provider (httpx) vs aiohttp vs raw asyncio."""
+        """The upstream reader alone: Vedika's provider vs bare aiohttp vs raw asyncio."""
         from bench.upstream_clients import measure
 
         clients = ["vedika", "raw"] if self.plan.all_clients else ["vedika"]

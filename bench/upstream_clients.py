@@ -6,9 +6,9 @@ Each client runs in its own process pinned to the server core and reads `--strea
 concurrent 200-token answers from the fake upstream (20 ms per token, on the other
 core). The figure is that process's CPU time per token received:
 
-- `vedika`: Vedika's own provider (`OpenAICompatible.stream`, httpx `aiter_raw` + the
-  lean SSE splitter + one orjson parse per event), with the httpx client built as in
-  `vedika.app.build_services`;
+- `vedika`: Vedika's own provider (`OpenAICompatible.stream` over
+  `vedika.models.transport.Upstream` (aiohttp) + the lean SSE splitter + one orjson
+  parse per event), built as `vedika.models.service.ModelService` builds it;
 - `aiohttp`: aiohttp's C parser, SSE split on bytes, one orjson parse per event (the
   floor's reader; needs the `bench` extra);
 - `raw`: an `asyncio.Protocol` that decodes the chunked body itself (bench/wire.py).
@@ -41,17 +41,13 @@ async def _drive(
     body = {"model": "fake-steady", "messages": [{"role": "user", "content": p.text}]}
     stream_one: Any
     if kind == "vedika":
-        import httpx
-
         from vedika.models.catalogue import Endpoint
         from vedika.models.providers import GenerationRequest
         from vedika.models.providers.base import Timeouts
         from vedika.models.providers.openai_compat import OpenAICompatible
+        from vedika.models.transport import Upstream
 
-        client = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=2000, max_keepalive_connections=200),
-            timeout=httpx.Timeout(30.0, connect=10.0),
-        )
+        client = Upstream()
         provider = OpenAICompatible(
             Endpoint(name="fake", kind="openai", base_url=upstream + "/v1"), client, Timeouts()
         )

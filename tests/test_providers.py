@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.fakes.modes import BAD_JSON
@@ -27,6 +26,7 @@ from vedika.models.providers import (
     provider_kinds,
 )
 from vedika.models.providers.base import Timeouts
+from vedika.models.transport import TransportError, Upstream
 
 MESSAGES = [
     {"role": "system", "content": "be brief"},
@@ -35,13 +35,16 @@ MESSAGES = [
 
 
 async def run(kind: str, base_url: str, model: str, key: str = "k-123") -> list[Delta]:
-    async with httpx.AsyncClient() as client:
+    client = Upstream()
+    try:
         provider = build_provider(
             Endpoint(name="fake", kind=kind, base_url=base_url, api_key=key),
             client,
             Timeouts(connect=2, idle=1),
         )
         return [d async for d in provider.stream(GenerationRequest(model=model, messages=MESSAGES))]
+    finally:
+        await client.close()
 
 
 def test_registry_has_the_built_in_kinds() -> None:
@@ -94,17 +97,10 @@ async def test_faults_map_to_provider_errors(
 
 
 async def test_offline_provider_explains_how_to_connect() -> None:
-    async with httpx.AsyncClient() as client:
-        provider = build_provider(Endpoint(name="offline", kind="offline"), client, Timeouts())
-        provider.delay_seconds = 0  # type: ignore[attr-defined]
-        text = "".join(
-            [
-                d.text
-                async for d in provider.stream(
-                    GenerationRequest(model="offline", messages=MESSAGES)
-                )
-            ]
-        )
+    provider = build_provider(Endpoint(name="offline", kind="offline"), Upstream(), Timeouts())
+    provider.delay_seconds = 0  # type: ignore[attr-defined]
+    request = GenerationRequest(model="offline", messages=MESSAGES)
+    text = "".join([d.text async for d in provider.stream(request)])
     assert "No language model is connected" in text and "OPENAI_BASE_URL" in text
 
 
@@ -123,7 +119,8 @@ TOOLS = [
 async def stream_with(
     kind: str, base_url: str, model: str, messages: list[dict[str, Any]], **extra: Any
 ) -> list[Delta]:
-    async with httpx.AsyncClient() as client:
+    client = Upstream()
+    try:
         provider = build_provider(
             Endpoint(name="fake", kind=kind, base_url=base_url, api_key="k"),
             client,
@@ -132,6 +129,8 @@ async def stream_with(
         assert provider.supports_tools
         request = GenerationRequest(model=model, messages=messages, tools=TOOLS, **extra)
         return [d async for d in provider.stream(request)]
+    finally:
+        await client.close()
 
 
 def calls_of(deltas: list[Delta]) -> list[ToolCall]:
@@ -229,3 +228,33 @@ def test_only_real_models_write_and_call_tools() -> None:
     kinds = provider_kinds()
     assert kinds["openai"].supports_tools and kinds["anthropic"].supports_tools
     assert not kinds["offline"].supports_tools and not kinds["offline"].generative
+
+
+# ---------------------------------------------------------------- the transport
+
+
+async def test_transport_sorts_failures_and_pools_connections(upstream) -> None:
+    """Refused -> connect, a bad status on discovery -> status; a finished stream's
+    connection goes back to the pool and the next request reuses it."""
+    client = Upstream()
+    try:
+        with pytest.raises(TransportError) as refused:
+            await client.get_json("http://127.0.0.1:9/v1/models", headers={}, timeout=2)
+        assert refused.value.kind == "connect"
+        with pytest.raises(TransportError) as missing:
+            await client.get_json(upstream.base_url + "/nope", headers={}, timeout=2)
+        assert missing.value.kind == "status" and missing.value.status == 404
+        provider = build_provider(
+            Endpoint(name="fake", kind="openai", base_url=upstream.base_url + "/v1"),
+            client,
+            Timeouts(connect=2, idle=2),
+        )
+        request = GenerationRequest(model="fake-fast", messages=MESSAGES)
+        for _ in range(3):
+            assert [d async for d in provider.stream(request)]
+        session = client._client()
+        assert session.connector is not None
+        opened = sum(len(conns) for conns in session.connector._conns.values())
+        assert opened == 1  # one kept-alive connection served all three answers
+    finally:
+        await client.close()

@@ -138,7 +138,7 @@ async def build_services(settings: Settings) -> Services:
         limits=httpx.Limits(max_connections=2000, max_keepalive_connections=200),
         timeout=httpx.Timeout(30.0, connect=settings.upstream_connect_timeout),
     )
-    models = ModelService(settings, http)
+    models = ModelService(settings)
     redis: Redis | None = None
     hub: StreamHub
     limiter: RateLimiter
@@ -234,6 +234,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if services.sources is not None:
                 await services.sources.close()
             await services.http.aclose()
+            await services.models.close()
             await services.store.close()
             log.warning("vedika.stopped")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-import httpx
 import structlog
 
 from vedika.errors import ModelNotConfigured
@@ -23,6 +22,7 @@ from vedika.models.providers import Provider, build_provider
 from vedika.models.providers.base import Timeouts
 from vedika.models.providers.offline import Offline
 from vedika.models.router import Choice, choose
+from vedika.models.transport import TransportError, Upstream
 from vedika.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -31,9 +31,9 @@ OLLAMA_DEFAULT = "http://127.0.0.1:11434"
 
 
 class ModelService:
-    def __init__(self, settings: Settings, client: httpx.AsyncClient) -> None:
+    def __init__(self, settings: Settings, client: Upstream | None = None) -> None:
         self.settings = settings
-        self.client = client
+        self.client = client or Upstream()
         self.timeouts = Timeouts(
             connect=settings.upstream_connect_timeout, idle=settings.upstream_idle_timeout
         )
@@ -48,7 +48,7 @@ class ModelService:
         self.providers: dict[str, Provider] = {}
         for endpoint in endpoints:
             self._add_endpoint(endpoint)
-        offline = Offline(Endpoint(name="offline", kind="offline"), client, self.timeouts)
+        offline = Offline(Endpoint(name="offline", kind="offline"), self.client, self.timeouts)
         offline.delay_seconds = settings.offline_delay_ms / 1000
         self.providers["offline"] = offline
         for model in models:
@@ -91,15 +91,18 @@ class ModelService:
     async def _discover_one(self, name: str, provider: Provider) -> tuple[str, list[str] | None]:
         try:
             return name, await provider.list_models()
-        except (httpx.HTTPError, ValueError, KeyError) as exc:
+        except (TransportError, ValueError, KeyError, TypeError, AttributeError) as exc:
             log.warning("models.discovery_failed", endpoint=name, error=str(exc)[:200])
             return name, None
 
     async def _ollama_running(self) -> bool:
-        with contextlib.suppress(httpx.HTTPError):
-            resp = await self.client.get(f"{OLLAMA_DEFAULT}/api/tags", timeout=0.5)
-            return resp.status_code == 200
+        with contextlib.suppress(TransportError):
+            await self.client.get_json(f"{OLLAMA_DEFAULT}/api/tags", headers={}, timeout=0.5)
+            return True
         return False
+
+    async def close(self) -> None:
+        await self.client.close()
 
     def resolve(self, model_id: str, text: str, query_type: str | None) -> Choice:
         """A model for this message: `best` routes, an id must exist and be available."""

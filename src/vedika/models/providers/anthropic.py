@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import orjson
 
 from vedika.errors import ProviderBadResponse, ProviderUnavailable
@@ -25,6 +24,7 @@ from vedika.models.providers.base import (
 )
 from vedika.models.providers.errors_map import cut_off, from_status, from_transport, garbled
 from vedika.models.providers.sse import sse_events
+from vedika.models.transport import TransportError
 
 API_VERSION = "2023-06-01"
 _STOP = {
@@ -70,21 +70,19 @@ class Anthropic(Provider):
                 body["tool_choice"] = {"type": req.tool_choice}
         blocks: dict[int, dict[str, Any]] = {}  # tool_use blocks by content index
         finished = False
-        timeout = httpx.Timeout(
-            connect=self.timeouts.connect, read=self.timeouts.idle, write=30.0, pool=30.0
-        )
         try:
             async with self.client.stream(
                 "POST",
                 f"{self.endpoint.base_url}/v1/messages",
-                content=orjson.dumps(body),
+                body=orjson.dumps(body),
                 headers=self._headers(),
-                timeout=timeout,
+                connect=self.timeouts.connect,
+                idle=self.timeouts.idle,
             ) as resp:
-                if resp.status_code != 200:
-                    raw = await resp.aread()
-                    raise from_status(name, resp.status_code, raw, resp.headers.get("retry-after"))
-                async for _event, data in sse_events(resp.aiter_raw()):
+                if resp.status != 200:
+                    raw = await resp.read()
+                    raise from_status(name, resp.status, raw, resp.headers.get("retry-after"))
+                async for _event, data in sse_events(resp.chunks()):
                     try:
                         obj = orjson.loads(data)
                     except orjson.JSONDecodeError:
@@ -131,19 +129,18 @@ class Anthropic(Provider):
                         raise ProviderBadResponse(
                             f"The model provider {name} reported an error mid-answer ({message!r})."
                         )
-        except httpx.HTTPError as exc:
+        except TransportError as exc:
             raise from_transport(name, exc) from None
         if not finished:
             raise cut_off(name)
 
     async def list_models(self) -> list[str]:
         try:
-            resp = await self.client.get(
+            doc = await self.client.get_json(
                 f"{self.endpoint.base_url}/v1/models", headers=self._headers(), timeout=5.0
             )
-            resp.raise_for_status()
-            return [str(m["id"]) for m in resp.json().get("data", []) if "id" in m]
-        except (httpx.HTTPError, ValueError, KeyError):
+            return [str(m["id"]) for m in doc.get("data", []) if "id" in m]
+        except (TransportError, AttributeError, TypeError, KeyError):
             return list(DEFAULT_MODELS)
 
 

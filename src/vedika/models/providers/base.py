@@ -2,7 +2,8 @@
 
 A provider turns a GenerationRequest into a stream of Deltas and maps every
 failure to a ProviderError subclass (see vedika.errors). It takes its HTTP client
-from outside, so tests point it at the fake upstream over real HTTP.
+(vedika.models.transport.Upstream) from outside, so tests point it at the fake
+upstream over real HTTP.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import httpx
 import orjson
 
 from vedika.models.catalogue import Endpoint
+from vedika.models.transport import Upstream
 
 
 @dataclass(slots=True)
@@ -102,7 +103,7 @@ class Provider:
     # Writes text of its own (false for the offline answerer, which only quotes sources).
     generative: ClassVar[bool] = True
 
-    def __init__(self, endpoint: Endpoint, client: httpx.AsyncClient, timeouts: Timeouts) -> None:
+    def __init__(self, endpoint: Endpoint, client: Upstream, timeouts: Timeouts) -> None:
         self.endpoint = endpoint
         self.client = client
         self.timeouts = timeouts
@@ -133,7 +134,7 @@ def provider_kinds() -> dict[str, type[Provider]]:
     return dict(_KINDS)
 
 
-def build_provider(endpoint: Endpoint, client: httpx.AsyncClient, timeouts: Timeouts) -> Provider:
+def build_provider(endpoint: Endpoint, client: Upstream, timeouts: Timeouts) -> Provider:
     try:
         cls = _KINDS[endpoint.kind]
     except KeyError:
@@ -144,7 +145,7 @@ def build_provider(endpoint: Endpoint, client: httpx.AsyncClient, timeouts: Time
     return cls(endpoint, client, timeouts)
 
 
-ProviderFactory = Callable[[Endpoint, httpx.AsyncClient, Timeouts], Provider]
+ProviderFactory = Callable[[Endpoint, Upstream, Timeouts], Provider]
 
 
 def parse_arguments(raw: str | dict[str, Any] | None) -> tuple[dict[str, Any], str | None]:

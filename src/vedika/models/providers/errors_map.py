@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
 import orjson
 
 from vedika.errors import (
@@ -13,6 +12,7 @@ from vedika.errors import (
     ProviderTimeout,
     ProviderUnavailable,
 )
+from vedika.models.transport import TransportError
 
 
 def from_status(name: str, status: int, body: bytes, retry_after: str | None) -> ProviderError:
@@ -49,10 +49,10 @@ def _detail(body: bytes) -> str:
     return f" It said: {str(message)[:200].rstrip('.')!r}." if message else ""
 
 
-def from_transport(name: str, exc: Exception) -> ProviderError:
-    if isinstance(exc, httpx.TimeoutException):
+def from_transport(name: str, exc: TransportError) -> ProviderError:
+    if exc.kind == "timeout":
         return ProviderTimeout(f"The model provider {name} did not answer in time.")
-    if isinstance(exc, httpx.ConnectError):
+    if exc.kind == "connect":
         return ProviderUnavailable(f"Could not reach the model provider {name}.")
     return ProviderUnavailable(f"The connection to the model provider {name} broke off mid-answer.")
 

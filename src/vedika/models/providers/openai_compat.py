@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import orjson
 
 from vedika.errors import ProviderBadResponse
@@ -26,6 +25,7 @@ from vedika.models.providers.base import (
 )
 from vedika.models.providers.errors_map import cut_off, from_status, from_transport, garbled
 from vedika.models.providers.sse import sse_events
+from vedika.models.transport import TransportError
 
 _DONE = b"[DONE]"
 
@@ -40,11 +40,6 @@ class OpenAICompatible(Provider):
         if self.endpoint.api_key:
             headers["Authorization"] = f"Bearer {self.endpoint.api_key}"
         return headers
-
-    def _timeout(self) -> httpx.Timeout:
-        return httpx.Timeout(
-            connect=self.timeouts.connect, read=self.timeouts.idle, write=30.0, pool=30.0
-        )
 
     async def stream(self, req: GenerationRequest) -> AsyncIterator[Delta]:
         name = self.endpoint.name
@@ -81,14 +76,15 @@ class OpenAICompatible(Provider):
             async with self.client.stream(
                 "POST",
                 url,
-                content=orjson.dumps(body),
+                body=orjson.dumps(body),
                 headers={**self._headers(), "Content-Type": "application/json"},
-                timeout=self._timeout(),
+                connect=self.timeouts.connect,
+                idle=self.timeouts.idle,
             ) as resp:
-                if resp.status_code != 200:
-                    raw = await resp.aread()
-                    raise from_status(name, resp.status_code, raw, resp.headers.get("retry-after"))
-                async for _event, data in sse_events(resp.aiter_raw()):
+                if resp.status != 200:
+                    raw = await resp.read()
+                    raise from_status(name, resp.status, raw, resp.headers.get("retry-after"))
+                async for _event, data in sse_events(resp.chunks()):
                     if data == _DONE:
                         return
                     try:
@@ -115,17 +111,16 @@ class OpenAICompatible(Provider):
                                 delta.finish_reason = "tool_calls"
                                 calls = {}
                         yield delta
-        except httpx.HTTPError as exc:
+        except TransportError as exc:
             raise from_transport(name, exc) from None
         if not finished:
             raise cut_off(name)
 
     async def list_models(self) -> list[str]:
-        resp = await self.client.get(
+        doc = await self.client.get_json(
             f"{self.endpoint.base_url}/models", headers=self._headers(), timeout=5.0
         )
-        resp.raise_for_status()
-        data = resp.json().get("data", [])
+        data = doc.get("data", []) if isinstance(doc, dict) else []
         return [str(m["id"]) for m in data if isinstance(m, dict) and "id" in m]
 
 

@@ -1,0 +1,148 @@
+"""HTTP to the model providers: one aiohttp session for every model call.
+
+Reading a streamed answer is the hottest loop in Vedika (one network read per
+token, times every live answer). aiohttp parses HTTP with a C parser (llhttp) and
+hands back the bytes that arrived in one call; httpx/httpcore/h11 do the same in
+pure Python, with an anyio cancel scope per read. Measured on the benchmark machine
+(bench/upstream_clients.py, `make bench`): about a quarter of the CPU per relayed
+token. Everything else (web search, page fetching, audio) stays on httpx, where the
+per-request cost does not matter and the SSRF-safe transport lives.
+
+Providers see only this module: `stream()` for a streamed POST, `get_json()` for
+discovery, and one error type whose `kind` says what failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Literal
+
+import aiohttp
+import orjson
+
+Failure = Literal["timeout", "connect", "broken", "status"]
+
+
+class TransportError(Exception):
+    """The request failed below the HTTP status level (or, for `get_json`, with a
+    status other than 200). `kind`: timeout, connect, broken, status."""
+
+    def __init__(self, kind: Failure, detail: str = "", status: int | None = None) -> None:
+        super().__init__(detail or kind)
+        self.kind: Failure = kind
+        self.status = status
+
+
+class Response:
+    """A streamed response: status and headers first, then the body in pieces."""
+
+    __slots__ = ("_resp", "headers", "status")
+
+    def __init__(self, resp: aiohttp.ClientResponse) -> None:
+        self._resp = resp
+        self.status = resp.status
+        self.headers = resp.headers
+
+    async def read(self) -> bytes:
+        try:
+            return await self._resp.read()
+        except (aiohttp.ClientError, OSError) as exc:
+            raise _translate(exc) from None
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives: whatever one read returned, however many events."""
+        content = self._resp.content
+        try:
+            while True:
+                chunk = await content.readany()
+                if not chunk:
+                    return
+                yield chunk
+        except (aiohttp.ClientError, OSError) as exc:  # OSError covers TimeoutError
+            raise _translate(exc) from None
+
+
+class Upstream:
+    """The shared client. The aiohttp session is made on first use, inside the
+    running event loop, and kept for the life of the process (keep-alive pooling)."""
+
+    def __init__(self, *, max_connections: int = 2000) -> None:
+        self.max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0),
+                # HTTP(S)_PROXY / NO_PROXY apply, as they did with httpx.
+                trust_env=True,
+                # Bodies are read as bytes and parsed with orjson by the callers.
+                auto_decompress=True,
+            )
+        return self._session
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: bytes | None,
+        headers: dict[str, str],
+        connect: float,
+        idle: float,
+    ) -> AsyncIterator[Response]:
+        """Send the request; `idle` bounds every wait for the next piece of the body
+        (and for the headers), `connect` the connection itself; no total limit, since
+        a long answer may legitimately stream for minutes."""
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=idle)
+        try:
+            resp = await self._client().request(
+                method, url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+            )
+        except (aiohttp.ClientError, OSError, ValueError) as exc:  # ValueError: a bad URL
+            raise _translate(exc) from None
+        # Only the request itself is translated here: what the caller raises inside
+        # its `async with` passes through unchanged.
+        try:
+            yield Response(resp)
+        except BaseException:
+            # Stopped or failed mid-body: close the connection, which is how an
+            # upstream (vLLM, Ollama, ...) learns to stop generating.
+            resp.close()
+            raise
+        # Back to the pool when the body was read to its end, closed otherwise.
+        resp.release()
+
+    async def get_json(self, url: str, *, headers: dict[str, str], timeout: float) -> Any:
+        """GET a JSON document (discovery). Raises TransportError, also for a status
+        other than 200 or a body that is not JSON."""
+        async with self.stream(
+            "GET", url, body=None, headers=headers, connect=timeout, idle=timeout
+        ) as resp:
+            raw = await asyncio.wait_for(resp.read(), timeout)
+            if resp.status != 200:
+                raise TransportError("status", f"HTTP {resp.status}", status=resp.status)
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise TransportError("broken", "not JSON") from None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def _translate(exc: Exception) -> TransportError:
+    """aiohttp's and the OS's exceptions -> TransportError."""
+    # ServerTimeoutError (connect or read) is also an asyncio.TimeoutError.
+    if isinstance(exc, asyncio.TimeoutError):
+        return TransportError("timeout", str(exc))
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return TransportError("connect", str(exc))
+    if isinstance(exc, ValueError):  # a malformed URL
+        return TransportError("connect", str(exc))
+    return TransportError("broken", str(exc))
