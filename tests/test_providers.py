@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -256,5 +257,29 @@ async def test_transport_sorts_failures_and_pools_connections(upstream) -> None:
         assert session.connector is not None
         opened = sum(len(conns) for conns in session.connector._conns.values())
         assert opened == 1  # one kept-alive connection served all three answers
+    finally:
+        await client.close()
+
+
+async def test_an_abandoned_stream_hangs_up_on_the_upstream(upstream) -> None:
+    """Stopping an answer (the generation task cancelled, or its iterator closed) must
+    close the upstream connection: that is how vLLM or Ollama learn to stop generating
+    and free the GPU, instead of writing the rest of the answer into the void."""
+    client = Upstream()
+    try:
+        provider = build_provider(
+            Endpoint(name="fake", kind="openai", base_url=upstream.base_url + "/v1"),
+            client,
+            Timeouts(connect=2, idle=30),
+        )
+        before = upstream.hung_up()
+        deltas = provider.stream(GenerationRequest(model="fake-hang-mid", messages=MESSAGES))
+        assert (await anext(deltas)).text or (await anext(deltas)).text
+        await deltas.aclose()
+        for _ in range(100):
+            if upstream.hung_up() > before:
+                break
+            await asyncio.sleep(0.02)
+        assert upstream.hung_up() == before + 1
     finally:
         await client.close()

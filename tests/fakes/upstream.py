@@ -691,7 +691,10 @@ class _Scripted(Response):
                 }
             )
             for op in self._ops:
-                if watcher.done() or (shutdown is not None and shutdown.is_set()):
+                if watcher.done():
+                    self._state.hung_up += 1
+                    return
+                if shutdown is not None and shutdown.is_set():
                     return
                 if op.__class__ is bytes:
                     await send({"type": "http.response.body", "body": op, "more_body": True})
@@ -699,6 +702,8 @@ class _Scripted(Response):
                     await asyncio.sleep(op)
                 elif op is _HANG:
                     await self._hang(watcher)
+                    if watcher.done():
+                        self._state.hung_up += 1
                     return
                 elif op is _CUT:
                     return
@@ -727,6 +732,7 @@ class _State:
         self.delay_ms = delay_ms
         self.requests: list[dict[str, Any]] = []
         self.shutdown: asyncio.Event | None = None
+        self.hung_up = 0  # streams the client closed before their end
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -880,6 +886,9 @@ def create_app(delay_ms: float = DEFAULT_DELAY_MS) -> Starlette:
     async def fake_requests(request: Request) -> Response:
         return _json(state.requests)
 
+    async def fake_hung_up(request: Request) -> Response:
+        return _json(state.hung_up)
+
     async def fake_reset(request: Request) -> Response:
         state.requests.clear()
         return _json({"ok": True})
@@ -893,6 +902,7 @@ def create_app(delay_ms: float = DEFAULT_DELAY_MS) -> Starlette:
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/v1/messages", messages, methods=["POST"]),
             Route("/_fake/requests", fake_requests, methods=["GET"]),
+            Route("/_fake/hung-up", fake_hung_up, methods=["GET"]),
             Route("/_fake/reset", fake_reset, methods=["POST"]),
             Route("/_fake/health", health, methods=["GET"]),
             *fake_audio.routes(state.requests),
@@ -1161,6 +1171,12 @@ class FakeUpstream:
         response.raise_for_status()
         result: list[dict[str, Any]] = response.json()
         return result
+
+    def hung_up(self) -> int:
+        """How many streams the client closed before their end."""
+        response = self._http().get("/_fake/hung-up")
+        response.raise_for_status()
+        return int(response.json())
 
     def reset(self) -> None:
         self._http().post("/_fake/reset").raise_for_status()
