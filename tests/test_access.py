@@ -6,27 +6,39 @@ no session or an expired one gets 401, and nothing changes.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 import websockets
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.support.client import Api, Socket
+from vedika.identity.sessions import CACHE_SECONDS
 from vedika.store.tables import device_sessions
 
 SECRET = "the secret plan is purple"
 
 
-async def expire(db_url: str, session_id: str) -> None:
+async def expire(db_url: str, session_id: str, at: datetime | None = None) -> None:
     engine = create_async_engine(db_url)
     async with engine.begin() as conn:
         await conn.execute(
             update(device_sessions)
             .where(device_sessions.c.session_id == session_id)
-            .values(expires_at=datetime(2020, 1, 1, tzinfo=UTC))
+            .values(expires_at=at or datetime(2020, 1, 1, tzinfo=UTC))
+        )
+    await engine.dispose()
+
+
+async def forget(db_url: str, session_id: str) -> None:
+    engine = create_async_engine(db_url)
+    async with engine.begin() as conn:
+        await conn.execute(
+            delete(device_sessions).where(device_sessions.c.session_id == session_id)
         )
     await engine.dispose()
 
@@ -131,3 +143,40 @@ async def test_cors_only_for_configured_origins(server) -> None:
         assert "access-control-allow-origin" not in evil.headers
         plain = await h.get("/routing/models", headers={"Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in plain.headers
+
+
+# The server keeps sessions it found in memory for CACHE_SECONDS (identity/sessions.py).
+# A request takes well under SLACK seconds here.
+SLACK = 1.0
+
+
+async def test_a_session_deleted_while_in_use_is_refused_within_the_cache_bound(
+    server, backend, api: Api
+) -> None:
+    async with Socket(f"{server.ws_url}?session_id={api.session_id}") as ws:
+        probe = {"routeKey": "stream_chat", "message_id": "no-such-answer"}
+        assert (await api.http.get("/ai/conversations")).status_code == 200
+        await ws.send(**probe)
+        assert (await ws.recv())["code"] == "message_not_found"  # the session was found
+        await forget(backend[0], api.session_id)
+        deleted = time.monotonic()
+        rest = socket = None
+        while (rest is None or socket is None) and time.monotonic() - deleted < 10:
+            if rest is None and (await api.http.get("/ai/conversations")).status_code == 401:
+                rest = time.monotonic() - deleted
+            if socket is None:
+                await ws.send(**probe)
+                if (await ws.recv())["code"] == "session_expired":
+                    socket = time.monotonic() - deleted
+            await asyncio.sleep(0.05)
+        assert rest is not None and rest <= CACHE_SECONDS + SLACK, rest
+        assert socket is not None and socket <= CACHE_SECONDS + SLACK, socket
+
+
+async def test_a_session_is_never_accepted_past_its_expiry(server, backend, api: Api) -> None:
+    expires = datetime.now(UTC) + timedelta(seconds=CACHE_SECONDS * 0.6)
+    await expire(backend[0], api.session_id, at=expires)
+    assert (await api.http.get("/ai/conversations")).status_code == 200  # found and kept
+    await asyncio.sleep(max((expires - datetime.now(UTC)).total_seconds(), 0) + 0.05)
+    # Still within the time a found session is kept, but it has expired.
+    assert (await api.http.get("/ai/conversations")).status_code == 401

@@ -31,6 +31,7 @@ from vedika.errors import VedikaError
 from vedika.metrics import METRICS
 from vedika.models.service import ModelService
 from vedika.modes import ModeEnv, get_mode
+from vedika.modes.early import EarlyCall
 from vedika.modes.tools import ToolRegistry, registry
 from vedika.settings import Settings
 from vedika.sources.service import SourcesService
@@ -71,6 +72,7 @@ class Generation:
     citations: list[p.Citation] = field(default_factory=list)
     steps: list[dict[str, Any]] = field(default_factory=list)  # step events, as stored
     steps_dirty: bool = False  # steps changed since the last flush
+    early: EarlyCall | None = None  # the model call sent while the turn was being stored
 
     @property
     def chunk_id(self) -> int:
@@ -163,8 +165,9 @@ class Generations:
     def is_alive(self, message_id: str) -> bool:
         return message_id in self.live
 
-    async def start(self, turn: Turn) -> None:
-        """Open the answer's stream, announce it, and start generating."""
+    async def start(self, turn: Turn, early: EarlyCall | None = None) -> None:
+        """Open the answer's stream, announce it, and start generating (taking over
+        `early`, the turn's model call if it was sent before the turn was stored)."""
         events = EventFactory(turn.conversation_id, turn.message_id)
         parts: list[str] = []
         writer = ChunkWriter(
@@ -175,7 +178,7 @@ class Generations:
             min_streams=self.settings.coalesce_min_streams,
             live=self.live,
         )
-        gen = Generation(turn=turn, events=events, writer=writer, parts=parts)
+        gen = Generation(turn=turn, events=events, writer=writer, parts=parts, early=early)
         self.hub.open(turn.message_id)
         bal = turn.balance
         self.hub.publish(
@@ -268,6 +271,8 @@ class Generations:
             log.exception("generation.crashed", message_id=mid)
             await self._fail(gen, INTERNAL)
         finally:
+            if gen.early is not None:  # the mode did not take it (it failed first)
+                await gen.early.cancel()
             self.live.pop(mid, None)
             METRICS.generations_live.dec()
 

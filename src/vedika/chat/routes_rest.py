@@ -40,9 +40,10 @@ async def chat_blocking(
     """Blocking fallback: waits for the whole answer."""
     started = time.perf_counter()
     turn = await service.start_turn(services, session, body)
-    row = await service.owned_message(services, session, turn.message_id)
     final: dict[str, Any] = {}
-    async for batch in service.follow(services, session, row, 0):
+    async for batch in service.follow(
+        services, session, service.accepted(services, session, turn), 0
+    ):
         for entry in batch:
             if entry.type in ("stream_complete", "stream_error"):
                 final = orjson.loads(entry.data)

@@ -189,8 +189,7 @@ class Connection:
                     )
                 ).decode()
             )
-        row = await service.owned_message(services, session, turn.message_id)
-        self._follow(session, row, 0)
+        self._follow(session, service.accepted(services, session, turn), 0)
 
     async def _attach_target(self, session: DeviceSession, stream: p.StreamChatMessage) -> Any:
         if stream.message_id:
@@ -242,6 +241,9 @@ class Connection:
                         await self.ws.send_text(entry.data)
         except (WebSocketDisconnect, RuntimeError, OSError):
             return  # the client went away; the generation goes on without it
+        except VedikaError as exc:  # an answer accepted here whose row went meanwhile
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+                await self.error(exc.message, exc.code, conversation_id=row.conversation_id)
 
     async def close(self) -> None:
         for task in list(self.tasks):

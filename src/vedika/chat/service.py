@@ -8,13 +8,16 @@ from typing import Any
 
 from vedika.chat import streams
 from vedika.chat.hub import Entry
-from vedika.chat.turns import Turn
+from vedika.chat.turns import EarlyStarter, Turn
 from vedika.errors import BadRequest, NotFound, RateLimited, ServiceUnavailable
 from vedika.identity.sessions import DeviceSession
+from vedika.models.catalogue import ModelInfo
+from vedika.modes.early import EarlyCall, plain_request
 from vedika.protocol import ChatRequest
 from vedika.scale.ratelimit import enforce
 from vedika.services import Services
 from vedika.store import conversations as data
+from vedika.store.engine import Reads
 
 
 async def start_turn(services: Services, session: DeviceSession, req: ChatRequest) -> Turn:
@@ -32,20 +35,41 @@ async def start_turn(services: Services, session: DeviceSession, req: ChatReques
             code="redis_unavailable",
             headers={"Retry-After": "2"},
         )
-    turn = await services.turns.accept(session, req, before_charge=_limits(services, session))
+    turn = await services.turns.accept(
+        session,
+        req,
+        before_charge=_limits(services, session),
+        start_early=_early_starter(services, req),
+    )
     if not turn.replayed:
-        await services.generations.start(turn)
+        await services.generations.start(turn, turn.early)
     return turn
 
 
-def _limits(services: Services, session: DeviceSession) -> Callable[[], Awaitable[None]]:
+def _early_starter(services: Services, req: ChatRequest) -> EarlyStarter | None:
+    """For a Search question that starts a conversation: send its model call while the
+    turn is being stored, unless it has sources (they are retrieved first)."""
+    if not services.settings.early_start or req.mode != "search" or req.conversation_id:
+        return None
+
+    def start(
+        model: ModelInfo, text: str, sources: list[str], attachments: list[str]
+    ) -> EarlyCall | None:
+        if sources or attachments:
+            return None
+        provider = services.models.provider_for(model)
+        return EarlyCall(provider, plain_request(model, text))
+
+    return start
+
+
+def _limits(services: Services, session: DeviceSession) -> Callable[[Reads], Awaitable[None]]:
     """Checks that run for new turns only (an idempotent retry is never limited twice)."""
 
-    async def check() -> None:
+    async def check(reads: Reads) -> None:
         settings = services.settings
         if settings.max_concurrent_answers:
-            async with services.store.read() as conn:
-                live = await data.count_streaming(conn, device_id=session.device_id)
+            live = await data.count_streaming(await reads.conn(), device_id=session.device_id)
             if live >= settings.max_concurrent_answers:
                 raise RateLimited(
                     f"You already have {live} answers being written; wait for one to finish "
@@ -116,6 +140,15 @@ def follow(
     services: Services, session: DeviceSession, row: Any, after: int
 ) -> AsyncIterator[list[Entry]]:
     return streams.subscribe(services.hub, services.reaper, row, after, session.device_id)
+
+
+def accepted(services: Services, session: DeviceSession, turn: Turn) -> streams.Accepted:
+    """What `follow` needs of an answer just started here, without reading its row."""
+    return streams.Accepted(
+        id=turn.message_id,
+        conversation_id=turn.conversation_id,
+        load=lambda: owned_message(services, session, turn.message_id),
+    )
 
 
 async def stop(

@@ -11,7 +11,8 @@ call id).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, timedelta
 from typing import Any
 
@@ -100,10 +101,21 @@ def _steps(events: EventFactory, row: Any, after: int, last_chunk: int) -> list[
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """An answer this process just accepted, in place of its row: the hub has its events,
+    so the row (`load()`, which may raise NotFound) is read only if the hub has not."""
+
+    id: str
+    conversation_id: str
+    load: Callable[[], Awaitable[Any]]
+
+
 async def subscribe(
     hub: StreamHub, reaper: Reaper, row: Any, after: int, device_id: str
 ) -> AsyncIterator[list[Entry]]:
-    """Batches of events for the answer in `row`, from after chunk `after`."""
+    """Batches of events for the answer in `row` (a message row or `Accepted`), from
+    after chunk `after`."""
     got = False
     try:
         async for batch in hub.subscribe(row.id, after):
@@ -114,6 +126,8 @@ async def subscribe(
         return
     if got:
         return
+    if isinstance(row, Accepted):
+        row = await row.load()
     if row.status == "streaming":
         if hub.distributed and not _stale(row, reaper.stale_after):
             # Alive elsewhere, but its stream is not reachable (Redis lost it).

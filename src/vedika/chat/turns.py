@@ -6,11 +6,13 @@ charges. The user's message is committed before the server acknowledges it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vedika.credits import ledger
 from vedika.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
@@ -19,13 +21,17 @@ from vedika.ids import uuid7
 from vedika.models.catalogue import ModelInfo
 from vedika.models.router import Choice
 from vedika.models.service import ModelService
+from vedika.modes.early import EarlyCall
 from vedika.protocol import ChatRequest, utcnow
 from vedika.settings import Settings
 from vedika.store import conversations as data
 from vedika.store import files as files_data
 from vedika.store import idempotency
-from vedika.store.engine import Store
-from vedika.store.preferences import get_preference
+from vedika.store.engine import Reads, Store
+from vedika.store.preferences import preference_in
+
+# (model, question, sources, attachments) -> the turn's model call, sent now, or None.
+EarlyStarter = Callable[[ModelInfo, str, list[str], list[str]], EarlyCall | None]
 
 TITLE_CHARS = 60
 # The answer sorts after its question even when both are written in the same instant.
@@ -50,6 +56,23 @@ class Turn:
     created_at: datetime | None = None
     sources: list[str] = field(default_factory=list)  # "web", "files"
     attachments: list[str] = field(default_factory=list)  # file ids, all the device's own
+    early: EarlyCall | None = None  # its model call, sent while the turn was being stored
+
+
+@dataclass(slots=True)
+class _Accepting:
+    """A turn checked and priced, about to be stored."""
+
+    req: ChatRequest
+    device_id: str
+    text: str
+    choice: Choice
+    sources: list[str]
+    attachments: list[str]
+    now: datetime
+    conversation_id: str
+    user_message_id: str
+    message_id: str
 
 
 def make_title(text: str) -> str:
@@ -82,10 +105,10 @@ class TurnService:
             )
         return text
 
-    async def _model_id(self, req: ChatRequest, device_id: str) -> str:
+    async def _model_id(self, reads: Reads, req: ChatRequest, device_id: str) -> str:
         if req.model_id:
             return req.model_id
-        pref = await get_preference(self.store, device_id=device_id)
+        pref = await preference_in(await reads.conn(), device_id=device_id)
         if pref and pref.preference_type == "user_override" and pref.model_id:
             return pref.model_id
         return self.settings.default_model
@@ -94,22 +117,66 @@ class TurnService:
         self,
         session: DeviceSession,
         req: ChatRequest,
-        before_charge: Callable[[], Awaitable[None]] | None = None,
+        before_charge: Callable[[Reads], Awaitable[None]] | None = None,
+        start_early: EarlyStarter | None = None,
     ) -> Turn:
+        """`before_charge` runs last before the transaction; its reads can share the
+        connection of the ones before it. `start_early` may send the turn's model call
+        before the transaction (vedika.modes.early); the call ends up on the new Turn,
+        or is closed if the turn is not stored."""
         text = self.check_message(req.message)
         device_id = session.device_id
-        if req.client_message_id:
-            replay = await self._replay(device_id, req)
-            if replay is not None:
-                return replay
-        sources, attachments = await self._sources(device_id, req)
-        choice = self.models.resolve(await self._model_id(req, device_id), text, req.query_type)
-        if before_charge is not None:
-            await before_charge()
+        async with self.store.reads() as reads:
+            if req.client_message_id:
+                replay = await self._replay(await reads.conn(), device_id, req)
+                if replay is not None:
+                    return replay
+            sources, attachments = await self._sources(reads, device_id, req)
+            model_id = await self._model_id(reads, req, device_id)
+            choice = self.models.resolve(model_id, text, req.query_type)
+            if before_charge is not None:
+                await before_charge(reads)
         model = choice.model
         now = utcnow()
         conversation_id = req.conversation_id or uuid7()
         user_message_id, message_id = uuid7(), uuid7()
+        early = start_early(model, text, sources, attachments) if start_early else None
+        try:
+            turn = await self._store(
+                _Accepting(
+                    req=req,
+                    device_id=device_id,
+                    text=text,
+                    choice=choice,
+                    sources=sources,
+                    attachments=attachments,
+                    now=now,
+                    conversation_id=conversation_id,
+                    user_message_id=user_message_id,
+                    message_id=message_id,
+                )
+            )
+        except BaseException:
+            if early is not None:
+                await asyncio.shield(early.cancel())
+            raise
+        if early is not None:
+            if turn.replayed:  # a concurrent retry with the same key won
+                await early.cancel()
+            else:
+                turn.early = early
+        return turn
+
+    async def _store(self, a: _Accepting) -> Turn:
+        """The turn's one transaction: conversation, charge, question, answer."""
+        req, text, choice, now = a.req, a.text, a.choice, a.now
+        sources, attachments, device_id = a.sources, a.attachments, a.device_id
+        conversation_id, user_message_id, message_id = (
+            a.conversation_id,
+            a.user_message_id,
+            a.message_id,
+        )
+        model = choice.model
         try:
             async with self.store.tx() as conn:
                 created = req.conversation_id is None
@@ -122,6 +189,7 @@ class TurnService:
                             "There is no conversation with that id.", code="conversation_not_found"
                         )
                 else:
+                    # Written with its final count and model: no touch follows.
                     await data.create_conversation(
                         conn,
                         conversation_id=conversation_id,
@@ -129,6 +197,7 @@ class TurnService:
                         title=make_title(text),
                         model=model.id,
                         now=now,
+                        message_count=2,
                     )
                 balance, txn = await ledger.charge(
                     conn,
@@ -172,9 +241,10 @@ class TurnService:
                     updated_at=now,
                     heartbeat_at=now,
                 )
-                await data.touch_conversation(
-                    conn, conversation_id=conversation_id, model=model.id, now=now, added=2
-                )
+                if not created:
+                    await data.touch_conversation(
+                        conn, conversation_id=conversation_id, model=model.id, now=now, added=2
+                    )
                 if req.client_message_id:
                     await idempotency.save_key(
                         conn,
@@ -189,7 +259,8 @@ class TurnService:
         except IntegrityError:
             # Two concurrent sends with the same key: the other one won; answer with its ids.
             if req.client_message_id:
-                replay = await self._replay(device_id, req)
+                async with self.store.read() as conn:
+                    replay = await self._replay(conn, device_id, req)
                 if replay is not None:
                     return replay
             raise
@@ -212,7 +283,9 @@ class TurnService:
             created_at=now,
         )
 
-    async def _sources(self, device_id: str, req: ChatRequest) -> tuple[list[str], list[str]]:
+    async def _sources(
+        self, reads: Reads, device_id: str, req: ChatRequest
+    ) -> tuple[list[str], list[str]]:
         """The turn's sources and attachments. An attached id that is not one of the
         device's files is refused (404) before anything is charged, stored or generated.
         No `sources` means VEDIKA_DEFAULT_SOURCES; attachments always add `files`."""
@@ -224,8 +297,8 @@ class TurnService:
                 code="too_many_files",
             )
         if attachments:
-            async with self.store.read() as conn:
-                rows = await files_data.owned_files(conn, device_id=device_id, file_ids=attachments)
+            conn = await reads.conn()
+            rows = await files_data.owned_files(conn, device_id=device_id, file_ids=attachments)
             missing = [f for f in attachments if f not in {r.id for r in rows}]
             if missing:
                 raise NotFound(
@@ -238,22 +311,21 @@ class TurnService:
             sources.append("files")
         return list(dict.fromkeys(sources)), attachments
 
-    async def _replay(self, device_id: str, req: ChatRequest) -> Turn | None:
+    async def _replay(self, conn: AsyncConnection, device_id: str, req: ChatRequest) -> Turn | None:
         assert req.client_message_id
-        async with self.store.read() as conn:
-            key = await idempotency.find_key(conn, device_id=device_id, key=req.client_message_id)
-            if key is None:
-                return None
-            if key.fingerprint != req.fingerprint():
-                raise Conflict(
-                    "This client_message_id was already used for a different message. "
-                    "Use a new id for a new message.",
-                    code="idempotency_conflict",
-                )
-            msg = await data.find_message(conn, message_id=key.message_id, device_id=device_id)
-            balance = await ledger.balance_in(
-                conn, device_id=device_id, daily=self.settings.daily_credits
+        key = await idempotency.find_key(conn, device_id=device_id, key=req.client_message_id)
+        if key is None:
+            return None
+        if key.fingerprint != req.fingerprint():
+            raise Conflict(
+                "This client_message_id was already used for a different message. "
+                "Use a new id for a new message.",
+                code="idempotency_conflict",
             )
+        msg = await data.find_message(conn, message_id=key.message_id, device_id=device_id)
+        balance = await ledger.balance_in(
+            conn, device_id=device_id, daily=self.settings.daily_credits
+        )
         if msg is None:  # the conversation was deleted since
             raise NotFound("That message no longer exists.", code="message_not_found")
         model = self.models.catalogue.get(msg.model or "") or self.models.catalogue.available()[0]

@@ -12,15 +12,37 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import Integer, and_, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vedika.errors import CreditsExhausted
 from vedika.ids import uuid7
 from vedika.protocol import iso, utcnow
-from vedika.store.dialect import insert_ignore
+from vedika.store.dialect import insert_ignore_statement
 from vedika.store.engine import Store
 from vedika.store.tables import coin_days, coin_ledger
+
+# Built once, values at execute time (every turn charges): see store/conversations.py.
+_DAY = and_(coin_days.c.device_id == bindparam("b_device"), coin_days.c.day == bindparam("b_day"))
+_AMOUNT = bindparam("b_amount", type_=Integer)
+_BALANCE = select(coin_days.c.allowance, coin_days.c.used).where(_DAY)
+_OPEN_DAY = {
+    dialect: insert_ignore_statement(dialect, coin_days) for dialect in ("sqlite", "postgresql")
+}
+_TAKE = (
+    update(coin_days)
+    .where(and_(_DAY, coin_days.c.used + _AMOUNT <= coin_days.c.allowance))
+    .values(used=coin_days.c.used + _AMOUNT)
+    .returning(coin_days.c.allowance, coin_days.c.used)
+)
+_GIVE_BACK = update(coin_days).where(_DAY).values(used=coin_days.c.used - _AMOUNT)
+_ENTRIES_OF = select(coin_ledger.c.amount, coin_ledger.c.day, coin_ledger.c.kind).where(
+    and_(
+        coin_ledger.c.device_id == bindparam("b_device"),
+        coin_ledger.c.message_id == bindparam("b_message"),
+    )
+)
+_RECORD = coin_ledger.insert()
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +77,7 @@ async def balance(store: Store, *, device_id: str, daily: int) -> Balance:
 
 
 async def balance_in(conn: AsyncConnection, *, device_id: str, daily: int) -> Balance:
-    row = (
-        await conn.execute(
-            select(coin_days.c.allowance, coin_days.c.used).where(
-                and_(coin_days.c.device_id == device_id, coin_days.c.day == today())
-            )
-        )
-    ).first()
+    row = (await conn.execute(_BALANCE, {"b_device": device_id, "b_day": today()})).first()
     if row is None:
         return Balance(daily=daily, used=0)
     return Balance(daily=row.allowance, used=row.used)
@@ -76,25 +92,12 @@ async def charge(
     """
     day = today()
     await conn.execute(
-        insert_ignore(
-            conn.dialect.name, coin_days, device_id=device_id, day=day, allowance=daily, used=0
-        )
+        _OPEN_DAY[conn.dialect.name],
+        {"device_id": device_id, "day": day, "allowance": daily, "used": 0},
     )
     if amount > 0:
-        row = (
-            await conn.execute(
-                update(coin_days)
-                .where(
-                    and_(
-                        coin_days.c.device_id == device_id,
-                        coin_days.c.day == day,
-                        coin_days.c.used + amount <= coin_days.c.allowance,
-                    )
-                )
-                .values(used=coin_days.c.used + amount)
-                .returning(coin_days.c.allowance, coin_days.c.used)
-            )
-        ).first()
+        params = {"b_device": device_id, "b_day": day, "b_amount": amount}
+        row = (await conn.execute(_TAKE, params)).first()
         if row is None:
             current = await balance_in(conn, device_id=device_id, daily=daily)
             raise CreditsExhausted(
@@ -113,23 +116,13 @@ async def charge(
 
 async def refund(conn: AsyncConnection, *, device_id: str, message_id: str) -> int:
     """Give back what `message_id` was charged (once). Returns the coins returned."""
-    rows = (
-        await conn.execute(
-            select(coin_ledger.c.amount, coin_ledger.c.day, coin_ledger.c.kind).where(
-                and_(coin_ledger.c.device_id == device_id, coin_ledger.c.message_id == message_id)
-            )
-        )
-    ).all()
+    rows = (await conn.execute(_ENTRIES_OF, {"b_device": device_id, "b_message": message_id})).all()
     net = sum(r.amount for r in rows)
     if net >= 0 or not rows:
         return 0
     day = next(r.day for r in rows if r.kind == "charge")
     amount = -net
-    await conn.execute(
-        update(coin_days)
-        .where(and_(coin_days.c.device_id == device_id, coin_days.c.day == day))
-        .values(used=coin_days.c.used - amount)
-    )
+    await conn.execute(_GIVE_BACK, {"b_device": device_id, "b_day": day, "b_amount": amount})
     await _record(
         conn, device_id=device_id, day=day, amount=amount, kind="refund", message_id=message_id
     )
@@ -147,15 +140,16 @@ async def _record(
 ) -> str:
     txn = uuid7()
     await conn.execute(
-        coin_ledger.insert().values(
-            id=txn,
-            device_id=device_id,
-            day=day,
-            amount=amount,
-            kind=kind,
-            message_id=message_id,
-            created_at=utcnow(),
-        )
+        _RECORD,
+        {
+            "id": txn,
+            "device_id": device_id,
+            "day": day,
+            "amount": amount,
+            "kind": kind,
+            "message_id": message_id,
+            "created_at": utcnow(),
+        },
     )
     return txn
 

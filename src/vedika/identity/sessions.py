@@ -2,15 +2,22 @@
 
 A session id is a 256-bit secret; it identifies a device. Everything a device owns
 (conversations, files, preferences, coins) hangs off its `device_id`.
+
+Every request and every socket message looks its session up, so a session found is
+kept in memory for CACHE_SECONDS. Nothing here changes a live session, so the only
+staleness is a session deleted or changed in the database behind this process's back:
+it is refused within CACHE_SECONDS. Expiry is checked on every use, cached or not.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 
 from vedika.ids import session_secret, uuid7
 from vedika.protocol import utcnow
@@ -18,6 +25,13 @@ from vedika.store.engine import Store
 from vedika.store.tables import device_sessions
 
 ANONYMOUS_PLAN = "anonymous"
+CACHE_SECONDS = 2.0
+CACHE_MAX = 10_000
+
+_FIND = select(device_sessions).where(device_sessions.c.session_id == bindparam("b_id"))
+_CREATE = device_sessions.insert()
+# Per store (a test process may open several databases): session id -> (found at, session).
+_found: WeakKeyDictionary[Store, dict[str, tuple[float, DeviceSession]]] = WeakKeyDictionary()
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,14 +66,15 @@ async def create_session(
     )
     async with store.tx() as conn:
         await conn.execute(
-            device_sessions.insert().values(
-                session_id=row.session_id,
-                device_id=row.device_id,
-                plan=row.plan,
-                device_info=device_info,
-                created_at=row.created_at,
-                expires_at=row.expires_at,
-            )
+            _CREATE,
+            {
+                "session_id": row.session_id,
+                "device_id": row.device_id,
+                "plan": row.plan,
+                "device_info": device_info,
+                "created_at": row.created_at,
+                "expires_at": row.expires_at,
+            },
         )
     return row
 
@@ -68,24 +83,32 @@ async def find_session(store: Store, *, session_id: str) -> DeviceSession | None
     """The live session with this id, or None when unknown or expired."""
     if not session_id or len(session_id) > 64:
         return None
+    cache = _found.setdefault(store, {})
+    hit = cache.get(session_id)
+    if hit is not None:
+        found_at, session = hit
+        if time.monotonic() - found_at < CACHE_SECONDS and session.expires_at > utcnow():
+            return session
+        del cache[session_id]
+    found_at = time.monotonic()
     async with store.read() as conn:
-        row = (
-            await conn.execute(
-                select(device_sessions).where(device_sessions.c.session_id == session_id)
-            )
-        ).first()
+        row = (await conn.execute(_FIND, {"b_id": session_id})).first()
     if row is None:
         return None
     expires_at = _aware(row.expires_at)
     if expires_at <= utcnow():
         return None
-    return DeviceSession(
+    session = DeviceSession(
         session_id=row.session_id,
         device_id=row.device_id,
         plan=row.plan,
         created_at=_aware(row.created_at),
         expires_at=expires_at,
     )
+    while len(cache) >= CACHE_MAX:  # the oldest go first (dicts keep insertion order)
+        cache.pop(next(iter(cache)))
+    cache[session_id] = (found_at, session)
+    return session
 
 
 async def delete_expired(store: Store) -> int:

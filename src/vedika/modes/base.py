@@ -28,6 +28,7 @@ from vedika.store.engine import Store
 
 if TYPE_CHECKING:
     from vedika.chat.turns import Turn
+    from vedika.modes.early import EarlyCall
     from vedika.modes.tools.base import ToolRegistry
 
 
@@ -37,6 +38,9 @@ class Answer(Protocol):
     turn: Turn
     citations: list[p.Citation]
     finish_reason: str | None  # of the last model call that wrote into the answer
+    # The model call of a plain Search turn, sent while the turn was being stored
+    # (vedika.modes.early); a mode that uses it sets this back to None.
+    early: EarlyCall | None
 
     def write(self, text: str) -> None:
         """Append text: it goes out as numbered chunks and is stored."""

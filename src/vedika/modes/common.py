@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from vedika import protocol as p
-from vedika.models.providers import GenerationRequest, Provider, ToolCall
+from vedika.models.providers import Delta, GenerationRequest, Provider, ToolCall
 from vedika.models.providers.base import ContextPassage
 from vedika.modes.base import Answer, ModeEnv
 from vedika.sources.citations import Source
@@ -31,13 +32,16 @@ async def messages_for(
     turn = answer.turn
     question = question if question is not None else turn.text
     budget = max(2_000, int(turn.model.context_window * 4 * 0.6) - len(question) - reserve)
-    async with env.store.read() as conn:
-        past = await data.history(
-            conn,
-            conversation_id=turn.conversation_id,
-            before=turn.created_at or p.utcnow(),
-            budget_chars=budget,
-        )
+    past: list[dict[str, str]] = []
+    # A conversation this turn created has nothing before its question: no read needed.
+    if not turn.created_conversation:
+        async with env.store.read() as conn:
+            past = await data.history(
+                conn,
+                conversation_id=turn.conversation_id,
+                before=turn.created_at or p.utcnow(),
+                budget_chars=budget,
+            )
     return [{"role": "system", "content": system}, *past, {"role": "user", "content": question}]
 
 
@@ -67,10 +71,12 @@ async def stream_into(
     *,
     write: bool = True,
     prefix: str = "",
+    deltas: AsyncIterator[Delta] | None = None,
 ) -> Round:
     """Run one model call; its text goes into the answer as it arrives (or, with
     `write=False`, is only returned: a research plan is not part of the answer).
-    `prefix` is written before the call's first text, if it writes any."""
+    `prefix` is written before the call's first text, if it writes any. `deltas`: the
+    call already under way (vedika.modes.early), instead of sending `request`."""
     # The per-token path: keep it to a few checks and one call per delta.
     out = Round()
     parts: list[str] = []
@@ -80,7 +86,7 @@ async def stream_into(
     inp: int | None = None
     outp: int | None = None
     try:
-        async for delta in provider.stream(request):
+        async for delta in deltas if deltas is not None else provider.stream(request):
             if delta.text:
                 if not started:
                     started = True

@@ -42,10 +42,18 @@ class SearchMode(Mode):
         system = SYSTEM_PROMPT.format(today=today())
         if context:
             system += "\n\n" + context
+        provider = env.models.provider_for(answer.turn.model)
+        early, answer.early = answer.early, None
+        if early is not None and not (retrieved or note):
+            # Sent while the turn was being stored: the same request this mode would
+            # make (vedika.modes.early.plain_request), already under way.
+            await stream_into(answer, provider, early.request, deltas=early.deltas())
+            return
+        if early is not None:
+            await early.cancel()
         messages = await messages_for(answer, env, system, reserve=len(context))
         if note:
             answer.write(note)
-        provider = env.models.provider_for(answer.turn.model)
         request = GenerationRequest(
             model=answer.turn.model.upstream_id,
             messages=messages,

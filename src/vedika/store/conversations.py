@@ -6,24 +6,91 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, delete, exists, func, or_, select, update
+from sqlalchemy import Integer, Row, and_, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from vedika.store.tables import conversations, messages
+from vedika.store.tables import TS, conversations, messages
 
 ASSISTANT_LIVE = "streaming"
+
+# The statements of every turn are built once, with their values passed at execute time:
+# SQLAlchemy then reuses their compiled form instead of building and keying a new
+# statement (with fresh bound literals) on each call.
+_GET_CONVERSATION = select(conversations).where(
+    and_(
+        conversations.c.id == bindparam("b_id"),
+        conversations.c.device_id == bindparam("b_device"),
+    )
+)
+_INSERT_CONVERSATION = conversations.insert()
+_TOUCH_CONVERSATION = (
+    update(conversations)
+    .where(conversations.c.id == bindparam("b_id"))
+    .values(message_count=conversations.c.message_count + bindparam("b_added", type_=Integer))
+)
+_ADD_TOKENS = (
+    update(conversations)
+    .where(conversations.c.id == bindparam("b_id"))
+    .values(total_tokens=conversations.c.total_tokens + bindparam("b_tokens", type_=Integer))
+)
+_INSERT_MESSAGE = messages.insert()
+_MESSAGE_DEFAULTS = {"input_tokens": 0, "output_tokens": 0, "chunk_count": 0, "coins_charged": 0}
+_FIND_MESSAGE = (
+    select(messages)
+    .join(conversations, conversations.c.id == messages.c.conversation_id)
+    .where(
+        and_(messages.c.id == bindparam("b_id"), conversations.c.device_id == bindparam("b_device"))
+    )
+)
+_COUNT_STREAMING = (
+    select(func.count())
+    .select_from(messages)
+    .join(conversations, conversations.c.id == messages.c.conversation_id)
+    .where(
+        and_(
+            messages.c.status == ASSISTANT_LIVE, conversations.c.device_id == bindparam("b_device")
+        )
+    )
+)
+_HISTORY = (
+    select(messages.c.role, messages.c.content)
+    .where(
+        and_(
+            messages.c.conversation_id == bindparam("b_conversation"),
+            messages.c.created_at < bindparam("b_before", type_=TS),
+            messages.c.content != "",
+            messages.c.status.in_(("complete", "stopped")),
+        )
+    )
+    .order_by(messages.c.created_at.desc(), messages.c.id.desc())
+    .limit(200)
+)
+# Only a message still streaming changes; the columns set are the execute parameters.
+_FINISH_MESSAGE = update(messages).where(
+    and_(messages.c.id == bindparam("b_id"), messages.c.status == ASSISTANT_LIVE)
+)
+_SAVE_PARTIALS = (
+    update(messages)
+    .where(and_(messages.c.id == bindparam("b_id"), messages.c.status == ASSISTANT_LIVE))
+    .values(
+        content=bindparam("b_content"),
+        chunk_count=bindparam("b_chunks"),
+        heartbeat_at=bindparam("b_now"),
+        updated_at=bindparam("b_now"),
+    )
+)
+_SAVE_STEPS = (
+    update(messages)
+    .where(and_(messages.c.id == bindparam("b_id"), messages.c.status == ASSISTANT_LIVE))
+    .values(steps=bindparam("b_steps"))
+)
 
 
 async def get_conversation(
     conn: AsyncConnection, *, conversation_id: str, device_id: str
 ) -> Row[Any] | None:
-    return (
-        await conn.execute(
-            select(conversations).where(
-                and_(conversations.c.id == conversation_id, conversations.c.device_id == device_id)
-            )
-        )
-    ).first()
+    params = {"b_id": conversation_id, "b_device": device_id}
+    return (await conn.execute(_GET_CONVERSATION, params)).first()
 
 
 async def create_conversation(
@@ -34,18 +101,21 @@ async def create_conversation(
     title: str,
     model: str,
     now: datetime,
+    message_count: int = 0,
 ) -> None:
+    """`message_count`: the messages inserted with it, so no touch has to follow."""
     await conn.execute(
-        conversations.insert().values(
-            id=conversation_id,
-            device_id=device_id,
-            title=title,
-            model=model,
-            created_at=now,
-            updated_at=now,
-            message_count=0,
-            total_tokens=0,
-        )
+        _INSERT_CONVERSATION,
+        {
+            "id": conversation_id,
+            "device_id": device_id,
+            "title": title,
+            "model": model,
+            "created_at": now,
+            "updated_at": now,
+            "message_count": message_count,
+            "total_tokens": 0,
+        },
     )
 
 
@@ -53,28 +123,22 @@ async def touch_conversation(
     conn: AsyncConnection, *, conversation_id: str, model: str, now: datetime, added: int
 ) -> None:
     await conn.execute(
-        update(conversations)
-        .where(conversations.c.id == conversation_id)
-        .values(updated_at=now, model=model, message_count=conversations.c.message_count + added)
+        _TOUCH_CONVERSATION,
+        {"b_id": conversation_id, "b_added": added, "updated_at": now, "model": model},
     )
 
 
 async def insert_message(conn: AsyncConnection, **values: Any) -> None:
-    defaults = {"input_tokens": 0, "output_tokens": 0, "chunk_count": 0, "coins_charged": 0}
-    await conn.execute(messages.insert().values(**(defaults | values)))
+    """Columns not given are left out (NULL), never written as a JSON null. Each set of
+    given columns compiles once: callers use a handful."""
+    await conn.execute(_INSERT_MESSAGE, _MESSAGE_DEFAULTS | values)
 
 
 async def find_message(
     conn: AsyncConnection, *, message_id: str, device_id: str
 ) -> Row[Any] | None:
     """An assistant or user message, only if its conversation belongs to the device."""
-    return (
-        await conn.execute(
-            select(messages)
-            .join(conversations, conversations.c.id == messages.c.conversation_id)
-            .where(and_(messages.c.id == message_id, conversations.c.device_id == device_id))
-        )
-    ).first()
+    return (await conn.execute(_FIND_MESSAGE, {"b_id": message_id, "b_device": device_id})).first()
 
 
 async def newest_assistant(conn: AsyncConnection, *, conversation_id: str) -> Row[Any] | None:
@@ -106,13 +170,7 @@ async def last_turn(conn: AsyncConnection, *, conversation_id: str) -> list[Row[
 
 async def count_streaming(conn: AsyncConnection, *, device_id: str) -> int:
     """Answers of this device still being written (on any instance)."""
-    query = (
-        select(func.count())
-        .select_from(messages)
-        .join(conversations, conversations.c.id == messages.c.conversation_id)
-        .where(and_(messages.c.status == ASSISTANT_LIVE, conversations.c.device_id == device_id))
-    )
-    return int((await conn.execute(query)).scalar_one())
+    return int((await conn.execute(_COUNT_STREAMING, {"b_device": device_id})).scalar_one())
 
 
 async def list_messages(
@@ -132,21 +190,8 @@ async def history(
     conn: AsyncConnection, *, conversation_id: str, before: datetime, budget_chars: int
 ) -> list[dict[str, str]]:
     """Earlier turns for the prompt, newest kept first, within a character budget."""
-    rows = (
-        await conn.execute(
-            select(messages.c.role, messages.c.content)
-            .where(
-                and_(
-                    messages.c.conversation_id == conversation_id,
-                    messages.c.created_at < before,
-                    messages.c.content != "",
-                    messages.c.status.in_(("complete", "stopped")),
-                )
-            )
-            .order_by(messages.c.created_at.desc(), messages.c.id.desc())
-            .limit(200)
-        )
-    ).all()
+    params = {"b_conversation": conversation_id, "b_before": before}
+    rows = (await conn.execute(_HISTORY, params)).all()
     kept: list[dict[str, str]] = []
     used = 0
     for row in rows:
@@ -165,37 +210,20 @@ async def save_partials(conn: AsyncConnection, *, rows: list[dict[str, Any]]) ->
     """One statement for every live answer's partial text (the periodic flush)."""
     if not rows:
         return
-    await conn.execute(
-        update(messages)
-        .where(and_(messages.c.id == bindparam("b_id"), messages.c.status == ASSISTANT_LIVE))
-        .values(
-            content=bindparam("b_content"),
-            chunk_count=bindparam("b_chunks"),
-            heartbeat_at=bindparam("b_now"),
-            updated_at=bindparam("b_now"),
-        ),
-        rows,
-    )
+    await conn.execute(_SAVE_PARTIALS, rows)
 
 
 async def finish_message(conn: AsyncConnection, *, message_id: str, **values: Any) -> bool:
     """Write an answer's final state, once: only a message still streaming changes."""
-    result = await conn.execute(
-        update(messages)
-        .where(and_(messages.c.id == message_id, messages.c.status == ASSISTANT_LIVE))
-        .values(**values)
-    )
+    result = await conn.execute(_FINISH_MESSAGE, {"b_id": message_id, **values})
     return bool(result.rowcount)
 
 
 async def add_tokens(
     conn: AsyncConnection, *, conversation_id: str, tokens: int, now: datetime
 ) -> None:
-    await conn.execute(
-        update(conversations)
-        .where(conversations.c.id == conversation_id)
-        .values(total_tokens=conversations.c.total_tokens + tokens, updated_at=now)
-    )
+    params = {"b_id": conversation_id, "b_tokens": tokens, "updated_at": now}
+    await conn.execute(_ADD_TOKENS, params)
 
 
 async def stale_streaming(
@@ -291,9 +319,4 @@ async def save_steps(conn: AsyncConnection, *, rows: list[dict[str, Any]]) -> No
     """The step events of live answers whose steps changed (the periodic flush)."""
     if not rows:
         return
-    await conn.execute(
-        update(messages)
-        .where(and_(messages.c.id == bindparam("b_id"), messages.c.status == ASSISTANT_LIVE))
-        .values(steps=bindparam("b_steps")),
-        rows,
-    )
+    await conn.execute(_SAVE_STEPS, rows)

@@ -14,3 +14,9 @@ def insert_ignore(dialect: str, table: Table, **values: Any) -> Any:
     """INSERT ... ON CONFLICT DO NOTHING on either database."""
     stmt: Any = _INSERTS[dialect](table)
     return stmt.values(**values).on_conflict_do_nothing()
+
+
+def insert_ignore_statement(dialect: str, table: Table) -> Any:
+    """The same, its values given at execute time (build it once, reuse it)."""
+    stmt: Any = _INSERTS[dialect](table)
+    return stmt.on_conflict_do_nothing()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -69,8 +69,36 @@ class Store:
         async with self.engine.connect() as conn:
             yield conn
 
+    @asynccontextmanager
+    async def reads(self) -> AsyncIterator[Reads]:
+        """Several reads that may or may not happen, on at most one connection."""
+        reads = Reads(self)
+        try:
+            yield reads
+        finally:
+            await reads.close()
+
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+class Reads:
+    """A read connection opened on first use and shared by the reads after it: each
+    connection costs a pool checkout and a reset on return."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._stack = AsyncExitStack()
+        self._conn: AsyncConnection | None = None
+
+    async def conn(self) -> AsyncConnection:
+        if self._conn is None:
+            self._conn = await self._stack.enter_async_context(self._store.read())
+        return self._conn
+
+    async def close(self) -> None:
+        self._conn = None
+        await self._stack.aclose()
 
 
 def migrate(url: str) -> None:

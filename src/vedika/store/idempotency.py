@@ -5,20 +5,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, select
+from sqlalchemy import Row, and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vedika.store.tables import idempotency_keys
 
+# Built once, values at execute time (see store/conversations.py).
+_FIND = select(idempotency_keys).where(
+    and_(
+        idempotency_keys.c.device_id == bindparam("b_device"),
+        idempotency_keys.c.key == bindparam("b_key"),
+    )
+)
+_SAVE = idempotency_keys.insert()
+
 
 async def find_key(conn: AsyncConnection, *, device_id: str, key: str) -> Row[Any] | None:
-    return (
-        await conn.execute(
-            select(idempotency_keys).where(
-                and_(idempotency_keys.c.device_id == device_id, idempotency_keys.c.key == key)
-            )
-        )
-    ).first()
+    return (await conn.execute(_FIND, {"b_device": device_id, "b_key": key})).first()
 
 
 async def save_key(
@@ -33,13 +36,14 @@ async def save_key(
     now: datetime,
 ) -> None:
     await conn.execute(
-        idempotency_keys.insert().values(
-            device_id=device_id,
-            key=key,
-            fingerprint=fingerprint,
-            conversation_id=conversation_id,
-            user_message_id=user_message_id,
-            message_id=message_id,
-            created_at=now,
-        )
+        _SAVE,
+        {
+            "device_id": device_id,
+            "key": key,
+            "fingerprint": fingerprint,
+            "conversation_id": conversation_id,
+            "user_message_id": user_message_id,
+            "message_id": message_id,
+            "created_at": now,
+        },
     )

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vedika.protocol import utcnow
 from vedika.store.dialect import insert_ignore
 from vedika.store.engine import Store
 from vedika.store.tables import preferences
 
+_GET = select(preferences).where(preferences.c.device_id == bindparam("b_device"))
+
 
 async def get_preference(store: Store, *, device_id: str) -> Row[Any] | None:
     async with store.read() as conn:
-        return (
-            await conn.execute(select(preferences).where(preferences.c.device_id == device_id))
-        ).first()
+        return await preference_in(conn, device_id=device_id)
+
+
+async def preference_in(conn: AsyncConnection, *, device_id: str) -> Row[Any] | None:
+    return (await conn.execute(_GET, {"b_device": device_id})).first()
 
 
 async def set_preference(

@@ -1,0 +1,103 @@
+"""The model call of a new plain Search turn is sent while the turn is being stored
+(vedika.modes.early), and nothing reaches the client before the turn is committed."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import server_env
+from tests.fakes.upstream import FakeUpstream, fake_reply
+from tests.support.client import Api, Socket, assert_invariants, text_of
+from tests.support.server import VedikaServer
+
+
+@contextmanager
+def serve(tmp_path: Path, upstream: FakeUpstream, models_file: Path, **extra: str) -> Iterator:
+    db = tmp_path / "v.db"
+    env = server_env(f"sqlite+aiosqlite:///{db}", tmp_path, upstream, models_file, **extra)
+    srv = VedikaServer(env, log_path=tmp_path / "server.log").start()
+    try:
+        yield srv, db
+    finally:
+        srv.stop()
+
+
+@contextmanager
+def write_locked(db: Path) -> Iterator[None]:
+    """Hold SQLite's write lock: the server's turn transaction waits (busy_timeout)."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        yield
+        conn.execute("ROLLBACK")
+    finally:
+        conn.close()
+
+
+async def asked(upstream: FakeUpstream, question: str, seconds: float) -> bool:
+    """Whether the upstream receives a chat request with this question in time."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        bodies = await asyncio.to_thread(upstream.requests)
+        if any(question in str(b.get("messages")) for b in bodies):
+            return True
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("early", [True, False])
+async def test_the_model_is_asked_while_the_turn_is_stored(
+    tmp_path, upstream, models_file, early: bool
+) -> None:
+    question = f"early start {early} {tmp_path.name}"
+    with serve(tmp_path, upstream, models_file, VEDIKA_EARLY_START=str(early).lower()) as (srv, db):
+        async with Api(srv.url) as api, Socket(srv.ws_url) as ws:
+            with write_locked(db):
+                await ws.send(
+                    routeKey="stream_chat",
+                    message=question,
+                    model_id="fake-steady",
+                    session_id=api.session_id,
+                )
+                # The turn cannot be stored yet; the model call goes out only when early.
+                assert await asked(upstream, question, 1.5 if early else 1.0) is early
+                with pytest.raises(TimeoutError):
+                    await ws.recv(timeout=0.3)  # nothing before the commit
+            events = await ws.until_terminal()
+    assert events[0]["type"] == "conversation_started"
+    done = assert_invariants(events)
+    assert done["type"] == "stream_complete"
+    assert text_of(events) == done["full_response"] == "".join(fake_reply("fake-steady", question))
+
+
+async def test_a_turn_that_is_refused_hangs_up_its_early_call(
+    tmp_path, upstream, models_file
+) -> None:
+    """No coins: the turn is refused after its model call went out; the call is closed
+    at once (the upstream sees the hang-up), nothing is stored or streamed."""
+    question = f"refused early {tmp_path.name}"
+    with serve(tmp_path, upstream, models_file, VEDIKA_DAILY_CREDITS="0") as (srv, _db):
+        async with Api(srv.url) as api, Socket(srv.ws_url) as ws:
+            before = await asyncio.to_thread(upstream.hung_up)
+            await ws.send(
+                routeKey="stream_chat",
+                message=question,
+                model_id="fake-hang",
+                session_id=api.session_id,
+            )
+            event = await ws.recv()
+            assert event["type"] == "credits_exhausted"
+            assert await asked(upstream, question, 2)
+            for _ in range(100):
+                if await asyncio.to_thread(upstream.hung_up) > before:
+                    break
+                await asyncio.sleep(0.02)
+            assert await asyncio.to_thread(upstream.hung_up) == before + 1
+            assert (await api.http.get("/ai/conversations")).json()["conversations"] == []
