@@ -25,9 +25,11 @@ def iso(dt: datetime | None) -> str | None:
     """ISO-8601 UTC with `Z`, as API.md asks."""
     if dt is None:
         return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    # isoformat is several times faster than strftime, and this runs per chunk and
+    # per message listed. Naive values (SQLite) are UTC already.
+    if dt.tzinfo is not None and dt.utcoffset():
+        dt = dt.astimezone(UTC)
+    return dt.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def now_iso() -> str:

@@ -163,32 +163,35 @@ async def list_conversations(
 
 
 def _message(row: Any) -> dict[str, Any]:
+    m = row._mapping  # several times faster than attribute access on a Row
     return {
-        "message_id": row.id,
-        "role": row.role,
-        "content": row.content,
-        "timestamp": iso(row.created_at),
-        "tokens_used": (row.input_tokens or 0) + (row.output_tokens or 0),
-        "status": row.status,
-        "model": row.model,
-        "citations": row.citations or [],
-        "sources": row.sources or [],
-        "attachments": row.attachments or [],
-        "chunk_count": row.chunk_count,
-        "finish_reason": row.finish_reason,
-        "error": row.error_message,
-        "error_code": row.error_code,
-        "routing": row.routing,
-        "mode": row.mode,
-        "interaction_mode": row.interaction_mode,
-        "steps": row.steps or [],
+        "message_id": m["id"],
+        "role": m["role"],
+        "content": m["content"],
+        "timestamp": iso(m["created_at"]),
+        "tokens_used": (m["input_tokens"] or 0) + (m["output_tokens"] or 0),
+        "status": m["status"],
+        "model": m["model"],
+        "citations": m["citations"] or [],
+        "sources": m["sources"] or [],
+        "attachments": m["attachments"] or [],
+        "chunk_count": m["chunk_count"],
+        "finish_reason": m["finish_reason"],
+        "error": m["error_message"],
+        "error_code": m["error_code"],
+        "routing": m["routing"],
+        "mode": m["mode"],
+        "interaction_mode": m["interaction_mode"],
+        "steps": m["steps"] or [],
     }
 
 
-@router.get("/ai/conversations/{conversation_id}")
+@router.get("/ai/conversations/{conversation_id}", response_model=None)
 async def get_conversation(
     services: ServicesDep, session: CurrentSession, conversation_id: str
-) -> dict[str, Any]:
+) -> JSONResponse:
+    """Returned as orjson bytes directly: FastAPI's pass over the dicts of a long
+    conversation (jsonable_encoder) cost more than building them."""
     async with services.store.read() as conn:
         conv = await data.get_conversation(
             conn, conversation_id=conversation_id, device_id=session.device_id
@@ -196,15 +199,17 @@ async def get_conversation(
         if conv is None:
             raise NotFound("There is no conversation with that id.", code="conversation_not_found")
         rows = await data.list_messages(conn, conversation_id=conversation_id)
-    return {
-        "conversation_id": conv.id,
-        "title": conv.title,
-        "model": conv.model,
-        "created_at": iso(conv.created_at),
-        "updated_at": iso(conv.updated_at),
-        "messages": [_message(r) for r in rows],
-        "total": len(rows),
-    }
+    return JSONResponse(
+        {
+            "conversation_id": conv.id,
+            "title": conv.title,
+            "model": conv.model,
+            "created_at": iso(conv.created_at),
+            "updated_at": iso(conv.updated_at),
+            "messages": [_message(r) for r in rows],
+            "total": len(rows),
+        }
+    )
 
 
 @router.patch("/ai/conversations/{conversation_id}")

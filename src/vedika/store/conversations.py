@@ -13,6 +13,31 @@ from vedika.store.tables import TS, conversations, messages
 
 ASSISTANT_LIVE = "streaming"
 
+_MESSAGE_VIEW = [
+    messages.c[name]
+    for name in (
+        "id",
+        "role",
+        "content",
+        "created_at",
+        "input_tokens",
+        "output_tokens",
+        "status",
+        "model",
+        "citations",
+        "sources",
+        "attachments",
+        "chunk_count",
+        "finish_reason",
+        "error_message",
+        "error_code",
+        "routing",
+        "mode",
+        "interaction_mode",
+        "steps",
+    )
+]
+
 # The statements of every turn are built once, with their values passed at execute time:
 # SQLAlchemy then reuses their compiled form instead of building and keying a new
 # statement (with fresh bound literals) on each call.
@@ -176,8 +201,11 @@ async def count_streaming(conn: AsyncConnection, *, device_id: str) -> int:
 async def list_messages(
     conn: AsyncConnection, *, conversation_id: str, limit: int | None = None
 ) -> Sequence[Row[Any]]:
+    """The conversation's messages, oldest first: the columns a client is shown (plus
+    `status`), not the bookkeeping ones, whose decoding (timestamps parsed from text on
+    SQLite) would cost as much as the rest for a long conversation."""
     query = (
-        select(messages)
+        select(*_MESSAGE_VIEW)
         .where(messages.c.conversation_id == conversation_id)
         .order_by(messages.c.created_at, messages.c.id)
     )
