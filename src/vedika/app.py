@@ -70,7 +70,7 @@ class VedikaApp(FastAPI):
             upload_limit=self.upload_limit,
             path_limits={"/ai/transcribe": self.audio_limit},
         )
-        return RequestContext(limited, hsts=self.hsts)
+        return routes_ws.SocketFirst(RequestContext(limited, hsts=self.hsts), self)
 
 
 def _validation_details(exc: RequestValidationError) -> list[dict[str, object]]:

@@ -17,6 +17,8 @@ import orjson
 import structlog
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from vedika import protocol as p
 from vedika.chat import service
@@ -313,3 +315,23 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     finally:
         METRICS.sockets.dec()
         await conn.close()
+
+
+class SocketFirst:
+    """The outermost ASGI layer: `/ws` goes straight to `websocket_endpoint`.
+
+    A socket lives for hours, and every ASGI layer it passes through keeps a coroutine
+    frame (and FastAPI a few exit stacks) alive for that long: about a third of an
+    idle socket's memory. The socket needs none of them: it checks its own origin and
+    session, and handles its own errors. Everything else goes to `app` unchanged."""
+
+    def __init__(self, app: ASGIApp, owner: Starlette) -> None:
+        self.app = app
+        self.owner = owner  # what `ws.app` is (its state holds the services)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == "/ws":
+            scope["app"] = self.owner
+            await websocket_endpoint(WebSocket(scope, receive, send))
+            return
+        await self.app(scope, receive, send)
