@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vedika.errors import CreditsExhausted
 from vedika.ids import uuid7
 from vedika.protocol import iso, utcnow
-from vedika.store.dialect import insert_ignore_statement
+from vedika.store.dialect import insert_ignore
 from vedika.store.engine import Store
 from vedika.store.tables import coin_days, coin_ledger
 
@@ -26,9 +26,7 @@ from vedika.store.tables import coin_days, coin_ledger
 _DAY = and_(coin_days.c.device_id == bindparam("b_device"), coin_days.c.day == bindparam("b_day"))
 _AMOUNT = bindparam("b_amount", type_=Integer)
 _BALANCE = select(coin_days.c.allowance, coin_days.c.used).where(_DAY)
-_OPEN_DAY = {
-    dialect: insert_ignore_statement(dialect, coin_days) for dialect in ("sqlite", "postgresql")
-}
+_OPEN_DAY = {dialect: insert_ignore(dialect, coin_days) for dialect in ("sqlite", "postgresql")}
 _TAKE = (
     update(coin_days)
     .where(and_(_DAY, coin_days.c.used + _AMOUNT <= coin_days.c.allowance))

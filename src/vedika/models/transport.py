@@ -78,8 +78,6 @@ class Upstream:
                 connector=aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0),
                 # HTTP(S)_PROXY / NO_PROXY apply, as they did with httpx.
                 trust_env=True,
-                # Bodies are read as bytes and parsed with orjson by the callers.
-                auto_decompress=True,
             )
         return self._session
 

@@ -30,15 +30,14 @@ async def set_preference(
     now = utcnow()
     async with store.tx() as conn:
         await conn.execute(
-            insert_ignore(
-                conn.dialect.name,
-                preferences,
-                device_id=device_id,
-                model_id=None,
-                preference_type=None,
-                usage_count=0,
-                updated_at=now,
-            )
+            insert_ignore(conn.dialect.name, preferences),
+            {
+                "device_id": device_id,
+                "model_id": None,
+                "preference_type": None,
+                "usage_count": 0,
+                "updated_at": now,
+            },
         )
         await conn.execute(
             update(preferences)
