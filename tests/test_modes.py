@@ -398,3 +398,33 @@ async def test_steps_are_replayed_from_the_store(offline: VedikaServer) -> None:
             ("research_step", 3),
             ("stream_complete", None),
         ]
+
+
+async def test_a_stop_after_steps_were_delivered_is_not_refunded(
+    server: VedikaServer, api: Api
+) -> None:
+    """Research steps (searches, pages read) cost the operator as much as text: a stop
+    after some were delivered, before any text, keeps the charge (issue 12, finding 5)."""
+    before = (await api.balance())["vedika_coins_remaining"]
+    started = await api.start(
+        QUESTION, model_id="fake-research-slow", mode="research", sources=["web"]
+    )
+    price = started["vedika_coins_used"]
+    assert price >= 1
+    async with Socket(server.ws_url) as ws:
+        await ws.send(
+            routeKey="stream_chat", session_id=api.session_id, message_id=started["message_id"]
+        )
+        events = []
+        while not of(events, "research_step"):
+            events.append(await ws.recv(timeout=60))
+        assert chunks_of(events) == []  # steps only, no text yet
+        await ws.send(
+            routeKey="stop_stream", session_id=api.session_id, message_id=started["message_id"]
+        )
+        events += await ws.until_terminal(timeout=30)
+    assert events[-1]["finish_reason"] == "stopped"
+    await api.wait_status(started["conversation_id"], started["message_id"])
+    assert (await api.balance())["vedika_coins_remaining"] == before - price
+    kinds = [t["type"] for t in (await api.http.get("/coins/transactions")).json()["transactions"]]
+    assert "refund" not in kinds

@@ -260,6 +260,7 @@ async def test_200_concurrent_answers_with_reconnects(pair) -> None:
     async with httpx.AsyncClient(timeout=30) as http:
         sessions = []
         for i in range(20):  # 20 devices x 10 answers
+            http.cookies.clear()  # the device cookie would bind the next session to it
             r = await http.post(f"{servers[i % 2].url}/auth/device-session", json={})
             sessions.append(r.json()["session_id"])
 

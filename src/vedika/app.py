@@ -31,7 +31,7 @@ from vedika.errors import ServiceUnavailable, VedikaError, error_body
 from vedika.identity import routes as identity_routes
 from vedika.ids import uuid7
 from vedika.logs import configure_logging
-from vedika.middleware import BodyLimit, RequestContext
+from vedika.middleware import BodyLimit, BodyRule, RequestContext
 from vedika.models import routes as model_routes
 from vedika.models.service import ModelService
 from vedika.modes.tools import load_tool_modules
@@ -63,12 +63,14 @@ class VedikaApp(FastAPI):
 
     def build_middleware_stack(self) -> ASGIApp:
         inner = super().build_middleware_stack()
+        multipart = b"multipart/form-data"
         limited = BodyLimit(
             inner,
             self.body_limit,
-            upload_paths=("/files",),
-            upload_limit=self.upload_limit,
-            path_limits={"/ai/transcribe": self.audio_limit},
+            rules={
+                ("POST", "/files"): BodyRule(self.upload_limit, multipart),
+                ("POST", "/ai/transcribe"): BodyRule(self.audio_limit, multipart),
+            },
         )
         return routes_ws.SocketFirst(RequestContext(limited, hsts=self.hsts), self)
 

@@ -6,6 +6,7 @@ Pure ASGI (not BaseHTTPMiddleware) so streaming responses pass through untouched
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -87,31 +88,41 @@ class RequestContext:
             structlog.contextvars.clear_contextvars()
 
 
+@dataclass(frozen=True, slots=True)
+class BodyRule:
+    """A route that takes a larger body than JSON calls do, and the only kind it takes."""
+
+    limit: int
+    content_type: bytes  # e.g. b"multipart/form-data"
+
+
 class BodyLimit:
-    """Refuse request bodies over `limit` bytes with 413, without reading them whole."""
+    """Refuse request bodies over their route's cap with 413, without reading them whole.
+
+    Every body is capped at `limit` (JSON calls) unless its exact method and path have a
+    rule (uploads) and it is of that rule's content type: a JSON body sent to the
+    upload route gets the JSON cap, so nothing unauthenticated can make the server hold
+    an upload-sized body it will only parse (the session is looked up first)."""
 
     def __init__(
-        self,
-        app: ASGIApp,
-        limit: int,
-        upload_paths: tuple[str, ...] = (),
-        upload_limit: int = 0,
-        path_limits: dict[str, int] | None = None,
+        self, app: ASGIApp, limit: int, rules: dict[tuple[str, str], BodyRule] | None = None
     ) -> None:
         self.app = app
         self.limit = limit
-        self.upload_paths = upload_paths
-        self.upload_limit = upload_limit
-        self.path_limits = path_limits or {}  # exact paths with limits of their own
+        self.rules = rules or {}
+
+    def limit_for(self, scope: Scope) -> int:
+        rule = self.rules.get((scope["method"], scope["path"]))
+        if rule is None:
+            return self.limit
+        content_type = (_header(scope, b"content-type") or "").encode("latin-1").lower()
+        return rule.limit if content_type.startswith(rule.content_type) else self.limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limit
-        if self.upload_paths and scope["path"].startswith(self.upload_paths):
-            limit = self.upload_limit
-        limit = self.path_limits.get(scope["path"], limit)
+        limit = self.limit_for(scope)
         declared = _header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await _drain(receive, int(declared))
@@ -126,7 +137,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _TooLarge
+                    raise _TooLarge(limit)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -141,8 +152,13 @@ class BodyLimit:
                 await _too_large(send, limit)
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(PayloadTooLarge):
+    """Raised from `receive` mid-body. A PayloadTooLarge, so when the app is reading the
+    body itself (a dependency, a form parser) its error handler answers 413 in the API's
+    shape; when nothing inside handles it, BodyLimit does."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"The request body is larger than {limit:,} bytes.")
 
 
 DRAIN_MAX = 32 * 1024 * 1024

@@ -111,6 +111,9 @@ class DeviceInfo(BaseModel):
 class DeviceSessionRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     device_id: str | None = Field(None, min_length=8, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
+    # Proof of holding `device_id` (returned once, when the device was created); the
+    # pages send it in an HttpOnly cookie instead. See vedika.identity.devices.
+    device_secret: str | None = Field(None, max_length=128)
     device_info: DeviceInfo | None = None
 
 

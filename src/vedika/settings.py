@@ -78,6 +78,8 @@ class Settings(BaseSettings):
         60, ge=0, validation_alias="VEDIKA_RATE_SOCKET_MESSAGES_PER_10S"
     )
     max_concurrent_answers: int = Field(4, ge=0, validation_alias="VEDIKA_MAX_CONCURRENT_ANSWERS")
+    # Off: a device id alone never re-binds an existing device (vedika.identity.devices).
+    trust_device_ids: bool = Field(False, validation_alias="VEDIKA_TRUST_DEVICE_IDS")
     log_level: str = Field("info", validation_alias="VEDIKA_LOG_LEVEL")
     log_json: bool = Field(True, validation_alias="VEDIKA_LOG_JSON")
 

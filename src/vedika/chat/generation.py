@@ -79,6 +79,13 @@ class Generation:
         """How many chunks went out (pending merged text is flushed before the end)."""
         return self.writer.chunk_id
 
+    @property
+    def delivered(self) -> bool:
+        """Whether anything of the answer went out: text, sources, research steps or tool
+        calls and results. Only an answer that delivered nothing is refunded: tool work
+        and searches cost the operator as much as text does."""
+        return self.chunk_id > 0 or bool(self.steps) or bool(self.citations)
+
     def text(self) -> str:
         return "".join(self.parts)
 
@@ -308,7 +315,7 @@ class Generations:
                 await data.add_tokens(
                     conn, conversation_id=turn.conversation_id, tokens=inp + out, now=now
                 )
-                if gen.chunk_id == 0:  # nothing delivered: the coins go back
+                if not gen.delivered:  # nothing delivered: the coins go back
                     refunded = await ledger.refund(
                         conn, device_id=turn.device_id, message_id=turn.message_id
                     )
@@ -357,7 +364,7 @@ class Generations:
                     **_stored_citations(gen),
                     **_stored_steps(gen),
                 )
-                if gen.chunk_id == 0:
+                if not gen.delivered:
                     await ledger.refund(conn, device_id=turn.device_id, message_id=turn.message_id)
         except (SQLAlchemyError, OSError):
             log.exception("generation.store_failed", message_id=turn.message_id)

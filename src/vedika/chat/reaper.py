@@ -70,15 +70,26 @@ class Reaper:
         for row in rows:
             if self.generations.is_alive(row.id):
                 continue
-            if await self.interrupt(row.id, row.conversation_id, row.device_id, row.chunk_count):
+            delivered = bool(row.chunk_count or row.has_steps)
+            if await self.interrupt(
+                row.id, row.conversation_id, row.device_id, row.chunk_count, delivered=delivered
+            ):
                 count += 1
         if count:
             log.info("reaper.interrupted", count=count)
         return count
 
     async def interrupt(
-        self, message_id: str, conversation_id: str, device_id: str, chunk_count: int
+        self,
+        message_id: str,
+        conversation_id: str,
+        device_id: str,
+        chunk_count: int,
+        *,
+        delivered: bool,
     ) -> bool:
+        """Settle an answer nobody is writing; refund it only if nothing of it (text or
+        steps) went out."""
         now = p.utcnow()
         async with self.store.tx() as conn:
             changed = await data.finish_message(
@@ -90,7 +101,7 @@ class Reaper:
                 updated_at=now,
                 heartbeat_at=None,
             )
-            if changed and chunk_count == 0:
+            if changed and not delivered:
                 await ledger.refund(conn, device_id=device_id, message_id=message_id)
         if changed:
             METRICS.reaped.inc()

@@ -82,7 +82,7 @@ class Connection:
                 status=401,
             )
         device_id = msg.get("device_id")
-        if device_id and device_id != session.device_id:
+        if device_id and not session.names(device_id):
             raise VedikaError(
                 "This session belongs to another device.", code="device_mismatch", status=403
             )

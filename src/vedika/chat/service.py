@@ -8,8 +8,8 @@ from typing import Any
 
 from vedika.chat import streams
 from vedika.chat.hub import Entry
-from vedika.chat.turns import EarlyStarter, Turn
-from vedika.errors import BadRequest, NotFound, RateLimited, ServiceUnavailable
+from vedika.chat.turns import EarlyStarter, Turn, too_many_answers
+from vedika.errors import BadRequest, NotFound, ServiceUnavailable
 from vedika.identity.sessions import DeviceSession
 from vedika.models.catalogue import ModelInfo
 from vedika.modes.early import EarlyCall, plain_request
@@ -69,14 +69,11 @@ def _limits(services: Services, session: DeviceSession) -> Callable[[Reads], Awa
     async def check(reads: Reads) -> None:
         settings = services.settings
         if settings.max_concurrent_answers:
+            # A first look, so a refused turn sends nothing upstream early; the count
+            # that holds under concurrency is taken again in the turn's transaction.
             live = await data.count_streaming(await reads.conn(), device_id=session.device_id)
             if live >= settings.max_concurrent_answers:
-                raise RateLimited(
-                    f"You already have {live} answers being written; wait for one to finish "
-                    "or stop it.",
-                    code="too_many_answers",
-                    headers={"Retry-After": "5"},
-                )
+                raise too_many_answers(live)
         # Counted last, so a message refused for another reason does not use up the rate.
         await enforce(
             services.limiter,

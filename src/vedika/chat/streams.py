@@ -134,7 +134,10 @@ async def subscribe(
             yield [_unavailable(row, after)]
             return
         # Nobody is generating it and nobody will: settle it now rather than hang.
-        await reaper.interrupt(row.id, row.conversation_id, device_id, row.chunk_count or 0)
+        delivered = bool(row.chunk_count or getattr(row, "steps", None))
+        await reaper.interrupt(
+            row.id, row.conversation_id, device_id, row.chunk_count or 0, delivered=delivered
+        )
         row = _with(
             row,
             status="interrupted",

@@ -7,15 +7,17 @@ charges. The user's message is committed before the server acknowledges it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy import text as sql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vedika.credits import ledger
-from vedika.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
+from vedika.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, RateLimited
 from vedika.identity.sessions import DeviceSession
 from vedika.ids import uuid7
 from vedika.models.catalogue import ModelInfo
@@ -75,6 +77,55 @@ class _Accepting:
     message_id: str
 
 
+# A transaction-scoped advisory lock per device (PostgreSQL), released at commit.
+_DEVICE_LOCK = sql("SELECT pg_advisory_xact_lock(:b_key)")
+
+
+def device_lock_key(device_id: str) -> int:
+    """A stable signed 64-bit key for the device (the same on every instance)."""
+    digest = hashlib.blake2b(device_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def too_many_answers(live: int) -> RateLimited:
+    return RateLimited(
+        f"You already have {live} answers being written; wait for one to finish or stop it.",
+        code="too_many_answers",
+        headers={"Retry-After": "5"},
+    )
+
+
+class Accepting:
+    """The turns of each device being accepted in this process.
+
+    A turn's model call may go out before the turn is stored (vedika.modes.early) only
+    if it is its device's only turn being accepted here and no other began since it
+    did: then the checks it read (coins, the concurrent-answers count) were not
+    overtaken by a sibling, and a turn those checks would refuse sends nothing
+    upstream. What remains is one device sending turns to two instances in the same
+    milliseconds: an early call may go out for a turn then refused, and is closed at
+    once."""
+
+    def __init__(self) -> None:
+        self._devices: dict[str, list[int]] = {}  # device -> [open turns, turns begun]
+
+    def begin(self, device_id: str) -> int:
+        entry = self._devices.setdefault(device_id, [0, 0])
+        entry[0] += 1
+        entry[1] += 1
+        return entry[1]
+
+    def alone(self, device_id: str, ticket: int) -> bool:
+        entry = self._devices.get(device_id)
+        return entry is not None and entry[0] == 1 and entry[1] == ticket
+
+    def end(self, device_id: str) -> None:
+        entry = self._devices[device_id]
+        entry[0] -= 1
+        if entry[0] == 0:
+            del self._devices[device_id]
+
+
 def make_title(text: str) -> str:
     """The first line of the question, cut at a word boundary."""
     line = " ".join(text.split())
@@ -92,6 +143,7 @@ class TurnService:
         self.models = models
         self.settings = settings
         self.instance_id = instance_id
+        self._accepting = Accepting()
 
     def check_message(self, message: str | None) -> str:
         text = (message or "").strip()
@@ -126,6 +178,21 @@ class TurnService:
         or is closed if the turn is not stored."""
         text = self.check_message(req.message)
         device_id = session.device_id
+        ticket = self._accepting.begin(device_id)
+        try:
+            return await self._accept(ticket, device_id, text, req, before_charge, start_early)
+        finally:
+            self._accepting.end(device_id)
+
+    async def _accept(
+        self,
+        ticket: int,
+        device_id: str,
+        text: str,
+        req: ChatRequest,
+        before_charge: Callable[[Reads], Awaitable[None]] | None,
+        start_early: EarlyStarter | None,
+    ) -> Turn:
         async with self.store.reads() as reads:
             if req.client_message_id:
                 replay = await self._replay(await reads.conn(), device_id, req)
@@ -136,11 +203,18 @@ class TurnService:
             choice = self.models.resolve(model_id, text, req.query_type)
             if before_charge is not None:
                 await before_charge(reads)
+            affordable = start_early is not None and await self._affordable(
+                reads, device_id, choice.model
+            )
         model = choice.model
         now = utcnow()
         conversation_id = req.conversation_id or uuid7()
         user_message_id, message_id = uuid7(), uuid7()
-        early = start_early(model, text, sources, attachments) if start_early else None
+        early = None
+        # No await between this check and the call: a turn of the same device that
+        # starts accepting after it sees it and stays on the ordinary path.
+        if affordable and start_early is not None and self._accepting.alone(device_id, ticket):
+            early = start_early(model, text, sources, attachments)
         try:
             turn = await self._store(
                 _Accepting(
@@ -167,6 +241,30 @@ class TurnService:
                 turn.early = early
         return turn
 
+    async def _affordable(self, reads: Reads, device_id: str, model: ModelInfo) -> bool:
+        """Whether the device can pay for this turn, read before its model call may go
+        out early, so a turn refused for its coins never sends its prompt upstream."""
+        price = model.coins_per_message
+        if price <= 0:
+            return True
+        balance = await ledger.balance_in(
+            await reads.conn(), device_id=device_id, daily=self.settings.daily_credits
+        )
+        return balance.remaining >= price
+
+    async def _admit(self, conn: AsyncConnection, device_id: str) -> None:
+        """The concurrent-answers cap, inside the turn's transaction so that concurrent
+        turns cannot all pass it: on PostgreSQL a transaction lock per device orders
+        them (on every instance); on SQLite the process's write lock already does."""
+        cap = self.settings.max_concurrent_answers
+        if not cap:
+            return
+        if conn.dialect.name == "postgresql":
+            await conn.execute(_DEVICE_LOCK, {"b_key": device_lock_key(device_id)})
+        live = await data.count_streaming(conn, device_id=device_id)
+        if live >= cap:
+            raise too_many_answers(live)
+
     async def _store(self, a: _Accepting) -> Turn:
         """The turn's one transaction: conversation, charge, question, answer."""
         req, text, choice, now = a.req, a.text, a.choice, a.now
@@ -179,6 +277,7 @@ class TurnService:
         model = choice.model
         try:
             async with self.store.tx() as conn:
+                await self._admit(conn, device_id)
                 created = req.conversation_id is None
                 if not created:
                     found = await data.get_conversation(

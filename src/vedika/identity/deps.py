@@ -84,7 +84,7 @@ async def current_session(
         body = body or await _body_fields(request)
         value = body.get("device_id")
         device_id = value if isinstance(value, str) else None
-    if device_id and device_id != session.device_id:
+    if device_id and not session.names(device_id):
         raise Forbidden("This session belongs to another device.", code="device_mismatch")
     return session
 

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Query, Request, Response
 
 from vedika.credits import ledger
 from vedika.errors import Unauthorized
-from vedika.identity.deps import COOKIE, ServicesDep
-from vedika.identity.sessions import DeviceSession, create_session, find_session
+from vedika.identity import devices
+from vedika.identity.deps import COOKIE, ServicesDep, session_id_from
+from vedika.identity.sessions import DeviceSession, find_session, insert_session
 from vedika.protocol import DeviceSessionRequest, iso
 from vedika.scale.ratelimit import enforce
 from vedika.services import Services
@@ -17,6 +18,7 @@ from vedika.services import Services
 router = APIRouter(tags=["identity"])
 
 MAX_CONVERSATIONS = 1000
+DEVICE_COOKIE_DAYS = 365
 
 
 async def session_object(services: Services, session: DeviceSession) -> dict[str, Any]:
@@ -54,23 +56,54 @@ async def create_device_session(
         60,
         "new sessions from your address",
     )
-    body = body or DeviceSessionRequest(device_id=None, device_info=None)
-    session = await create_session(
-        services.store,
-        ttl_days=services.settings.session_ttl_days,
-        device_id=body.device_id,
-        device_info=body.device_info.model_dump(exclude_none=True) if body.device_info else None,
-    )
+    body = body or DeviceSessionRequest(device_id=None, device_secret=None, device_info=None)
+    settings = services.settings
+    live = await _live_session(services, request)
+    async with services.store.tx() as conn:
+        binding = await devices.bind(
+            conn,
+            devices.Proof(
+                asked=body.device_id,
+                secret=body.device_secret,
+                cookie=request.cookies.get(devices.DEVICE_COOKIE),
+                live_device=live.device_id if live else None,
+            ),
+            trust_ids=settings.trust_device_ids,
+        )
+        session = await insert_session(
+            conn,
+            ttl_days=settings.session_ttl_days,
+            device_id=binding.device_id,
+            client_device_id=binding.client_device_id,
+            device_info=body.device_info.model_dump(exclude_none=True)
+            if body.device_info
+            else None,
+        )
+    max_age = settings.session_ttl_days * 86400
+    secure = settings.env != "development"
     response.set_cookie(
-        COOKIE,
-        session.session_id,
-        max_age=services.settings.session_ttl_days * 86400,
-        httponly=True,
-        samesite="lax",
-        secure=services.settings.env != "development",
-        path="/",
+        COOKIE, session.session_id, max_age=max_age, httponly=True, samesite="lax", secure=secure
     )
-    return await session_object(services, session)
+    if binding.secret is not None:
+        # The device outlives its sessions: a year, renewed with every session.
+        response.set_cookie(
+            devices.DEVICE_COOKIE,
+            devices.cookie_value(binding.device_id, binding.secret),
+            max_age=DEVICE_COOKIE_DAYS * 86400,
+            httponly=True,
+            samesite="lax",
+            secure=secure,
+        )
+    body_out = await session_object(services, session)
+    if binding.issued:
+        body_out["device_secret"] = binding.secret  # shown once; keep it to come back
+    return body_out
+
+
+async def _live_session(services: Services, request: Request) -> DeviceSession | None:
+    """A live session sent along (bearer or cookie): proof of holding its device."""
+    sid = session_id_from(request.headers.get("authorization"), request.cookies.get(COOKIE), None)
+    return await find_session(services.store, session_id=sid) if sid else None
 
 
 @router.get("/auth/device-session/validate")

@@ -18,8 +18,9 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import bindparam, delete, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from vedika.ids import session_secret, uuid7
+from vedika.ids import session_secret
 from vedika.protocol import utcnow
 from vedika.store.engine import Store
 from vedika.store.tables import device_sessions
@@ -41,6 +42,11 @@ class DeviceSession:
     plan: str
     created_at: datetime
     expires_at: datetime
+    client_device_id: str | None = None  # the id its client asked for (see devices.py)
+
+    def names(self, device_id: str) -> bool:
+        """Whether a device id a client sends along names this session's device."""
+        return device_id in (self.device_id, self.client_device_id)
 
 
 def _aware(dt: datetime) -> datetime:
@@ -49,33 +55,37 @@ def _aware(dt: datetime) -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
-async def create_session(
-    store: Store,
+async def insert_session(
+    conn: AsyncConnection,
     *,
     ttl_days: int,
-    device_id: str | None = None,
+    device_id: str,
+    client_device_id: str | None = None,
     device_info: dict[str, Any] | None = None,
 ) -> DeviceSession:
+    """A new session for `device_id`, inside the caller's transaction (the device is
+    decided first, by vedika.identity.devices.bind)."""
     now = utcnow()
     row = DeviceSession(
         session_id=session_secret(),
-        device_id=device_id or f"dev_{uuid7()}",
+        device_id=device_id,
         plan=ANONYMOUS_PLAN,
         created_at=now,
         expires_at=now + timedelta(days=ttl_days),
+        client_device_id=client_device_id,
     )
-    async with store.tx() as conn:
-        await conn.execute(
-            _CREATE,
-            {
-                "session_id": row.session_id,
-                "device_id": row.device_id,
-                "plan": row.plan,
-                "device_info": device_info,
-                "created_at": row.created_at,
-                "expires_at": row.expires_at,
-            },
-        )
+    await conn.execute(
+        _CREATE,
+        {
+            "session_id": row.session_id,
+            "device_id": row.device_id,
+            "client_device_id": client_device_id,
+            "plan": row.plan,
+            "device_info": device_info,
+            "created_at": row.created_at,
+            "expires_at": row.expires_at,
+        },
+    )
     return row
 
 
@@ -104,6 +114,7 @@ async def find_session(store: Store, *, session_id: str) -> DeviceSession | None
         plan=row.plan,
         created_at=_aware(row.created_at),
         expires_at=expires_at,
+        client_device_id=row.client_device_id,
     )
     while len(cache) >= CACHE_MAX:  # the oldest go first (dicts keep insertion order)
         cache.pop(next(iter(cache)))

@@ -269,6 +269,7 @@ async def stale_streaming(
             messages.c.conversation_id,
             messages.c.chunk_count,
             messages.c.content,
+            messages.c.steps.isnot(None).label("has_steps"),
             conversations.c.device_id,
         )
         .join(conversations, conversations.c.id == messages.c.conversation_id)

@@ -30,6 +30,20 @@ device_sessions = Table(
     Column("device_info", JSON, nullable=True),
     Column("created_at", TS, nullable=False),
     Column("expires_at", TS, nullable=False),
+    # The id the client asked for when it could not prove it held that device, so the
+    # device id it keeps sending still matches (migration 0004; vedika.identity.devices).
+    Column("client_device_id", String(128), nullable=True),
+)
+
+# Every device, with the hash of the secret that proves holding it (migration 0004).
+# A device id alone is not a credential: re-binding an existing device needs its
+# secret or a live session of it. `secret_hash` is NULL for devices from before 0004.
+devices = Table(
+    "devices",
+    metadata,
+    Column("device_id", String(128), primary_key=True),
+    Column("secret_hash", String(64), nullable=True),
+    Column("created_at", TS, nullable=False),
 )
 
 conversations = Table(
