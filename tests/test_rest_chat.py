@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import httpx
+
 from tests.fakes.upstream import fake_reply
 from tests.support.client import Api, Socket
 
@@ -98,6 +100,7 @@ async def test_last_coin_race_accepts_exactly_one(server, api: Api) -> None:
     assert codes == [201, 402, 402, 402, 402], codes
     refused = next(r for r in results if r.status_code == 402).json()
     assert refused["error"] == "credits_exhausted" and "midnight UTC" in refused["message"]
+    assert "exhausted" in refused["message"]  # what the original web client looks for
     bal = await api.balance()
     assert bal["credits_remaining"] == 0 and bal["credits_used"] == 20
     async with Socket(server.ws_url) as ws:
@@ -109,6 +112,7 @@ async def test_last_coin_race_accepts_exactly_one(server, api: Api) -> None:
         )
         event = await ws.recv()
     assert event["type"] == "credits_exhausted" and event["vedika_coins_remaining"] == 0
+    assert "exhausted" in event["message"]
 
 
 async def test_conversation_list_cursor_search_rename_delete(server, api: Api) -> None:
@@ -131,7 +135,10 @@ async def test_conversation_list_cursor_search_rename_delete(server, api: Api) -
     assert by_text["total"] == 3  # matches the answers' text
     r = await api.http.patch(f"/ai/conversations/{ids[0]}", json={"title": "Renamed"})
     assert r.status_code == 200 and (await api.conversation(ids[0]))["title"] == "Renamed"
-    assert (await api.http.delete(f"/ai/conversations/{ids[0]}")).status_code == 204
+    gone = await api.http.delete(f"/ai/conversations/{ids[0]}")
+    # 200 with JSON, not 204: the original web client parses every answer as JSON.
+    assert gone.status_code == 200 and gone.json()["success"] is True
+    assert gone.json()["conversation_id"] == ids[0]
     assert (await api.http.get(f"/ai/conversations/{ids[0]}")).status_code == 404
     bad = await api.http.get("/ai/conversations", params={"cursor": "!!nope"})
     assert bad.status_code == 400 and bad.json()["error"] == "bad_cursor"
@@ -260,3 +267,32 @@ async def test_ops_endpoints(server, api: Api) -> None:
     assert r.headers["x-content-type-options"] == "nosniff" and r.headers["x-request-id"]
     schema = (await api.http.get("/openapi.json")).json()
     assert "/ai/chat/start" in schema["paths"]
+
+
+async def test_routing_calls_with_a_device_id_only(server, api: Api) -> None:
+    """The original web client calls /routing/stats and /routing/preferences with its
+    device id and no session (issue 13): served, in its shapes."""
+    device = f"device_seed_{api.device_id[-8:]}"
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as h:
+        stats = await h.get("/routing/stats", params={"device_id": device})
+        assert stats.status_code == 200, stats.text
+        body = stats.json()
+        assert body["has_preference"] is False and body["usage_count"] == 0
+        listed = (await h.get("/routing/models")).json()["models"]
+        assert isinstance(body["available_models"], list) and body["available_models"]
+        assert {m["id"] for m in body["available_models"]} <= {m["id"] for m in listed}
+        assert set(body["available_models"][0]) == set(listed[0])
+        saved = await h.post(
+            "/routing/preferences", params={"device_id": device}, json={"model_id": "fake-fast"}
+        )
+        assert saved.status_code == 200 and saved.json()["success"] is True
+        now = (await h.get("/routing/stats", params={"device_id": device})).json()
+        assert now["preferred_model"] == "fake-fast" and now["preference_type"] == "user_override"
+        reset = await h.delete("/routing/preferences", params={"device_id": device})
+        assert reset.json()["current_preference"]["preference_type"] == "auto_select"
+        # Nothing to name a device: still a clear 401, not a 500 or someone else's data.
+        bare = await h.get("/routing/stats")
+        assert bare.status_code == 401 and bare.json()["error"] == "session_required"
+    # The id-only preference is that id's: the session's device is untouched.
+    mine = (await api.http.get("/routing/stats")).json()
+    assert mine["preferred_model"] != "fake-fast" or mine["preference_type"] != "user_override"

@@ -48,6 +48,7 @@ from vedika.sources import routes as source_routes
 from vedika.sources.service import SourcesService
 from vedika.store.engine import Store, make_engine
 from vedika.voice import routes as voice_routes
+from vedika.voice.deepgram import DeepgramKeys
 
 log = structlog.get_logger(__name__)
 
@@ -196,6 +197,7 @@ async def build_services(settings: Settings) -> Services:
         stop_bus=stop_bus,
         redis=redis,
         sources=sources,
+        deepgram=DeepgramKeys(settings, http),
     )
 
 

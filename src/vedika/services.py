@@ -17,6 +17,7 @@ from vedika.scale.stop_bus import StopBus
 from vedika.settings import Settings
 from vedika.sources.service import SourcesService
 from vedika.store.engine import Store
+from vedika.voice.deepgram import DeepgramKeys
 
 
 @dataclass(slots=True)
@@ -34,3 +35,4 @@ class Services:
     stop_bus: StopBus | None = None
     redis: Redis | None = None
     sources: SourcesService | None = None  # attached files, web search, retrieval
+    deepgram: DeepgramKeys | None = None  # short-lived Deepgram keys (the project is cached)

@@ -167,6 +167,14 @@ class Settings(BaseSettings):
     )
     voice_timeout: float = Field(60.0, gt=0, validation_alias="VEDIKA_VOICE_TIMEOUT")
     rate_voice_per_minute: int = Field(20, ge=0, validation_alias="VEDIKA_RATE_VOICE_PER_MINUTE")
+    # Dictation for clients that stream to Deepgram themselves (vedika.voice.deepgram).
+    deepgram_api_key: SecretStr | None = Field(None, validation_alias="VEDIKA_DEEPGRAM_API_KEY")
+    deepgram_project_id: str | None = Field(None, validation_alias="VEDIKA_DEEPGRAM_PROJECT_ID")
+    deepgram_url: str = Field("https://api.deepgram.com", validation_alias="VEDIKA_DEEPGRAM_URL")
+    deepgram_key_ttl: int = Field(30, ge=1, le=3600, validation_alias="VEDIKA_DEEPGRAM_KEY_TTL")
+    rate_deepgram_per_minute: int = Field(
+        10, ge=0, validation_alias="VEDIKA_RATE_DEEPGRAM_PER_MINUTE"
+    )
 
     @field_validator("agent_tools", "agent_tool_modules", mode="before")
     @classmethod

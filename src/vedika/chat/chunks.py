@@ -61,6 +61,12 @@ class ChunkWriter:
         self.chunk_id += 1
         self.hub.publish(self.message_id, self.events.chunk(text, self.chunk_id))
 
+    @property
+    def published_parts(self) -> int:
+        """How many of `parts` went out in chunks 1..chunk_id (the pending ones are the
+        tail), so text stored with a chunk count is exactly those chunks' text."""
+        return len(self.parts) - len(self._pending)
+
     def flush(self) -> None:
         """Publish what is pending as one chunk (called by the timer, and before the end)."""
         if self._handle is not None:

@@ -89,6 +89,10 @@ class Generation:
     def text(self) -> str:
         return "".join(self.parts)
 
+    def published_text(self) -> str:
+        """The text of chunks 1..chunk_id (without what is pending a merge)."""
+        return "".join(self.parts[: self.writer.published_parts])
+
     # What a mode writes into (vedika.modes.base.Answer).
 
     def write(self, text: str) -> None:
@@ -402,7 +406,12 @@ class Generations:
         steps = []
         for mid, gen in list(self.live.items()):
             rows.append(
-                {"b_id": mid, "b_content": gen.text(), "b_chunks": gen.chunk_id, "b_now": now}
+                {
+                    "b_id": mid,
+                    "b_content": gen.published_text(),  # consistent with b_chunks
+                    "b_chunks": gen.chunk_id,
+                    "b_now": now,
+                }
             )
             if gen.steps_dirty:
                 gen.steps_dirty = False

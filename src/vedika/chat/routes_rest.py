@@ -12,6 +12,7 @@ import orjson
 from fastapi import APIRouter, Query, Response
 
 from vedika.chat import service
+from vedika.chat.live import live_text
 from vedika.errors import BadRequest, NotFound, VedikaError, error_body
 from vedika.identity.deps import CurrentSession, ServicesDep
 from vedika.protocol import ChatRequest, RenameRequest, StopRequest, iso, now_iso
@@ -199,6 +200,12 @@ async def get_conversation(
         if conv is None:
             raise NotFound("There is no conversation with that id.", code="conversation_not_found")
         rows = await data.list_messages(conn, conversation_id=conversation_id)
+    messages = [_message(r) for r in rows]
+    for m in messages:
+        if m["status"] == data.ASSISTANT_LIVE:  # what has streamed, not the last flush
+            m["content"], m["chunk_count"] = await live_text(
+                services.hub, services.generations, m["message_id"], m["content"], m["chunk_count"]
+            )
     return JSONResponse(
         {
             "conversation_id": conv.id,
@@ -206,7 +213,7 @@ async def get_conversation(
             "model": conv.model,
             "created_at": iso(conv.created_at),
             "updated_at": iso(conv.updated_at),
-            "messages": [_message(r) for r in rows],
+            "messages": messages,
             "total": len(rows),
         }
     )
@@ -228,10 +235,12 @@ async def rename_conversation(
     return {"conversation_id": conversation_id, "title": title, "success": True}
 
 
-@router.delete("/ai/conversations/{conversation_id}", status_code=204)
+@router.delete("/ai/conversations/{conversation_id}")
 async def delete_conversation(
     services: ServicesDep, session: CurrentSession, conversation_id: str
-) -> Response:
+) -> dict[str, Any]:
+    """`200` with a small JSON body, not `204`: existing clients (the original web
+    client among them) parse every response as JSON."""
     async with services.store.read() as conn:
         rows = await data.list_messages(conn, conversation_id=conversation_id)
         owned = await data.get_conversation(
@@ -250,4 +259,9 @@ async def delete_conversation(
         forget = getattr(services.hub, "forget", None)
         if forget:
             forget(row.id)
-    return Response(status_code=204)
+    return {
+        "success": True,
+        "deleted": True,
+        "conversation_id": conversation_id,
+        "message": "The conversation was deleted.",
+    }

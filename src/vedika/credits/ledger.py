@@ -63,8 +63,10 @@ def resets_at() -> datetime:
 
 
 def exhausted_message(daily: int) -> str:
+    # "exhausted" is what the original web client looks for to show its own
+    # out-of-coins message (app/chat/[chatId]/page.tsx); the rest says what and when.
     return (
-        f"You have used all {daily} of today's Vedika coins. "
+        f"Today's Vedika coins are exhausted: you have used all {daily}. "
         f"They come back at midnight UTC ({iso(resets_at())})."
     )
 

@@ -90,3 +90,23 @@ async def current_session(
 
 
 CurrentSession = Annotated[DeviceSession, Depends(current_session)]
+
+
+async def optional_session(
+    request: Request,
+    services: ServicesDep,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
+) -> DeviceSession | None:
+    """The caller's session when it sent one (checked as `current_session` does), else
+    None: for the few calls a device id alone may make (docs/security.md)."""
+    sent = session_id_from(
+        request.headers.get("authorization"),
+        request.cookies.get(COOKIE),
+        request.query_params.get("session_id"),
+    )
+    if sent is None and not isinstance((await _body_fields(request)).get("session_id"), str):
+        return None
+    return await current_session(request, services, _credentials)
+
+
+OptionalSession = Annotated[DeviceSession | None, Depends(optional_session)]

@@ -1,17 +1,36 @@
-"""`/routing`: the model list, the device's preference, and routing stats."""
+"""`/routing`: the model list, the device's preference, and routing stats.
+
+The original web client calls `/routing/stats` and `/routing/preferences` with its
+device id only (`?device_id=`, no session). A model preference is low-value data (which
+model is picked by default; nothing of a conversation, a file or the coins), so a
+device id alone may read and set the preference stored under that id; with a session,
+the session's device is used and a `device_id` sent along must name it. Writes by id
+alone are rate-limited per address like new sessions (docs/security.md).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
-from vedika.errors import BadRequest
-from vedika.identity.deps import CurrentSession, ServicesDep
+from vedika.errors import BadRequest, Unauthorized
+from vedika.identity.deps import OptionalSession, ServicesDep
+from vedika.identity.sessions import DeviceSession
 from vedika.protocol import PreferenceRequest
+from vedika.scale.ratelimit import enforce
+from vedika.services import Services
 from vedika.store.preferences import get_preference, set_preference
 
 router = APIRouter(tags=["models"])
+
+DeviceQuery = Query(
+    None,
+    min_length=8,
+    max_length=128,
+    pattern=r"^[A-Za-z0-9_.:-]+$",
+    description="Without a session: the device whose preference this is.",
+)
 
 
 @router.get("/routing/models")
@@ -26,27 +45,62 @@ async def list_models_alias(services: ServicesDep) -> dict[str, Any]:
     return await list_models(services)
 
 
+async def _owner(
+    services: Services,
+    request: Request,
+    session: DeviceSession | None,
+    device_id: str | None,
+    *,
+    writing: bool,
+) -> str:
+    """Whose preference: the session's device, or the device id given alone."""
+    if session is not None:
+        return session.device_id
+    if not device_id:
+        raise Unauthorized(
+            "Send a device session ('Authorization: Bearer <session_id>') or a device_id.",
+            code="session_required",
+        )
+    if writing:
+        client = request.client.host if request.client else "unknown"
+        await enforce(
+            services.limiter,
+            f"pref:{client}",
+            services.settings.rate_sessions_per_minute,
+            60,
+            "preference changes from your address",
+        )
+    return device_id
+
+
 @router.get("/routing/stats")
 async def routing_stats(
     services: ServicesDep,
-    session: CurrentSession,
-    device_id: str | None = Query(None, max_length=128),
+    request: Request,
+    session: OptionalSession,
+    device_id: str | None = DeviceQuery,
 ) -> dict[str, Any]:
-    pref = await get_preference(services.store, device_id=session.device_id)
-    available = services.models.catalogue.available()
+    owner = await _owner(services, request, session, device_id, writing=False)
+    pref = await get_preference(services.store, device_id=owner)
+    catalogue = services.models.catalogue
     return {
         "has_preference": bool(pref and pref.preference_type),
         "preference_type": pref.preference_type if pref else None,
         "preferred_model": pref.model_id if pref else None,
         "usage_count": pref.usage_count if pref else 0,
-        "available_models": len(available),
-        "total_models": len(services.models.catalogue.listed()),
+        # a list of model objects, as the original client's types say (not a count)
+        "available_models": [m.public() for m in catalogue.available()],
+        "total_models": len(catalogue.listed()),
     }
 
 
 @router.post("/routing/preferences")
 async def save_preference(
-    services: ServicesDep, session: CurrentSession, body: PreferenceRequest
+    services: ServicesDep,
+    request: Request,
+    session: OptionalSession,
+    body: PreferenceRequest,
+    device_id: str | None = DeviceQuery,
 ) -> dict[str, Any]:
     if body.model_id == "best":
         pref_type, model_id = "auto_select", "best"
@@ -54,8 +108,9 @@ async def save_preference(
         if services.models.catalogue.get(body.model_id) is None:
             raise BadRequest(f"There is no model called {body.model_id!r}.", code="unknown_model")
         pref_type, model_id = "user_override", body.model_id
+    owner = await _owner(services, request, session, device_id, writing=True)
     await set_preference(
-        services.store, device_id=session.device_id, model_id=model_id, preference_type=pref_type
+        services.store, device_id=owner, model_id=model_id, preference_type=pref_type
     )
     return {
         "success": True,
@@ -65,9 +120,15 @@ async def save_preference(
 
 
 @router.delete("/routing/preferences")
-async def clear_preference(services: ServicesDep, session: CurrentSession) -> dict[str, Any]:
+async def clear_preference(
+    services: ServicesDep,
+    request: Request,
+    session: OptionalSession,
+    device_id: str | None = DeviceQuery,
+) -> dict[str, Any]:
+    owner = await _owner(services, request, session, device_id, writing=True)
     await set_preference(
-        services.store, device_id=session.device_id, model_id="best", preference_type="auto_select"
+        services.store, device_id=owner, model_id="best", preference_type="auto_select"
     )
     return {
         "success": True,

@@ -12,6 +12,7 @@ from vedika.identity.deps import CurrentSession, ServicesDep
 from vedika.protocol import SpeechRequest
 from vedika.scale.ratelimit import enforce
 from vedika.services import Services
+from vedika.voice.deepgram import DeepgramKeys
 from vedika.voice.service import VoiceService
 
 router = APIRouter(tags=["voice"])
@@ -99,3 +100,20 @@ async def speech(services: ServicesDep, session: CurrentSession, body: SpeechReq
     await _limit(services, session.device_id)
     audio, media_type = await _voice(services).speak(body.text, voice=body.voice, fmt=body.format)
     return Response(audio, media_type=media_type, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/deepgram/token")
+async def deepgram_token(services: ServicesDep, request: Request) -> dict[str, Any]:
+    """A Deepgram key that expires in VEDIKA_DEEPGRAM_KEY_TTL seconds, for clients that
+    stream audio to Deepgram themselves (the original web client). No session: it is
+    rate-limited per address. `503 dictation_unavailable` without a Deepgram key."""
+    client = request.client.host if request.client else "unknown"
+    await enforce(
+        services.limiter,
+        f"deepgram:{client}",
+        services.settings.rate_deepgram_per_minute,
+        60,
+        "dictation keys from your address",
+    )
+    keys = services.deepgram or DeepgramKeys(services.settings, services.http)
+    return await keys.temporary_key()
