@@ -10,18 +10,22 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import server_env, voice_env
+from tests.fakes.deepgram import FakeDeepgram
 from tests.support.server import VedikaServer
 
 
 def test_schemathesis(tmp_path: Path, upstream, models_file) -> None:
-    # Voice is configured (against the fake's audio endpoints): unconfigured, its calls
+    # Voice and Deepgram are configured (against fakes): unconfigured, their calls
     # answer 503 by design, which Schemathesis counts as a server error.
+    deepgram = FakeDeepgram("dg-schemathesis").__enter__()
     env = server_env(
         f"sqlite+aiosqlite:///{tmp_path}/v.db",
         tmp_path,
         upstream,
         models_file,
         **voice_env(upstream),
+        VEDIKA_DEEPGRAM_API_KEY="dg-schemathesis",
+        VEDIKA_DEEPGRAM_URL=deepgram.base_url,
     )
     srv = VedikaServer(env, log_path=tmp_path / "server.log").start()
     try:
@@ -58,3 +62,4 @@ def test_schemathesis(tmp_path: Path, upstream, models_file) -> None:
         assert " 500 " not in (tmp_path / "server.log").read_text()
     finally:
         srv.stop()
+        deepgram.__exit__(None, None, None)

@@ -24,6 +24,9 @@ from vedika.store.preferences import get_preference, set_preference
 
 router = APIRouter(tags=["models"])
 
+# A session is optional on these: `{}` tells OpenAPI clients so (a device id may do).
+_SESSION_OPTIONAL: dict[str, Any] = {"security": [{}]}  # added to the bearer scheme
+
 DeviceQuery = Query(
     None,
     min_length=8,
@@ -73,7 +76,7 @@ async def _owner(
     return device_id
 
 
-@router.get("/routing/stats")
+@router.get("/routing/stats", openapi_extra=_SESSION_OPTIONAL)
 async def routing_stats(
     services: ServicesDep,
     request: Request,
@@ -94,7 +97,7 @@ async def routing_stats(
     }
 
 
-@router.post("/routing/preferences")
+@router.post("/routing/preferences", openapi_extra=_SESSION_OPTIONAL)
 async def save_preference(
     services: ServicesDep,
     request: Request,
@@ -119,7 +122,7 @@ async def save_preference(
     }
 
 
-@router.delete("/routing/preferences")
+@router.delete("/routing/preferences", openapi_extra=_SESSION_OPTIONAL)
 async def clear_preference(
     services: ServicesDep,
     request: Request,
