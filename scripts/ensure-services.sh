@@ -46,3 +46,9 @@ fi
 if [ ! -x /usr/bin/chromium ]; then
   apt_install chromium
 fi
+
+# --- Node.js for the compatibility tests ------------------------------------------------
+# tests/compat builds the original web client (Next.js 15: node >= 18.18) with npm.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  apt_install nodejs npm
+fi
