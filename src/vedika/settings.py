@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     parse_timeout: float = Field(60.0, gt=0, validation_alias="VEDIKA_PARSE_TIMEOUT")
     parse_memory_mb: int = Field(1024, ge=64, validation_alias="VEDIKA_PARSE_MEMORY_MB")
     parse_workers: int = Field(2, ge=1, le=64, validation_alias="VEDIKA_PARSE_WORKERS")
+    rate_uploads_per_minute: int = Field(
+        20, ge=0, validation_alias="VEDIKA_RATE_UPLOADS_PER_MINUTE"
+    )
     chunk_chars: int = Field(1000, ge=200, le=20_000, validation_alias="VEDIKA_CHUNK_CHARS")
     chunk_overlap: int = Field(150, ge=0, le=5_000, validation_alias="VEDIKA_CHUNK_OVERLAP")
     source_passages: int = Field(8, ge=1, le=50, validation_alias="VEDIKA_SOURCE_PASSAGES")

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import io
+import time
 import zipfile
+import zlib
 from pathlib import Path
 
 import pytest
 
 from tests.sources import helpers
+from tests.sources.corpus import RAIL_PAGES
 from tests.support.documents import make_bomb_pdf, make_docx, make_pdf, make_zip_bomb_docx
 from vedika.sources.isolation import Isolation, run_isolated
+from vedika.sources.library import failure_error
 from vedika.sources.parsers import ParseFailure, ParseLimits, detect, parse_path
 
 LIMITS = ParseLimits()
@@ -141,6 +146,137 @@ def test_zip_bomb_docx_is_refused_before_inflating(tmp_path: Path) -> None:
     small_cap = ParseLimits(max_unpacked_bytes=10_000_000, max_ratio=10**9)
     with pytest.raises(ParseFailure, match="unpacks to more than"):
         parse_path(path, "docx", small_cap)
+
+
+def flate_pdf(contents: list[bytes], pages: int) -> bytes:
+    """A PDF of `pages` pages whose FlateDecode content streams are `contents`; page i
+    draws contents[i % len(contents)], so fewer streams than pages share them."""
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"",  # the page tree, below
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+    ]
+    streams = []
+    for content in contents:
+        data = zlib.compress(content, 9)
+        objects.append(b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(data) + data)
+        objects[-1] += b"\nendstream"
+        streams.append(len(objects))
+    kids = []
+    for i in range(pages):
+        objects.append(
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
+            b"/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>"
+            % streams[i % len(streams)]
+        )
+        kids.append(b"%d 0 R" % len(objects))
+    objects[1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (b" ".join(kids), pages)
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n")
+    offsets = []
+    for n, body in enumerate(objects, 1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n" % n + body + b"\nendobj\n")
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    out.writelines(b"%010d 00000 n \n" % off for off in offsets)
+    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\n" % (len(objects) + 1))
+    out.write(b"startxref\n%d\n%%%%EOF\n" % xref)
+    return out.getvalue()
+
+
+def text_ops(text: str) -> bytes:
+    return b"BT /F1 10 Tf 40 800 Td (" + text.encode("latin-1") + b") Tj ET"
+
+
+def make_tj_flood_pdf(pages: int = 16, ops: int = 500_000) -> bytes:
+    """Finding 3 of issue 12: about 8 KB; `pages` pages share one content stream of
+    `ops` `(x) Tj` operators (3.5 MB inflated), which took pypdf ~7 s a page to read."""
+    return flate_pdf([b"BT /F1 10 Tf 40 800 Td " + b"(x) Tj " * ops + b"ET"], pages)
+
+
+def test_pdf_sharing_a_huge_content_stream_is_refused_fast(tmp_path: Path) -> None:
+    data = make_tj_flood_pdf()
+    assert len(data) < 10_000
+    path = write(tmp_path, "flood.pdf", data)
+    assert detect(path) == "pdf"
+    started = time.monotonic()
+    with pytest.raises(ParseFailure) as err:
+        parse_path(path, "pdf", LIMITS)
+    assert time.monotonic() - started < 2
+    assert err.value.code == "too_complex" and "drawing instructions" in err.value.message
+    error = failure_error("flood.pdf", err.value)
+    assert (error.status, error.code) == (413, "file_too_complex")
+
+
+def test_shared_stream_counts_once_per_page(tmp_path: Path) -> None:
+    """One 0.35 MB stream is under the 2 MB a small file may draw; on 6 pages it is not."""
+    content = b"BT /F1 10 Tf 40 800 Td " + b"(x) Tj " * 50_000 + b"ET"
+    assert parse_path(write(tmp_path, "one.pdf", flate_pdf([content], 1)), "pdf", LIMITS).pages
+    with pytest.raises(ParseFailure) as err:
+        parse_path(write(tmp_path, "six.pdf", flate_pdf([content], 6)), "pdf", LIMITS)
+    assert err.value.code == "too_complex"
+
+
+def test_normal_compressed_multipage_pdf_still_parses(tmp_path: Path) -> None:
+    pages = [text_ops(page[:90]) for page in RAIL_PAGES] * 5  # 40 pages, own streams
+    doc = parse_path(write(tmp_path, "rail.pdf", flate_pdf(pages, 40)), "pdf", LIMITS)
+    assert doc.pages == 40 and len(doc.sections) == 40
+    assert doc.sections[1].text.startswith("Bicycles.") and doc.sections[39].page == 40
+    # a header stream shared by every page is normal, and counted per page within budget
+    shared = parse_path(write(tmp_path, "s.pdf", flate_pdf([text_ops("Hi")], 12)), "pdf", LIMITS)
+    assert [s.text for s in shared.sections] == ["Hi"] * 12
+
+
+W_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+
+
+def docx_with(document_xml: bytes) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("[Content_Types].xml", "<Types/>")
+        zf.writestr("word/document.xml", document_xml)
+    return buf.getvalue()
+
+
+def document_xml(body_text: str, *, prolog: str = "", encoding: str = "utf-8") -> bytes:
+    xml = (
+        f'<?xml version="1.0" encoding="{encoding}"?>{prolog}'
+        f'<w:document xmlns:w="{W_NS}"><w:body><w:p><w:r><w:t>{body_text}</w:t></w:r></w:p>'
+        "</w:body></w:document>"
+    )
+    return xml.encode(encoding)
+
+
+ENTITY_DTD = '<!DOCTYPE w:document [<!ENTITY secret "EXPANDED-ENTITY">]>'
+
+
+@pytest.mark.parametrize(
+    "xml",
+    [
+        # a 5 KB comment pushed the DOCTYPE past the 4 KB that used to be searched
+        document_xml("&secret;", prolog="<!--" + "c" * 5000 + "-->" + ENTITY_DTD),
+        # UTF-16 hid "<!DOCTYPE" from a byte search
+        document_xml("&secret;", prolog=ENTITY_DTD, encoding="utf-16"),
+        # an external entity, and a DTD without entities at all
+        document_xml("x", prolog='<!DOCTYPE w:document SYSTEM "file:///etc/passwd">'),
+    ],
+    ids=["long-comment", "utf-16", "external"],
+)
+def test_docx_entities_are_refused_wherever_they_hide(tmp_path: Path, xml: bytes) -> None:
+    path = write(tmp_path, "entity.docx", docx_with(xml))
+    assert detect(path) == "docx"
+    with pytest.raises(ParseFailure) as err:
+        parse_path(path, "docx", LIMITS)
+    assert err.value.code == "unreadable"
+    assert err.value.message == "This DOCX file contains XML entities; it was refused."
+
+
+def test_docx_in_utf16_without_a_dtd_is_read(tmp_path: Path) -> None:
+    for encoding in ("utf-8", "utf-16"):
+        data = docx_with(document_xml("Ferries leave at 6 &amp; 9.", encoding=encoding))
+        doc = parse_path(write(tmp_path, f"{encoding}.docx", data), "docx", LIMITS)
+        assert [s.text for s in doc.sections] == ["Ferries leave at 6 & 9."]
 
 
 def test_docx_with_entities_is_refused(tmp_path: Path) -> None:

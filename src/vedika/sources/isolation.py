@@ -5,6 +5,12 @@ Children are forked from a forkserver that has already imported the parsers, so 
 run costs a fork, not an interpreter start. Each child sets its own address-space
 and CPU limits, runs one function and exits; on timeout it is killed. A parser
 that runs out of memory raises MemoryError in the child and the server carries on.
+
+A pool is shared fairly: work given an `owner` (a device) may hold at most
+`per_owner` of its workers (workers - 1, at least 1), so one device's uploads
+cannot take them all; its extra work waits for its own turn, for at most the
+pool's timeout, then fails with Busy. Web pages get a pool of their own
+(`SourcesService`), so uploads never take their capacity either.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import contextlib
 import multiprocessing
 import os
 import resource
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
@@ -108,15 +114,47 @@ def run_isolated(
     raise value
 
 
-class Isolation:
-    """At most `workers` children at once, each under `timeout` and `memory_bytes`."""
+class Busy(Exception):
+    """An owner's work waited too long for its share of the pool."""
 
-    def __init__(self, *, workers: int, timeout: float, memory_bytes: int) -> None:
+    def __init__(self, waited: float) -> None:
+        super().__init__(waited)
+        self.waited = waited
+
+
+def owner_share(workers: int) -> int:
+    """How many workers one owner may hold: all but one, so another device always
+    finds one free (a single-worker pool can only be shared in turns)."""
+    return max(1, workers - 1)
+
+
+class Isolation:
+    """At most `workers` children at once, each under `timeout` and `memory_bytes`;
+    at most `per_owner` of them for one owner."""
+
+    def __init__(
+        self, *, workers: int, timeout: float, memory_bytes: int, per_owner: int | None = None
+    ) -> None:
         self.timeout = timeout
         self.memory_bytes = memory_bytes
+        self.per_owner = per_owner or owner_share(workers)
         self._slots = asyncio.Semaphore(workers)
+        self._owners: dict[str, asyncio.Semaphore] = {}
+        self._users: dict[str, int] = {}  # running and waiting, to forget idle owners
 
-    async def run(self, fn: Callable[..., T], *args: Any, timeout: float | None = None) -> T:
+    async def run(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        timeout: float | None = None,
+        owner: str | None = None,
+    ) -> T:
+        if owner is None:
+            return await self._run(fn, args, timeout)
+        async with self._owner_turn(owner):
+            return await self._run(fn, args, timeout)
+
+    async def _run(self, fn: Callable[..., T], args: tuple[Any, ...], timeout: float | None) -> T:
         async with self._slots:
             return await asyncio.to_thread(
                 run_isolated,
@@ -125,3 +163,24 @@ class Isolation:
                 timeout=timeout or self.timeout,
                 memory_bytes=self.memory_bytes,
             )
+
+    @contextlib.asynccontextmanager
+    async def _owner_turn(self, owner: str) -> AsyncIterator[None]:
+        """Hold one of the owner's `per_owner` turns, taken before a pool slot so a
+        waiting owner never sits on a slot someone else could use."""
+        turns = self._owners.setdefault(owner, asyncio.Semaphore(self.per_owner))
+        self._users[owner] = self._users.get(owner, 0) + 1
+        try:
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await turns.acquire()
+            except TimeoutError:
+                raise Busy(self.timeout) from None
+            try:
+                yield
+            finally:
+                turns.release()
+        finally:
+            self._users[owner] -= 1
+            if not self._users[owner]:
+                del self._users[owner], self._owners[owner]

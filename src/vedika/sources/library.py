@@ -5,6 +5,10 @@ anything is parsed, and if any file of the request fails, none is kept. Files ar
 stored as `<data dir>/files/<id[:2]>/<id>`: the name a person gave is kept only as
 text in the database (cleaned of paths, control and bidi characters), never used
 as a path, and never served back as a page.
+
+Parsing is bounded by what was sent: each file gets a wall-time budget that grows
+with its size (a few seconds for a small file, never above VEDIKA_PARSE_TIMEOUT),
+and one device holds at most all but one of the parse workers (`isolation`).
 """
 
 from __future__ import annotations
@@ -19,13 +23,20 @@ from typing import Any, BinaryIO
 
 import structlog
 
-from vedika.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType, VedikaError
+from vedika.errors import (
+    BadRequest,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    UnsupportedMediaType,
+    VedikaError,
+)
 from vedika.ids import uuid7
 from vedika.protocol import iso, utcnow
 from vedika.settings import Settings
 from vedika.sources.chunking import chunk
 from vedika.sources.index import PassageIndex
-from vedika.sources.isolation import Isolation
+from vedika.sources.isolation import Busy, Isolation
 from vedika.sources.parsers import ParseFailure, ParseLimits, detect, parse_path, parsers
 from vedika.store import files as data
 from vedika.store.engine import Store
@@ -33,6 +44,10 @@ from vedika.store.engine import Store
 log = structlog.get_logger(__name__)
 
 NAME_CHARS = 200
+# A parse's wall-time budget: text PDFs read at about 3 s of one core per megabyte,
+# so 10 s per megabyte leaves room for a busy machine; the base covers small files.
+BUDGET_BASE_SECONDS = 5.0
+BUDGET_SECONDS_PER_MB = 10.0
 
 
 @dataclass(slots=True)
@@ -102,6 +117,23 @@ _FAILURES: dict[str, tuple[type[VedikaError], str]] = {
     "memory": (PayloadTooLarge, "file_too_complex"),
     "unreadable": (UnsupportedMediaType, "unreadable_file"),
 }
+
+
+def parse_budget(size: int, ceiling: float) -> float:
+    """Seconds a file of `size` bytes may take to read: small file, small budget, so
+    a tiny hostile file cannot hold a worker for the whole VEDIKA_PARSE_TIMEOUT."""
+    return min(ceiling, round(BUDGET_BASE_SECONDS + BUDGET_SECONDS_PER_MB * size / 1e6, 1))
+
+
+def busy_error(exc: Busy) -> RateLimited:
+    retry = max(1, round(exc.waited / 4))
+    return RateLimited(
+        f"Your other files are still being read (waited {exc.waited:g} s); "
+        f"please try again in {retry} seconds.",
+        code="uploads_busy",
+        headers={"Retry-After": str(retry)},
+        details={"retry_after": retry},
+    )
 
 
 def failure_error(name: str, exc: ParseFailure) -> VedikaError:
@@ -222,9 +254,18 @@ class FileLibrary:
         prepared = []
         for entry in staged:
             try:
-                doc = await self.isolation.run(parse_path, entry.path, entry.kind, self.limits)
+                doc = await self.isolation.run(
+                    parse_path,
+                    entry.path,
+                    entry.kind,
+                    self.limits,
+                    timeout=parse_budget(entry.size, self.settings.parse_timeout),
+                    owner=device_id,
+                )
             except ParseFailure as exc:
                 raise failure_error(entry.name, exc) from None
+            except Busy as exc:
+                raise busy_error(exc) from None
             passages = chunk(
                 doc.sections, size=self.settings.chunk_chars, overlap=self.settings.chunk_overlap
             )

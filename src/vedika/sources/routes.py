@@ -10,6 +10,7 @@ from starlette.datastructures import UploadFile
 
 from vedika.errors import ServiceUnavailable
 from vedika.identity.deps import CurrentSession, ServicesDep
+from vedika.scale.ratelimit import enforce
 from vedika.services import Services
 from vedika.sources.library import FileLibrary, IncomingFile, upload_limits
 
@@ -52,9 +53,19 @@ async def upload_files(
     """Upload one or more files; each is read, split into passages and indexed.
 
     All or nothing: if one file is refused (413 size or quota, 415 type, 400 empty),
-    none is kept. The answer lists the stored files, `status: "ready"`.
+    none is kept. The answer lists the stored files, `status: "ready"`. A device may
+    post VEDIKA_RATE_UPLOADS_PER_MINUTE uploads a minute (429 past it).
     """
     library = _library(services)
+    # Counted before the body is read, so refused uploads count too and a device over
+    # its limit costs neither disk nor a parse worker.
+    await enforce(
+        services.limiter,
+        f"uploads:{session.device_id}",
+        services.settings.rate_uploads_per_minute,
+        60,
+        "uploads",
+    )
     form = await request.form()
     try:
         uploads = [v for _k, v in form.multi_items() if isinstance(v, UploadFile)]

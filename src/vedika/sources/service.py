@@ -33,10 +33,15 @@ class SourcesService:
                 max_redirects=settings.fetch_max_redirects,
             ),
         )
+        # Two pools of VEDIKA_PARSE_WORKERS each: uploads in one (a device holds at most
+        # all but one of its workers), web pages in the other (`isolation`, used by web
+        # search and the fetch_url tool), so uploads can never starve page reading.
+        memory = settings.parse_memory_mb * 1024 * 1024
+        self.file_isolation = Isolation(
+            workers=settings.parse_workers, timeout=settings.parse_timeout, memory_bytes=memory
+        )
         self.isolation = Isolation(
-            workers=settings.parse_workers,
-            timeout=settings.parse_timeout,
-            memory_bytes=settings.parse_memory_mb * 1024 * 1024,
+            workers=settings.parse_workers, timeout=settings.parse_timeout, memory_bytes=memory
         )
         embedder = None
         if settings.embeddings_url:
@@ -48,7 +53,7 @@ class SourcesService:
                 key.get_secret_value() if key else None,
             )
         self.index = PassageIndex(store, embedder)
-        self.library = FileLibrary(settings, store, self.index, self.isolation)
+        self.library = FileLibrary(settings, store, self.index, self.file_isolation)
         provider = pick(settings, http)
         self.web = (
             WebSearch(

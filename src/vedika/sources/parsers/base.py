@@ -52,6 +52,12 @@ class ParseLimits:
     max_unpacked_bytes: int = 200_000_000  # what a compressed part may inflate to
     max_ratio: int = 100  # inflated / compressed, beyond a few megabytes
     max_stream_bytes: int = 50_000_000  # one decompressed PDF stream
+    # Decompressed PDF page content a file may hold: max(free, ratio x file size), a
+    # stream shared by several pages counted once per page. pypdf's text extraction
+    # costs up to ~2 s per megabyte of content (a flood of `(x) Tj`), so this bounds
+    # the work by what was sent; normal PDFs hold a few times their size.
+    content_free_bytes: int = 2_000_000
+    max_content_ratio: int = 50
 
 
 class Parser:

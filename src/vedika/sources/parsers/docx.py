@@ -2,8 +2,10 @@
 
 Refused before reading: parts whose declared size is over the cap, or that inflate
 more than `max_ratio` times their compressed size beyond a few megabytes (zip
-bombs), and XML with a DOCTYPE (entity expansion). zipfile never yields more than
-a part's declared size, so the declared sizes are the real bound.
+bombs). zipfile never yields more than a part's declared size, so the declared sizes
+are the real bound. XML is parsed by defusedxml with DTDs forbidden: the parser
+itself refuses a DOCTYPE or an entity wherever it is and whatever the encoding
+(a byte search for "<!DOCTYPE" missed one after a long comment, or in UTF-16).
 Headings (Heading 1..9, Title) start sections; Word's page-break markers, when the
 file has them, give page numbers.
 """
@@ -13,6 +15,9 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 from xml.etree import ElementTree as ET
+
+import defusedxml.ElementTree as SafeET
+from defusedxml import DefusedXmlException
 
 from vedika.sources.parsers.base import (
     ParsedDocument,
@@ -44,12 +49,16 @@ def check_archive(zf: zipfile.ZipFile, limits: ParseLimits) -> None:
             raise _bomb(f"{info.filename} inflates {info.file_size // max(info.compress_size, 1)}x")
 
 
-def read_part(zf: zipfile.ZipFile, name: str) -> bytes:
-    data = zf.read(name)
-    head = data[:4096].lower()
-    if b"<!doctype" in head or b"<!entity" in head:
-        raise ParseFailure("unreadable", "This DOCX file contains XML entities; it was refused.")
-    return data
+def read_part(zf: zipfile.ZipFile, name: str) -> ET.Element:
+    """Parse one XML part; a DTD, an entity declaration or an external reference
+    anywhere in it refuses the file (Word never writes them)."""
+    try:
+        root: ET.Element = SafeET.fromstring(zf.read(name), forbid_dtd=True)
+    except DefusedXmlException:  # DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
+        raise ParseFailure(
+            "unreadable", "This DOCX file contains XML entities; it was refused."
+        ) from None
+    return root
 
 
 def _paragraph(p: ET.Element) -> tuple[str, int, int]:
@@ -95,7 +104,7 @@ class Docx(Parser):
         try:
             with zipfile.ZipFile(path) as zf:
                 check_archive(zf, limits)
-                root = ET.fromstring(read_part(zf, "word/document.xml"))
+                root = read_part(zf, "word/document.xml")
                 pages = _declared_pages(zf)
         except (zipfile.BadZipFile, KeyError, ET.ParseError, EOFError, ValueError) as exc:
             raise ParseFailure(
@@ -170,7 +179,7 @@ class Docx(Parser):
 
 def _declared_pages(zf: zipfile.ZipFile) -> int | None:
     try:
-        root = ET.fromstring(read_part(zf, "docProps/app.xml"))
+        root = read_part(zf, "docProps/app.xml")
     except (KeyError, ET.ParseError, ParseFailure):
         return None
     for el in root.iter():
