@@ -120,6 +120,9 @@ class Settings(BaseSettings):
     search_results: int = Field(5, ge=1, le=20, validation_alias="VEDIKA_SEARCH_RESULTS")
     search_cache_seconds: float = Field(600.0, ge=0, validation_alias="VEDIKA_SEARCH_CACHE_SECONDS")
     search_timeout: float = Field(10.0, gt=0, validation_alias="VEDIKA_SEARCH_TIMEOUT")
+    duckduckgo_url: str = Field(
+        "https://html.duckduckgo.com/html/", validation_alias="VEDIKA_DUCKDUCKGO_URL"
+    )
     fetch_allow: Annotated[list[str], NoDecode] = Field(
         default_factory=list, validation_alias="VEDIKA_FETCH_ALLOW"
     )
@@ -221,8 +224,8 @@ class Settings(BaseSettings):
     @classmethod
     def _check_search(cls, value: str) -> str:
         value = value.strip().lower()
-        if value not in ("auto", "none", "searxng", "brave", "tavily"):
-            raise ValueError("must be auto, none, searxng, brave or tavily")
+        if value not in ("auto", "none", "searxng", "brave", "tavily", "duckduckgo"):
+            raise ValueError("must be auto, none, searxng, brave, tavily or duckduckgo")
         return value
 
     @field_validator("searxng_url", "embeddings_url")

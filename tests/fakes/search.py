@@ -22,6 +22,8 @@ Endpoints
                                   inflates to 100 MB, ``/pages/slow`` answers after 60 s.
 ``GET /redirect?to=URL``          302 to URL. ``/chain/<n>`` redirects n+1 times to a page.
 ``POST /v1/embeddings``           deterministic unit vectors (hashed words, 64 dimensions).
+``POST /ddg/html/``               DuckDuckGo's HTML results page, for the ``ddgs`` package
+                                  (the same pages as ``/search``, plus an ad it must drop).
 ``GET /_fake/queries``            every search query received, oldest first.
 ``POST /_fake/reset``             forget the queries.
 """
@@ -49,7 +51,13 @@ import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import Route
 
 # slug -> (title, article paragraphs). Facts are invented, so only these pages hold them.
@@ -154,6 +162,30 @@ def create_app() -> Starlette:
             )
         return JSONResponse({"query": q, "number_of_results": len(results), "results": results})
 
+    async def duckduckgo(request: Request) -> Response:
+        """DuckDuckGo's HTML results page (what the `ddgs` package reads): a POST form
+        with `q`, results as `div.body > h2 + a`; an ad link it must drop."""
+        form = await request.form()
+        q = str(form.get("q", ""))
+        queries.append(q)
+        base = str(request.base_url).rstrip("/")
+        scored = sorted(
+            ((len(_words(q) & _words(t + " ".join(ps))), slug) for slug, (t, ps) in PAGES.items()),
+            key=lambda x: -x[0],
+        )
+        items = [
+            "<div class='result body'><h2>Ad</h2><a href='https://duckduckgo.com/y.js?ad=1'>"
+            "An advert</a></div>"
+        ]
+        for n, slug in scored:
+            if n:
+                title, paragraphs = PAGES[slug]
+                items.append(
+                    f"<div class='result body'><h2>{html.escape(title)}</h2>"
+                    f"<a href='{base}/pages/{slug}'>{html.escape(paragraphs[0][:160])}</a></div>"
+                )
+        return HTMLResponse(f"<html><body>{''.join(items)}</body></html>")
+
     async def page(request: Request) -> Response:
         slug = request.path_params["slug"]
         if slug == "plain":
@@ -200,6 +232,7 @@ def create_app() -> Starlette:
     return Starlette(
         routes=[
             Route("/search", search),
+            Route("/ddg/html/", duckduckgo, methods=["POST"]),
             Route("/pages/{slug}", page),
             Route("/redirect", redirect),
             Route("/chain/{n:int}", chain),

@@ -112,3 +112,25 @@ async def test_hostile_pages_stay_text(search: FakeSearch, http: httpx.AsyncClie
     assert hostile.url.endswith("/pages/hostile")
     assert "<script" not in hostile.title and "onerror" not in hostile.title
     assert "99 tails" in hostile.text
+
+
+async def test_duckduckgo_through_ddgs_against_the_fake(
+    search: FakeSearch, http: httpx.AsyncClient
+) -> None:
+    """The optional keyless provider (the `ddgs` package) reads DuckDuckGo's HTML page,
+    here the fake's copy of it; `auto` never picks it (a third party sees the queries)."""
+    assert pick(settings(), http) is None  # installed, but not chosen by `auto`
+    chosen = settings(search_provider="duckduckgo", duckduckgo_url=f"{search.base_url}/ddg/html/")
+    provider = pick(chosen, http)
+    assert provider is not None and provider.name == "duckduckgo"
+    search.reset()
+    found = await provider.search("lake veyra ferry", limit=5)
+    assert found and found[0].url == f"{search.base_url}/pages/lake-veyra"
+    assert found[0].title and "duckduckgo.com/y.js" not in " ".join(r.url for r in found)
+    assert search.queries() == ["lake veyra ferry"]
+    broken = pick(
+        settings(search_provider="duckduckgo", duckduckgo_url="http://127.0.0.1:9/x"), http
+    )
+    assert broken is not None
+    with pytest.raises(SearchError, match="duckduckgo"):
+        await broken.search("anything", limit=5)

@@ -1,7 +1,8 @@
 """Web search providers. Importing this package registers the built-ins; `auto`
-tries SearXNG, then Brave, then Tavily, then any other registered provider."""
+tries SearXNG, then Brave, then Tavily (DuckDuckGo only when named: it sends the
+queries to a third party)."""
 
-from vedika.sources.search import brave, searxng, tavily  # noqa: F401
+from vedika.sources.search import brave, duckduckgo, searxng, tavily  # noqa: F401
 from vedika.sources.search.base import (
     CachedSearch,
     SearchError,

@@ -85,6 +85,7 @@ class SearchProvider:
 
 _PROVIDERS: dict[str, type[SearchProvider]] = {}
 AUTO_ORDER = ("searxng", "brave", "tavily")  # self-hosted first
+NAMED_ONLY = frozenset({"duckduckgo"})  # never picked by `auto`: a third party sees the queries
 
 
 def register(cls: type[SearchProvider]) -> type[SearchProvider]:
@@ -113,7 +114,8 @@ def pick(settings: Settings, client: httpx.AsyncClient) -> SearchProvider | None
             return None
         return cls(settings, client)
     preferred = [n for n in AUTO_ORDER if n in _PROVIDERS]
-    for name in preferred + [n for n in _PROVIDERS if n not in preferred]:
+    others = [n for n in _PROVIDERS if n not in preferred and n not in NAMED_ONLY]
+    for name in preferred + others:
         cls = _PROVIDERS[name]
         if cls.configured(settings):
             return cls(settings, client)
