@@ -14,6 +14,11 @@ import { hydrateIcons, uuid } from "./util.js";
 const MAX_TEXTAREA_PX = 200;
 const MODE_KEY = "vedika.mode";
 const WEB_KEY = "vedika.source.web";
+const NO_WEB_SEARCH =
+  "Web search is not set up on this server, so answers use the model and your files only. " +
+  "The operator can add a provider: VEDIKA_SEARXNG_URL (a SearXNG of their own), " +
+  "VEDIKA_BRAVE_API_KEY, VEDIKA_TAVILY_API_KEY, or VEDIKA_SEARCH_PROVIDER=duckduckgo " +
+  "with pip install 'vedika[ddgs]' (no key needed). See docs/sources.md.";
 const MODEL_KEY = "vedika.model";
 const PLACEHOLDER = {
   search: null, // the template's own
@@ -51,6 +56,7 @@ export class Chatbox {
     this.tabs = [...form.querySelectorAll("[role=tab][data-mode]")];
     this.webToggle = form.querySelector("[data-testid=source-web]");
     this.busy = false; // a request is being sent
+    this.webUnavailable = false; // no web search provider on this server
     this.streaming = false; // an answer is streaming (send becomes stop)
     hydrateIcons(form);
 
@@ -104,7 +110,10 @@ export class Chatbox {
         next.focus();
       });
     }
-    this.webToggle.addEventListener("click", () => this.#setWeb(this.webToggle.getAttribute("aria-pressed") !== "true"));
+    this.webToggle.addEventListener("click", () => {
+      if (this.webUnavailable) this.onNotice(NO_WEB_SEARCH);
+      else this.#setWeb(this.webToggle.getAttribute("aria-pressed") !== "true");
+    });
   }
 
   /** Load the models and the device's saved choice (local first, then the server's). */
@@ -136,8 +145,15 @@ export class Chatbox {
     this.dictation.configure(features);
     this.voice.configure(features);
     if (features.web_search === false) {
-      this.webToggle.title = "Search the web (no web search provider is configured on this server yet)";
+      // Not a chip that looks on and then "finds 0 sources": it says it is not set up.
+      this.webUnavailable = true;
+      this.webToggle.setAttribute("aria-pressed", "false");
+      this.webToggle.setAttribute("aria-disabled", "true");
       this.webToggle.classList.add("unavailable");
+      this.webToggle.querySelector(".toggle-label").textContent = "Web: not set up";
+      this.webToggle.title = NO_WEB_SEARCH;
+    } else if (features.web_search_provider) {
+      this.webToggle.title = `Search the web (${features.web_search_provider})`;
     }
     if (Array.isArray(features.modes)) {
       for (const tab of this.tabs) {
@@ -211,7 +227,7 @@ export class Chatbox {
   /** What the API needs for this message (a fresh idempotency key each time). */
   payload(message) {
     const sources = [];
-    if (this.webToggle.getAttribute("aria-pressed") === "true") sources.push("web");
+    if (!this.webUnavailable && this.webToggle.getAttribute("aria-pressed") === "true") sources.push("web");
     const attachments = this.attachments.ids();
     if (attachments.length) sources.push("files");
     return {

@@ -1,4 +1,6 @@
-// The coins badge in the header: used / daily total, kept fresh from every answer.
+// The coins badge in the header: what is left today, in words, kept fresh from every
+// answer; its title says when the coins come back. ("0/20" read as "none left" when it
+// meant "none used".)
 
 import { api } from "./api.js";
 
@@ -6,14 +8,38 @@ function badge() {
   return document.querySelector("[data-testid=coins-badge]");
 }
 
+/** The next midnight UTC, when every device's coins come back. */
+function nextReset(now = new Date()) {
+  return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1));
+}
+
+function inWords(ms) {
+  const minutes = Math.max(1, Math.round(ms / 60000));
+  if (minutes < 60) return `${minutes} min`;
+  const hours = Math.floor(minutes / 60);
+  const rest = minutes % 60;
+  return rest ? `${hours} h ${rest} min` : `${hours} h`;
+}
+
+export function coinsText(left) {
+  if (left <= 0) return "No coins left";
+  return left === 1 ? "1 coin left" : `${left} coins left`;
+}
+
 function show(used, total) {
   const node = badge();
   if (!node || !Number.isFinite(used) || !Number.isFinite(total)) return;
-  node.querySelector(".coins-value").textContent = `${used}/${total}`;
-  node.title = `Vedika coins: ${used} used of ${total} today (${Math.max(total - used, 0)} left)`;
-  node.classList.toggle("low", total > 0 && total - used <= Math.max(1, Math.floor(total * 0.1)));
+  const left = Math.max(total - used, 0);
+  const reset = nextReset();
+  const local = reset.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  node.querySelector(".coins-value").textContent = coinsText(left);
+  node.title =
+    `${left} of today's ${total} Vedika coins left (${used} used). ` +
+    `They come back at midnight UTC (${local} your time, in ${inWords(reset - new Date())}).`;
+  node.classList.toggle("low", total > 0 && left <= Math.max(1, Math.floor(total * 0.1)));
   node.dataset.used = String(used);
   node.dataset.total = String(total);
+  node.dataset.left = String(left);
 }
 
 export async function refreshCoins() {
