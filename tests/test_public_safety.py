@@ -54,8 +54,13 @@ def peak_rss_mb(srv: VedikaServer) -> float:
 async def hostile_post(
     port: int, path: str, content_type: str, size: int, *, declared: bool = True
 ) -> int:
-    """POST `size` bytes with no credentials, as fast as the server takes them; the
-    status the server answers with (it may answer before the body is all sent)."""
+    """POST with no credentials; the status the server answers with.
+
+    Declared (`Content-Length: size`): only the headers are sent. The server must answer
+    from them alone, without waiting for (or holding) the body: a server that read first
+    would wait here until the test's timeout. Its refusal closes the connection, and a
+    client still sending would see that as a reset, not as the status.
+    Chunked: `size` bytes are sent as fast as the server takes them, until it answers."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     length = f"Content-Length: {size}\r\n" if declared else "Transfer-Encoding: chunked\r\n"
     writer.write(
@@ -65,13 +70,18 @@ async def hostile_post(
     piece = (b'{"a": "' + b"x" * (MB - 16) + b'", ') if content_type.endswith("json") else b"x" * MB
     status = asyncio.ensure_future(reader.readline())
     sent = 0
+    if declared:
+        await writer.drain()
+        line = await asyncio.wait_for(status, 30)
+        writer.close()
+        return int(line.split()[1])
     try:
         while sent < size and not status.done():
-            chunk = piece if declared else f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
+            chunk = f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
             writer.write(chunk)
             await writer.drain()
             sent += len(piece)
-        if not declared and not status.done():
+        if not status.done():
             writer.write(b"0\r\n\r\n")
             await writer.drain()
     except (ConnectionError, OSError):

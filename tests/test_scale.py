@@ -137,15 +137,13 @@ async def test_stop_sent_to_the_other_instance(pair) -> None:
 
 
 async def test_rate_limits_are_shared(tmp_path, pg_url, paced, models_file) -> None:
-    a = make_server(
-        tmp_path, "ra", pg_url, paced, models_file, VEDIKA_RATE_SESSIONS_PER_MINUTE="3"
-    ).start()
-    b = make_server(
-        tmp_path, "rb", pg_url, paced, models_file, VEDIKA_RATE_SESSIONS_PER_MINUTE="3"
-    ).start()
+    # The test is the proxy here: its X-Forwarded-For is believed (VEDIKA_TRUSTED_PROXIES).
+    limits = {"VEDIKA_RATE_SESSIONS_PER_MINUTE": "3", "VEDIKA_TRUSTED_PROXIES": "127.0.0.1"}
+    a = make_server(tmp_path, "ra", pg_url, paced, models_file, **limits).start()
+    b = make_server(tmp_path, "rb", pg_url, paced, models_file, **limits).start()
     try:
         # Other tests may have created sessions this minute: count from a fresh window by
-        # using a distinct forwarded address (uvicorn trusts X-Forwarded-For from loopback).
+        # using a distinct forwarded address.
         ip = f"203.0.113.{random.randint(1, 254)}"
         headers = {"X-Forwarded-For": ip}
         codes = []

@@ -7,6 +7,7 @@ stored as interrupted).
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -31,12 +32,13 @@ from vedika.errors import ServiceUnavailable, VedikaError, error_body
 from vedika.identity import routes as identity_routes
 from vedika.ids import uuid7
 from vedika.logs import configure_logging
-from vedika.middleware import BodyLimit, BodyRule, RequestContext
+from vedika.middleware import BodyLimit, BodyRule, RequestContext, UnstorableUrl
 from vedika.models import routes as model_routes
 from vedika.models.service import ModelService
 from vedika.modes.tools import load_tool_modules
 from vedika.modes.tools import registry as tool_registry
 from vedika.openapi import install_openapi
+from vedika.ops import docs_exposed
 from vedika.ops import router as ops_router
 from vedika.responses import JSONResponse
 from vedika.scale.ratelimit import MemoryLimiter, RateLimiter, RedisLimiter
@@ -46,6 +48,7 @@ from vedika.services import Services
 from vedika.settings import Settings, load_settings
 from vedika.sources import routes as source_routes
 from vedika.sources.service import SourcesService
+from vedika.status import BANNER_ENV, banner, gather
 from vedika.store.engine import Store, make_engine
 from vedika.voice import routes as voice_routes
 from vedika.voice.deepgram import DeepgramKeys
@@ -73,7 +76,7 @@ class VedikaApp(FastAPI):
                 ("POST", "/ai/transcribe"): BodyRule(self.audio_limit, multipart),
             },
         )
-        return routes_ws.SocketFirst(RequestContext(limited, hsts=self.hsts), self)
+        return routes_ws.SocketFirst(RequestContext(UnstorableUrl(limited), hsts=self.hsts), self)
 
 
 def _validation_details(exc: RequestValidationError) -> list[dict[str, object]]:
@@ -224,6 +227,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             env=settings.env,
             instance_id=services.instance_id,
         )
+        if os.environ.get(BANNER_ENV):  # `vedika serve` asked for it, with its address
+            print(banner(gather(services, os.environ[BANNER_ENV])), flush=True)
         try:
             yield
         finally:
@@ -242,6 +247,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await services.store.close()
             log.warning("vedika.stopped")
 
+    # /docs and /openapi.json only where VEDIKA_EXPOSE_DOCS says (development by
+    # default): a public server need not hand out a map of itself. FastAPI's own /docs
+    # (CDN assets, inline script) and /redoc are never mounted; see vedika.web.docs.
+    docs = docs_exposed(settings)
     app = VedikaApp(
         title="Vedika",
         version=__version__,
@@ -249,6 +258,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "docs/protocol.md.",
         lifespan=lifespan,
         default_response_class=JSONResponse,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if docs else None,
     )
     app.body_limit = settings.max_body_bytes
     uploads = settings.max_file_bytes * settings.max_files_per_message + 1_000_000
@@ -283,13 +295,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ops_router,
     ):
         app.include_router(router)
-    _install_web(app)
+    _install_web(app, docs=docs)
     return app
 
 
-def _install_web(app: FastAPI) -> None:
+def _install_web(app: FastAPI, *, docs: bool) -> None:
     try:
         from vedika.web import install_web
+        from vedika.web.docs import install_docs
     except ImportError:
         return
     install_web(app)
+    if docs:
+        install_docs(app)  # its assets are the pages' static files

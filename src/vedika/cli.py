@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import orjson
 
+from vedika.redact import mask_secrets, masked_settings
 from vedika.settings import SettingsError, load_settings
+from vedika.status import BANNER_ENV
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -23,6 +26,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = load_settings()
     if not args.no_migrate:
         migrate(settings.effective_database_url)
+    os.environ[BANNER_ENV] = f"http://{_host_for_url(args.host)}:{args.port}"
     uvicorn.run(
         "vedika.asgi:app" if args.workers > 1 else _factory(),
         host=args.host,
@@ -33,9 +37,20 @@ def _serve(args: argparse.Namespace) -> int:
         access_log=False,
         ws_max_size=1024 * 1024,
         timeout_graceful_shutdown=int(settings.drain_seconds) + 5,
-        proxy_headers=True,
+        # X-Forwarded-For/-Proto only from the proxies the operator names: uvicorn's
+        # own default believes 127.0.0.1, so any local process (or a proxy that does
+        # not strip the header) could pick the address rate limits count by.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
     )
     return 0
+
+
+def _host_for_url(host: str) -> str:
+    """What to print for the address: a wildcard bind is reachable on localhost."""
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
 
 
 def _factory() -> Callable[[], FastAPI]:
@@ -49,13 +64,14 @@ def _migrate(_args: argparse.Namespace) -> int:
 
     settings = load_settings()
     migrate(settings.effective_database_url)
-    print(f"Database is up to date: {settings.masked()['VEDIKA_DATABASE_URL']}")
+    print(f"Database is up to date: {mask_secrets(settings.effective_database_url)}")
     return 0
 
 
 def _config(_args: argparse.Namespace) -> int:
     settings = load_settings()
-    sys.stdout.write(orjson.dumps(settings.masked(), option=orjson.OPT_INDENT_2).decode() + "\n")
+    shown = masked_settings(settings)
+    sys.stdout.write(orjson.dumps(shown, option=orjson.OPT_INDENT_2).decode() + "\n")
     return 0
 
 

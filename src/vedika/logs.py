@@ -6,6 +6,18 @@ import logging
 import sys
 
 import structlog
+from structlog.types import EventDict, WrappedLogger
+
+from vedika.redact import mask_secrets
+
+
+def _mask_secrets(_logger: WrappedLogger, _method: str, event: EventDict) -> EventDict:
+    """Credentials never reach a log line: an error quoting a URL (an upstream's
+    `http://user:pass@...`, a Redis or database DSN) is logged with them masked."""
+    for key, value in event.items():
+        if isinstance(value, str):
+            event[key] = mask_secrets(value)
+    return event
 
 
 def configure_logging(level: str = "info", json: bool = True) -> None:
@@ -14,6 +26,7 @@ def configure_logging(level: str = "info", json: bool = True) -> None:
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
+        _mask_secrets,  # after format_exc_info: tracebacks quote URLs too
     ]
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()

@@ -8,14 +8,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from vedika.errors import PayloadTooLarge, error_body
+from vedika.errors import BadRequest, PayloadTooLarge, VedikaError, error_body
 from vedika.ids import uuid7
 from vedika.metrics import METRICS
+from vedika.protocol import UNSTORABLE as _UNSTORABLE
 
 log = structlog.get_logger("vedika.access")
 
@@ -24,11 +26,12 @@ CSP = (
     "connect-src 'self' ws: wss:; media-src 'self' blob:; font-src 'self'; object-src 'none'; "
     "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
-# FastAPI's /docs page loads Swagger UI from a CDN; it gets a CSP that allows exactly that.
+# /docs serves a vendored Swagger UI started from a static file (vedika.web.docs): it
+# needs nothing the pages' policy does not allow, and no host but this one.
 DOCS_CSP = (
-    "default-src 'self'; script-src 'self' https://cdn.jsdelivr.net 'unsafe-inline'; "
-    "style-src 'self' https://cdn.jsdelivr.net 'unsafe-inline'; "
-    "img-src 'self' data: https://fastapi.tiangolo.com; frame-ancestors 'none'"
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'; form-action 'self'"
 )
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -56,7 +59,7 @@ class RequestContext:
         started = time.perf_counter()
         status = 500
         path: str = scope.get("path", "")
-        csp = DOCS_CSP if path in ("/docs", "/redoc") else CSP
+        csp = DOCS_CSP if path == "/docs" else CSP
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -86,6 +89,43 @@ class RequestContext:
                     ms=round(elapsed * 1000, 1),
                 )
             structlog.contextvars.clear_contextvars()
+
+
+class UnstorableUrl:
+    """`400` for a path or query holding NUL or an unpaired surrogate (`%00`, `%ED%A0%80`):
+    no id or parameter of ours can hold one, and PostgreSQL would refuse it with an
+    error that reads as the database being down. Request bodies are checked by their
+    models (vedika.protocol.Text)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        where = _unstorable(scope) if scope["type"] == "http" else None
+        if where is None:
+            await self.app(scope, receive, send)
+            return
+        exc = BadRequest(
+            f"The request is invalid: {where}: it holds a NUL character or an unpaired "
+            "surrogate, which no Vedika id or parameter can.",
+            code="validation_error",
+        )
+        await send_error(send, exc)
+
+
+def _unstorable(scope: Scope) -> str | None:
+    """Where the request's address holds unstorable text: `path`, a query parameter's
+    name, or None."""
+    if _UNSTORABLE.search(scope.get("path", "")):
+        return "path"
+    query: bytes = scope.get("query_string", b"")
+    if b"%" not in query and b"\x00" not in query:
+        return None
+    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True, errors="surrogatepass")
+    for name, value in pairs:
+        if _UNSTORABLE.search(name) or _UNSTORABLE.search(value):
+            return "query" if _UNSTORABLE.search(name) else name
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,18 +217,16 @@ async def _drain(receive: Receive, declared: int) -> None:
 
 async def _too_large(send: Send, limit: int) -> None:
     exc = PayloadTooLarge(f"The request body is larger than {limit:,} bytes.")
+    await send_error(send, exc, close=True)  # the rest of the body is not read
+
+
+async def send_error(send: Send, exc: VedikaError, *, close: bool = False) -> None:
+    """Answer with `exc` in the API's error shape, from below the app's handlers."""
     body = orjson.dumps(error_body(exc))
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": exc.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -10,12 +11,15 @@ from redis.exceptions import RedisError
 from sqlalchemy import text
 
 from vedika import __version__
+from vedika.errors import NotFound
 from vedika.identity.deps import ServicesDep
 from vedika.metrics import METRICS
 from vedika.modes import mode_names
 from vedika.responses import JSONResponse
 from vedika.services import Services
+from vedika.settings import Settings
 from vedika.sources.library import upload_limits
+from vedika.status import gather
 
 router = APIRouter(tags=["operations"])
 
@@ -58,8 +62,27 @@ async def _redis_ping(services: Services) -> bool:
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics() -> Response:
+async def metrics(services: ServicesDep, request: Request) -> Response:
+    """Prometheus metrics, for the scraper only (VEDIKA_METRICS_TOKEN, docs/deployment.md)."""
+    if not metrics_allowed(services.settings, request.headers.get("authorization")):
+        # 404, not 401: a public server does not even say there is something here.
+        raise NotFound("There is nothing at this address.")
     return Response(generate_latest(METRICS.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def metrics_allowed(settings: Settings, authorization: str | None) -> bool:
+    """With a token: only `Authorization: Bearer <token>`. Without: development only."""
+    if settings.metrics_token is None or not settings.metrics_token.get_secret_value():
+        return settings.env == "development"
+    expected = f"Bearer {settings.metrics_token.get_secret_value()}".encode()
+    return hmac.compare_digest((authorization or "").strip().encode(), expected)
+
+
+def docs_exposed(settings: Settings) -> bool:
+    """/docs and /openapi.json: VEDIKA_EXPOSE_DOCS, or on in development only."""
+    if settings.expose_docs is not None:
+        return settings.expose_docs
+    return settings.env == "development"
 
 
 @router.get("/api/config")
@@ -67,8 +90,12 @@ async def browser_config(services: ServicesDep, request: Request) -> dict[str, A
     """What a browser needs for this environment."""
     base = str(request.base_url).rstrip("/")
     ws = base.replace("https://", "wss://").replace("http://", "ws://") + "/ws"
+    # What is connected, for the operator: in development only (a public server does
+    # not describe its models' addresses to anonymous visitors).
+    status = gather(services, base).public() if services.settings.env == "development" else None
     return {
         "environment": services.settings.env,
+        "status": status,
         "api_base_url": base,
         "websocket_url": ws,
         "features": {

@@ -8,11 +8,12 @@ document them in the OpenAPI schema and the socket validates with the same rules
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 # ---------------------------------------------------------------- helpers
 
@@ -36,6 +37,32 @@ def now_iso() -> str:
     return iso(utcnow())  # type: ignore[return-value]
 
 
+# ---------------------------------------------------------------- client text
+
+# NUL cannot be stored in a PostgreSQL text column and a lone surrogate cannot be
+# encoded as UTF-8 (SQLite, the upstream, the logs): either would fail deep in the
+# store as a 500 or a "database unavailable". Refused at the edge instead, as a 400
+# (REST) or a `stream_error` (socket), with the field named.
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # text no database column can hold
+
+
+def check_text(value: str) -> str:
+    """`value` unchanged, or ValueError when it holds NUL or an unpaired surrogate."""
+    found = UNSTORABLE.search(value)
+    if found is not None:
+        what = "a NUL character" if found.group() == "\x00" else "an unpaired surrogate"
+        raise ValueError(f"text must not contain {what} (at position {found.start()})")
+    return value
+
+
+# Every free-text field a client sends is `Text` (or `Clipped`): one rule, everywhere.
+Text = Annotated[str, AfterValidator(check_text)]
+
+
+def _clip(limit: int) -> BeforeValidator:
+    return BeforeValidator(lambda v: v[:limit] if isinstance(v, str) else v)
+
+
 # ---------------------------------------------------------------- client requests
 
 Mode = Literal["search", "research", "agents"]
@@ -49,18 +76,18 @@ class ChatRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
 
-    message: str = Field(..., description="1..32,000 characters after trimming (configurable).")
-    conversation_id: str | None = Field(None, max_length=64)
-    model_id: str | None = Field(None, max_length=200, description="`best` or a model id.")
+    message: Text = Field(..., description="1..32,000 characters after trimming (configurable).")
+    conversation_id: Text | None = Field(None, max_length=64)
+    model_id: Text | None = Field(None, max_length=200, description="`best` or a model id.")
     query_type: QueryType | None = None
     mode: Mode = "search"
     sources: list[Source] | None = Field(None, max_length=2)
-    attachments: list[str] | None = Field(None, max_length=20)
+    attachments: list[Annotated[Text, Field(max_length=128)]] | None = Field(None, max_length=20)
     interaction_mode: InteractionMode | None = None
     request_type: Literal["anonymous", "authenticated"] | None = None
-    client_message_id: str | None = Field(None, min_length=1, max_length=128)
-    session_id: str | None = Field(None, max_length=128)
-    device_id: str | None = Field(None, max_length=128)
+    client_message_id: Text | None = Field(None, min_length=1, max_length=128)
+    session_id: Text | None = Field(None, max_length=128)
+    device_id: Text | None = Field(None, max_length=128)
 
     @field_validator("conversation_id", "model_id", "client_message_id", mode="before")
     @classmethod
@@ -86,26 +113,53 @@ class StreamChatMessage(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    message: str | None = None
-    conversation_id: str | None = Field(None, max_length=64)
-    message_id: str | None = Field(None, max_length=64)
+    message: Text | None = None
+    conversation_id: Text | None = Field(None, max_length=64)
+    message_id: Text | None = Field(None, max_length=64)
     resume_from: int = Field(0, ge=0)
-    session_id: str | None = Field(None, max_length=128)
-    device_id: str | None = Field(None, max_length=128)
+    session_id: Text | None = Field(None, max_length=128)
+    device_id: Text | None = Field(None, max_length=128)
 
 
 class StopRequest(BaseModel):
-    message_id: str | None = Field(None, max_length=64)
-    conversation_id: str | None = Field(None, max_length=64)
-    session_id: str | None = Field(None, max_length=128)
+    message_id: Text | None = Field(None, max_length=64)
+    conversation_id: Text | None = Field(None, max_length=64)
+    session_id: Text | None = Field(None, max_length=128)
+
+
+def _screen(value: Any) -> Any:
+    """`"1920x1080"` (clipped to 64 characters) or `{"width": 1920, "height": 1080}`
+    (at most 8 numbers under short names); anything else is refused with one clear
+    sentence rather than pydantic's per-union-member errors."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return check_text(value[:64])
+    if isinstance(value, dict) and len(value) <= 8:
+        numbers = all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in value.values()
+        )
+        names = all(isinstance(k, str) and len(k) <= 32 for k in value)
+        if numbers and names:
+            for key in value:
+                check_text(key)
+            return value
+    raise ValueError("screen must be a short string or an object of at most 8 numbers")
 
 
 class DeviceInfo(BaseModel):
+    """What a client says about itself, stored with each session (for the operator).
+
+    Anyone may create a session, so what is kept is bounded: the four fields the web
+    clients send, each clipped to a length no real browser needs (a longer user agent
+    is truncated, not refused: a session must never fail over it); other keys are
+    dropped. At most about 1 KB is stored per session."""
+
     model_config = ConfigDict(extra="ignore")
-    user_agent: str | None = Field(None, max_length=1000)
-    platform: str | None = Field(None, max_length=200)
-    language: str | None = Field(None, max_length=100)
-    screen: str | dict[str, Any] | None = None
+    user_agent: Annotated[Text, _clip(512)] | None = None
+    platform: Annotated[Text, _clip(64)] | None = None
+    language: Annotated[Text, _clip(64)] | None = None
+    screen: Annotated[str | dict[str, int | float] | None, BeforeValidator(_screen)] = None
 
 
 class DeviceSessionRequest(BaseModel):
@@ -113,17 +167,17 @@ class DeviceSessionRequest(BaseModel):
     device_id: str | None = Field(None, min_length=8, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
     # Proof of holding `device_id` (returned once, when the device was created); the
     # pages send it in an HttpOnly cookie instead. See vedika.identity.devices.
-    device_secret: str | None = Field(None, max_length=128)
+    device_secret: Text | None = Field(None, max_length=128)
     device_info: DeviceInfo | None = None
 
 
 class RenameRequest(BaseModel):
-    title: str = Field(..., min_length=1, max_length=200)
+    title: Text = Field(..., min_length=1, max_length=200)
 
 
 class PreferenceRequest(BaseModel):
-    model_id: str = Field(..., min_length=1, max_length=200)
-    session_id: str | None = None
+    model_id: Text = Field(..., min_length=1, max_length=200)
+    session_id: Text | None = Field(None, max_length=128)
 
 
 class SpeechRequest(BaseModel):
@@ -131,7 +185,7 @@ class SpeechRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    text: str = Field(..., min_length=1, max_length=100_000)
+    text: Text = Field(..., min_length=1, max_length=100_000)
     voice: str | None = Field(
         None,
         max_length=64,

@@ -8,6 +8,7 @@ Invalid values stop the start with a sentence saying what is wrong
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -82,6 +83,16 @@ class Settings(BaseSettings):
     trust_device_ids: bool = Field(False, validation_alias="VEDIKA_TRUST_DEVICE_IDS")
     log_level: str = Field("info", validation_alias="VEDIKA_LOG_LEVEL")
     log_json: bool = Field(True, validation_alias="VEDIKA_LOG_JSON")
+    # Addresses (IPs or CIDRs) of reverse proxies whose X-Forwarded-For/-Proto to believe;
+    # empty: nobody's, the client address is the TCP peer (docs/deployment.md).
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias="VEDIKA_TRUSTED_PROXIES"
+    )
+    # /docs and /openapi.json; unset: on in development only.
+    expose_docs: bool | None = Field(None, validation_alias="VEDIKA_EXPOSE_DOCS")
+    # Set: /metrics needs `Authorization: Bearer <token>`. Unset: open in development,
+    # 404 elsewhere.
+    metrics_token: SecretStr | None = Field(None, validation_alias="VEDIKA_METRICS_TOKEN")
 
     openai_base_url: str | None = Field(None, validation_alias="OPENAI_BASE_URL")
     openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
@@ -294,29 +305,27 @@ class Settings(BaseSettings):
         return self.env == "production"
 
     def masked(self) -> dict[str, Any]:
-        """Effective settings for `vedika config`, secrets masked."""
-        out: dict[str, Any] = {}
-        for name, field in type(self).model_fields.items():
-            alias = field.validation_alias
-            key = alias if isinstance(alias, str) else name
-            value = getattr(self, name)
-            if isinstance(value, SecretStr):
-                secret = value.get_secret_value()
-                value = (secret[:3] + "…" + "*" * 6) if secret else ""
-            elif isinstance(value, Path):
-                value = str(value)
-            out[str(key)] = value
-        out["VEDIKA_DATABASE_URL"] = _mask_url(self.effective_database_url)
+        """Effective settings for `vedika config`, every credential masked."""
+        from vedika.redact import masked_settings  # redact imports nothing of ours
+
+        return masked_settings(self)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _check_proxies(cls, value: Any) -> Any:
+        """`10.0.0.5, 10.1.0.0/16` -> a list of checked entries (`*` trusts everyone)."""
+        entries = value.split(",") if isinstance(value, str) else value
+        out = []
+        for entry in (str(e).strip() for e in entries or []):
+            if not entry:
+                continue
+            if entry != "*":
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError:
+                    raise ValueError(f"{entry!r} is not an IP address or CIDR") from None
+            out.append(entry)
         return out
-
-
-def _mask_url(url: str) -> str:
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:******@{host}" if ":" in creds else url
 
 
 def load_settings(**overrides: Any) -> Settings:

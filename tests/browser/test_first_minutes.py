@@ -64,6 +64,15 @@ def test_web_chip_without_a_provider_says_so(page: Page, web: VedikaServer) -> N
     expect(chip).to_have_attribute("aria-pressed", "false")
     expect(chip).to_contain_text("Web: not set up")
     assert "VEDIKA_SEARXNG_URL" in (chip.get_attribute("title") or "")
+    # The operator's status section (development): what is connected, what to do next.
+    status = page.get_by_test_id("server-status")
+    expect(status.locator("summary")).to_have_text(
+        "This server: 1 thing to connect (development only)"
+    )
+    status.locator("summary").click()
+    expect(status.locator("dd").nth(2)).to_have_text("off (no web search provider)")
+    expect(status.locator("li")).to_contain_text(["Turn on web search"])
+    status.locator("summary").click()  # folded again: it sits over the page's corner
     chip.focus()  # aria-disabled, yet reachable: pressing it says why and how
     page.keyboard.press("Enter")
     expect(page.get_by_text(re.compile("Web search is not set up on this server"))).to_be_visible()

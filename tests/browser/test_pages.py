@@ -11,6 +11,7 @@ import re
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -619,3 +620,62 @@ def test_incremental_markdown_equals_one_shot_render(page: Page, web: VedikaServ
         texts,
     )
     assert result == []
+
+
+# ------------------------------------------------------------------ security review (issue 12)
+
+
+def test_no_url_carries_the_session_id(page: Page, web: VedikaServer) -> None:
+    """SSE follows an answer with the HttpOnly cookie, and a reload checks the stored
+    session with a Bearer header: the session id is in no URL the page requests."""
+    urls: list[str] = []
+    page.on("request", lambda request: urls.append(request.url))
+    page.route_web_socket(re.compile(r"/ws$"), lambda ws: ws.close())  # force SSE
+    open_home(page, web)
+    pick_model(page, "fake-long")
+    send(page, "streamed without a session in the url")
+    page.wait_for_url(CHAT_URL)
+    expect(page.get_by_test_id("transport-indicator")).to_have_attribute("data-transport", "sse")
+    wait_status(page, "complete", timeout=30_000)
+    assert answer_text(page) == expected("fake-long", "streamed without a session in the url")
+    page.reload()  # a later load: the stored session is checked, not re-created
+    page.wait_for_selector("body.ready")
+    wait_status(page, "complete")
+    session_id = page.evaluate("() => localStorage.getItem('vedika.session_id')")
+    assert session_id and len(session_id) > 16
+    assert any("/ai/chat/stream/" in u for u in urls), urls  # SSE was used
+    leaked = [u for u in urls if session_id in u or "session_id=" in u]
+    assert leaked == [], leaked
+    created = [u for u in urls if u.endswith("/auth/device-session")]
+    assert len(created) == 1, urls  # the reload kept the session it had
+
+
+def test_docs_render_with_no_other_host(page: Page, web: VedikaServer) -> None:
+    """/docs is Swagger UI from this server alone: every other host is cut off, the
+    CSP is the strict one, and the operations still render."""
+    elsewhere: list[str] = []
+    violations: list[str] = []
+
+    def only_here(route: Any) -> None:
+        if route.request.url.startswith(web.url):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_here)
+    page.on(
+        "console",
+        lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None,
+    )
+    response = page.goto(web.url + "/docs")
+    assert response is not None and response.ok
+    csp = response.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "http" not in csp
+    operation = page.locator(".opblock-summary-path", has_text="/auth/device-session").first
+    expect(operation).to_be_visible(timeout=20_000)
+    assert page.locator(".opblock").count() >= 10
+    operation.click()  # expands: React renders the parameters and responses
+    expect(page.locator(".opblock-body").first).to_be_visible()
+    assert elsewhere == [], elsewhere
+    assert violations == [], violations

@@ -15,7 +15,7 @@ from vedika.chat import service
 from vedika.chat.live import live_text
 from vedika.errors import BadRequest, NotFound, VedikaError, error_body
 from vedika.identity.deps import CurrentSession, ServicesDep
-from vedika.protocol import ChatRequest, RenameRequest, StopRequest, iso, now_iso
+from vedika.protocol import ChatRequest, RenameRequest, StopRequest, Text, iso, now_iso
 from vedika.responses import JSONResponse
 from vedika.store import conversations as data
 
@@ -127,8 +127,8 @@ async def list_conversations(
     services: ServicesDep,
     session: CurrentSession,
     limit: int = Query(50, ge=1, le=200),
-    cursor: str | None = Query(None, max_length=200),
-    q: str | None = Query(None, max_length=200),
+    cursor: Text | None = Query(None, max_length=200),
+    q: Text | None = Query(None, max_length=200),
 ) -> dict[str, Any]:
     """The device's conversations, newest first; `q` searches titles and message text."""
     after = _cursor_in(cursor) if cursor else None

@@ -17,6 +17,7 @@ import orjson
 import structlog
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -38,6 +39,21 @@ MAX_FRAME = 256 * 1024
 # A `stream_chat` repeating the newest question attaches to its answer if that answer
 # is still streaming or this recent (the start-over-REST-then-socket flow).
 ATTACH_WINDOW = timedelta(minutes=2)
+
+
+def _check_field(name: str, value: str) -> None:
+    """The rule of `protocol.Text` for a field read before the message is validated."""
+    try:
+        p.check_text(value)
+    except ValueError as exc:
+        raise VedikaError(f"Field '{name}': {exc}.", code="validation_error", status=400) from None
+
+
+def _storable(value: str | None) -> bool:
+    try:
+        return value is None or p.check_text(value) == value
+    except ValueError:
+        return False
 
 
 def _validation_message(exc: ValidationError) -> str:
@@ -74,6 +90,7 @@ class Connection:
             raise VedikaError(
                 "No device session: send session_id.", code="unauthorized", status=401
             )
+        _check_field("session_id", sid)  # before it reaches the database
         session = await find_session(self.services.store, session_id=sid)
         if session is None:
             raise VedikaError(
@@ -135,6 +152,23 @@ class Connection:
             )
         except ValidationError as exc:
             await self.error(_validation_message(exc), "validation_error")
+        except DBAPIError:
+            # One message the database could not take (or a database away) answers
+            # that message; the answers already streaming on this socket go on.
+            log.warning("ws.database_error", route=route, exc_info=True)
+            await self.send(
+                p.encode(
+                    p.StreamError(
+                        conversation_id="",
+                        message_id="",
+                        timestamp=p.now_iso(),
+                        error="The database is unavailable right now; nothing was changed. "
+                        "Please retry shortly.",
+                        code="database_unavailable",
+                        retryable=True,
+                    )
+                ).decode()
+            )
 
     async def ping(self, _msg: dict[str, Any]) -> None:
         await self.send(p.encode(p.Pong(timestamp=p.now_iso())).decode())
@@ -280,9 +314,9 @@ async def websocket_endpoint(ws: WebSocket) -> None:
         return
     conn = Connection(ws, services)
     # A session offered at the handshake must be valid: refuse before any event.
-    if (
-        conn.handshake_session is not None
-        and await find_session(services.store, session_id=conn.handshake_session) is None
+    if conn.handshake_session is not None and (
+        not _storable(conn.handshake_session)
+        or await find_session(services.store, session_id=conn.handshake_session) is None
     ):
         await ws.close(code=1008, reason="session unknown or expired")
         return

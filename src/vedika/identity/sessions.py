@@ -11,6 +11,7 @@ it is refused within CACHE_SECONDS. Expiry is checked on every use, cached or no
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,6 +30,7 @@ ANONYMOUS_PLAN = "anonymous"
 CACHE_SECONDS = 2.0
 CACHE_MAX = 10_000
 
+_SHAPE = re.compile(r"[A-Za-z0-9_-]+")  # session_secret(): URL-safe base64
 _FIND = select(device_sessions).where(device_sessions.c.session_id == bindparam("b_id"))
 _CREATE = device_sessions.insert()
 # Per store (a test process may open several databases): session id -> (found at, session).
@@ -91,8 +93,8 @@ async def insert_session(
 
 async def find_session(store: Store, *, session_id: str) -> DeviceSession | None:
     """The live session with this id, or None when unknown or expired."""
-    if not session_id or len(session_id) > 64:
-        return None
+    if not session_id or len(session_id) > 64 or not _SHAPE.fullmatch(session_id):
+        return None  # not one of ours (and never sent to the database: NUL, surrogates)
     cache = _found.setdefault(store, {})
     hit = cache.get(session_id)
     if hit is not None:

@@ -54,14 +54,14 @@ async function create() {
 async function validateOrCreate() {
   const stored = localStorage.getItem(SESSION_KEY);
   if (stored) {
-    const url = `/auth/device-session/validate?session_id=${encodeURIComponent(stored)}`;
-    const response = await fetch(url, { credentials: "same-origin" });
-    if (response.ok) {
-      const session = await response.json();
-      return remember({ ...session, session_id: session.session_id || stored });
-    }
+    // Any call with the session as a Bearer header says whether it is still good; the
+    // id never goes in a URL (where logs, history and Referer headers would keep it).
+    const response = await fetch("/coins/balance", {
+      headers: { Accept: "application/json", Authorization: `Bearer ${stored}` },
+      credentials: "same-origin",
+    });
     if (response.status !== 401 && response.status !== 404) {
-      // The server is unwell, not the session: keep using what we have.
+      // Valid (or the server is unwell, not the session): keep using what we have.
       return remember({ session_id: stored, device_id: localStorage.getItem(DEVICE_KEY) });
     }
   }

@@ -5,6 +5,7 @@ import { initLayout } from "../layout.js";
 import { Sidebar } from "../sidebar.js";
 import { Chatbox } from "../chatbox.js";
 import { refreshCoins } from "../coins.js";
+import { showServerStatus } from "../server-status.js";
 import { getSession } from "../session.js";
 import { describeError, startTurn } from "../turns.js";
 
@@ -35,7 +36,7 @@ const chatbox = new Chatbox(document.querySelector("[data-chatbox]"), {
 
 chatbox.focus();
 getSession()
-  .then(() => Promise.all([sidebar.load(), chatbox.loadModels(), refreshCoins()]))
+  .then(() => Promise.all([sidebar.load(), chatbox.loadModels(), refreshCoins(), showServerStatus()]))
   .then(() => chatbox.featuresReady)
   .then(() => chatbox.voice.remembered && chatbox.voice.start())
   .catch((error) => {

@@ -1,6 +1,9 @@
 // Server-Sent Events fallback: `GET /ai/chat/stream/{message_id}?after=N`.
-// EventSource cannot send an Authorization header, so the session goes in the query
-// (the HttpOnly cookie would also do). Named events: one listener per event type.
+// EventSource cannot send an Authorization header; it sends the HttpOnly session
+// cookie (same origin), so the session id stays out of the URL, where access logs,
+// proxies and the browser's history would keep it. Without that cookie the stream
+// fails to open and the follower falls back to REST. Named events: one listener per
+// event type.
 
 import { getSession } from "../session.js";
 
@@ -24,10 +27,8 @@ const EVENT_TYPES = [
  * Resolves to "done", "lost" (it worked, then broke) or "failed" (never opened).
  */
 export async function followSse({ messageId, after }, onEvent, signal) {
-  const session = await getSession();
-  const url =
-    `/ai/chat/stream/${encodeURIComponent(messageId)}` +
-    `?after=${encodeURIComponent(after)}&session_id=${encodeURIComponent(session.session_id)}`;
+  await getSession(); // a session (and its cookie) before the first stream
+  const url = `/ai/chat/stream/${encodeURIComponent(messageId)}?after=${encodeURIComponent(after)}`;
   return new Promise((resolve) => {
     const source = new EventSource(url, { withCredentials: true });
     let opened = false;
