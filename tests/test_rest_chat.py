@@ -186,6 +186,11 @@ async def test_session_rules(server, api: Api) -> None:
     ok = await h.get(f"/auth/device-session/validate?session_id={api.session_id}")
     assert ok.status_code == 200 and ok.json()["device_id"] == api.device_id
     assert (await h.get("/auth/device-session/validate?session_id=forged")).status_code == 401
+    by_header = await h.get("/auth/device-session/validate")  # Bearer: no id in the URL
+    assert by_header.status_code == 200 and by_header.json()["session_id"] == api.session_id
+    async with httpx.AsyncClient(base_url=server.url) as bare:
+        nothing = await bare.get("/auth/device-session/validate")
+    assert nothing.status_code == 401 and nothing.json()["error"] == "session_expired"
     created = await h.post("/auth/device-session", json={"device_id": "my-device-123"})
     body = created.json()
     assert created.status_code == 201 and body["device_id"] == "my-device-123"

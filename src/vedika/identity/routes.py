@@ -108,10 +108,17 @@ async def _live_session(services: Services, request: Request) -> DeviceSession |
 
 @router.get("/auth/device-session/validate")
 async def validate_device_session(
-    services: ServicesDep, session_id: str = Query(..., max_length=128)
+    services: ServicesDep,
+    request: Request,
+    session_id: str | None = Query(None, max_length=128),
 ) -> dict[str, Any]:
-    """The session object, or 401 when the id is unknown or expired."""
-    session = await find_session(services.store, session_id=session_id)
+    """The session object, or 401 when the id is unknown or expired. The id may come as
+    `?session_id=` (the original web client), or, better kept out of URLs and logs, as
+    `Authorization: Bearer` or the session cookie."""
+    sid = session_id or session_id_from(
+        request.headers.get("authorization"), request.cookies.get(COOKIE), None
+    )
+    session = await find_session(services.store, session_id=sid) if sid else None
     if session is None:
         raise Unauthorized(
             "This session is unknown or has expired. Create a new one.", code="session_expired"
