@@ -99,10 +99,10 @@ class Accepting:
     """The turns of each device being accepted in this process.
 
     A turn's model call may go out before the turn is stored (vedika.modes.early) only
-    if it is its device's only turn being accepted here and no other began since it
-    did: then the checks it read (coins, the concurrent-answers count) were not
-    overtaken by a sibling, and a turn those checks would refuse sends nothing
-    upstream. What remains is one device sending turns to two instances in the same
+    if no other turn of its device was being accepted here when it began, and none
+    began since: then no sibling could commit between the checks it read (coins, the
+    concurrent-answers count) and its call, and a turn those checks would refuse
+    sends nothing upstream. What remains is one device sending turns to two instances in the same
     milliseconds: an early call may go out for a turn then refused, and is closed at
     once."""
 
@@ -110,14 +110,15 @@ class Accepting:
         self._devices: dict[str, list[int]] = {}  # device -> [open turns, turns begun]
 
     def begin(self, device_id: str) -> int:
+        """A ticket for `alone`: 0 (never alone) if a sibling is already open."""
         entry = self._devices.setdefault(device_id, [0, 0])
         entry[0] += 1
         entry[1] += 1
-        return entry[1]
+        return entry[1] if entry[0] == 1 else 0
 
     def alone(self, device_id: str, ticket: int) -> bool:
         entry = self._devices.get(device_id)
-        return entry is not None and entry[0] == 1 and entry[1] == ticket
+        return ticket > 0 and entry is not None and entry[1] == ticket
 
     def end(self, device_id: str) -> None:
         entry = self._devices[device_id]
