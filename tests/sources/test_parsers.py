@@ -12,7 +12,13 @@ import pytest
 
 from tests.sources import helpers
 from tests.sources.corpus import RAIL_PAGES
-from tests.support.documents import make_bomb_pdf, make_docx, make_pdf, make_zip_bomb_docx
+from tests.support.documents import (
+    make_bomb_pdf,
+    make_docx,
+    make_pdf,
+    make_zip_bomb_docx,
+    serialize_pdf,
+)
 from vedika.sources.isolation import Isolation, run_isolated
 from vedika.sources.library import failure_error
 from vedika.sources.parsers import ParseFailure, ParseLimits, detect, parse_path
@@ -171,18 +177,7 @@ def flate_pdf(contents: list[bytes], pages: int) -> bytes:
         )
         kids.append(b"%d 0 R" % len(objects))
     objects[1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (b" ".join(kids), pages)
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n")
-    offsets = []
-    for n, body in enumerate(objects, 1):
-        offsets.append(out.tell())
-        out.write(b"%d 0 obj\n" % n + body + b"\nendobj\n")
-    xref = out.tell()
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
-    out.writelines(b"%010d 00000 n \n" % off for off in offsets)
-    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\n" % (len(objects) + 1))
-    out.write(b"startxref\n%d\n%%%%EOF\n" % xref)
-    return out.getvalue()
+    return serialize_pdf(objects, root=1)
 
 
 def text_ops(text: str) -> bytes:

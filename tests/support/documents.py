@@ -57,6 +57,11 @@ def make_pdf(
         len(kids),
     )
     info = add(b"<< /Title %s >>" % _pdf_string(title).encode("latin-1")) if title else None
+    return serialize_pdf(objects, root=catalog, info=info)
+
+
+def serialize_pdf(objects: list[bytes], *, root: int, info: int | None = None) -> bytes:
+    """The PDF file of `objects` (numbered from 1): header, bodies, xref, trailer."""
     out = io.BytesIO()
     out.write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
     offsets = []
@@ -67,7 +72,7 @@ def make_pdf(
     out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
     for off in offsets:
         out.write(b"%010d 00000 n \n" % off)
-    trailer = b"<< /Size %d /Root %d 0 R" % (len(objects) + 1, catalog)
+    trailer = b"<< /Size %d /Root %d 0 R" % (len(objects) + 1, root)
     if info:
         trailer += b" /Info %d 0 R" % info
     out.write(b"trailer\n" + trailer + b" >>\nstartxref\n%d\n%%%%EOF\n" % xref)

@@ -49,13 +49,6 @@ def _check_field(name: str, value: str) -> None:
         raise VedikaError(f"Field '{name}': {exc}.", code="validation_error", status=400) from None
 
 
-def _storable(value: str | None) -> bool:
-    try:
-        return value is None or p.check_text(value) == value
-    except ValueError:
-        return False
-
-
 def _validation_message(exc: ValidationError) -> str:
     first = exc.errors()[0]
     where = ".".join(str(x) for x in first["loc"]) or "message"
@@ -314,9 +307,10 @@ async def websocket_endpoint(ws: WebSocket) -> None:
         return
     conn = Connection(ws, services)
     # A session offered at the handshake must be valid: refuse before any event.
-    if conn.handshake_session is not None and (
-        not _storable(conn.handshake_session)
-        or await find_session(services.store, session_id=conn.handshake_session) is None
+    # (find_session refuses anything without a session id's shape, NUL included.)
+    if (
+        conn.handshake_session is not None
+        and await find_session(services.store, session_id=conn.handshake_session) is None
     ):
         await ws.close(code=1008, reason="session unknown or expired")
         return

@@ -12,7 +12,7 @@ from vedika.identity import devices
 from vedika.identity.deps import COOKIE, ServicesDep, session_id_from
 from vedika.identity.sessions import DeviceSession, find_session, insert_session
 from vedika.protocol import DeviceSessionRequest, iso
-from vedika.scale.ratelimit import enforce
+from vedika.scale.ratelimit import enforce_per_address
 from vedika.services import Services
 
 router = APIRouter(tags=["identity"])
@@ -48,12 +48,11 @@ async def create_device_session(
     body: DeviceSessionRequest | None = None,
 ) -> dict[str, Any]:
     """Start an anonymous session for this device (sets an HttpOnly cookie too)."""
-    client = request.client.host if request.client else "unknown"
-    await enforce(
+    await enforce_per_address(
         services.limiter,
-        f"session:{client}",
+        request,
+        "session",
         services.settings.rate_sessions_per_minute,
-        60,
         "new sessions from your address",
     )
     body = body or DeviceSessionRequest(device_id=None, device_secret=None, device_info=None)

@@ -18,7 +18,7 @@ from vedika.errors import BadRequest, Unauthorized
 from vedika.identity.deps import OptionalSession, ServicesDep
 from vedika.identity.sessions import DeviceSession
 from vedika.protocol import PreferenceRequest
-from vedika.scale.ratelimit import enforce
+from vedika.scale.ratelimit import enforce_per_address
 from vedika.services import Services
 from vedika.store.preferences import get_preference, set_preference
 
@@ -65,12 +65,11 @@ async def _owner(
             code="session_required",
         )
     if writing:
-        client = request.client.host if request.client else "unknown"
-        await enforce(
+        await enforce_per_address(
             services.limiter,
-            f"pref:{client}",
+            request,
+            "pref",
             services.settings.rate_sessions_per_minute,
-            60,
             "preference changes from your address",
         )
     return device_id
@@ -112,14 +111,7 @@ async def save_preference(
             raise BadRequest(f"There is no model called {body.model_id!r}.", code="unknown_model")
         pref_type, model_id = "user_override", body.model_id
     owner = await _owner(services, request, session, device_id, writing=True)
-    await set_preference(
-        services.store, device_id=owner, model_id=model_id, preference_type=pref_type
-    )
-    return {
-        "success": True,
-        "message": f"Saved: {model_id}.",
-        "current_preference": {"model_id": model_id, "preference_type": pref_type},
-    }
+    return await _store(services, owner, model_id, pref_type, f"Saved: {model_id}.")
 
 
 @router.delete("/routing/preferences", openapi_extra=_SESSION_OPTIONAL)
@@ -130,11 +122,20 @@ async def clear_preference(
     device_id: str | None = DeviceQuery,
 ) -> dict[str, Any]:
     owner = await _owner(services, request, session, device_id, writing=True)
+    return await _store(
+        services, owner, "best", "auto_select", "Back to automatic model selection."
+    )
+
+
+async def _store(
+    services: Services, owner: str, model_id: str, pref_type: str, message: str
+) -> dict[str, Any]:
+    """Save the preference; the answer both preference calls give."""
     await set_preference(
-        services.store, device_id=owner, model_id="best", preference_type="auto_select"
+        services.store, device_id=owner, model_id=model_id, preference_type=pref_type
     )
     return {
         "success": True,
-        "message": "Back to automatic model selection.",
-        "current_preference": {"model_id": "best", "preference_type": "auto_select"},
+        "message": message,
+        "current_preference": {"model_id": model_id, "preference_type": pref_type},
     }

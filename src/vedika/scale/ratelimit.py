@@ -14,6 +14,7 @@ from typing import Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from starlette.requests import HTTPConnection
 
 from vedika.errors import RateLimited, ServiceUnavailable
 
@@ -87,3 +88,12 @@ async def enforce(limiter: RateLimiter, key: str, limit: int, window: float, wha
             headers={"Retry-After": str(decision.retry_after)},
             details={"retry_after": decision.retry_after},
         )
+
+
+async def enforce_per_address(
+    limiter: RateLimiter, conn: HTTPConnection, name: str, limit: int, what: str
+) -> None:
+    """`enforce` a per-minute limit keyed by the client's address (the TCP peer, or
+    the forwarded one from VEDIKA_TRUSTED_PROXIES): for calls that need no session."""
+    client = conn.client.host if conn.client else "unknown"
+    await enforce(limiter, f"{name}:{client}", limit, 60, what)

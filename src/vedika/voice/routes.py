@@ -10,7 +10,7 @@ from starlette.datastructures import UploadFile
 from vedika.errors import BadRequest
 from vedika.identity.deps import CurrentSession, ServicesDep
 from vedika.protocol import SpeechRequest
-from vedika.scale.ratelimit import enforce
+from vedika.scale.ratelimit import enforce, enforce_per_address
 from vedika.services import Services
 from vedika.voice.deepgram import DeepgramKeys
 from vedika.voice.service import VoiceService
@@ -107,12 +107,11 @@ async def deepgram_token(services: ServicesDep, request: Request) -> dict[str, A
     """A Deepgram key that expires in VEDIKA_DEEPGRAM_KEY_TTL seconds, for clients that
     stream audio to Deepgram themselves (the original web client). No session: it is
     rate-limited per address. `503 dictation_unavailable` without a Deepgram key."""
-    client = request.client.host if request.client else "unknown"
-    await enforce(
+    await enforce_per_address(
         services.limiter,
-        f"deepgram:{client}",
+        request,
+        "deepgram",
         services.settings.rate_deepgram_per_minute,
-        60,
         "dictation keys from your address",
     )
     keys = services.deepgram or DeepgramKeys(services.settings, services.http)
