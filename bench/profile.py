@@ -57,12 +57,12 @@ SUBSYSTEMS = (
         ("protocols/websockets/", "websockets/", "starlette/websockets.py"),
     ),
     ("event building and JSON encoding", ("chat/events.py", "vedika/protocol.py", "msgspec")),
-    ("hub and chunk writer", ("chat/hub.py", "chat/chunks.py", "chat/streams.py")),
+    ("hub and chunk writer", ("scale/hub.py", "chat/chunks.py", "chat/streams.py")),
     ("validation (pydantic)", ("pydantic",)),
     ("logging", ("structlog", "logging/")),
     (
         "ASGI/HTTP stack (uvicorn http, starlette, fastapi, middleware)",
-        ("protocols/http/", "starlette/", "fastapi/", "uvicorn/middleware", "vedika/middleware.py"),
+        ("protocols/http/", "starlette/", "fastapi/", "uvicorn/middleware", "vedika/api/middleware.py"),
     ),
     ("vedika: generation, turns, socket routes", ("vedika/",)),
 )

@@ -1,8 +1,8 @@
 """create_app(settings) -> the ASGI app. No work happens at import time.
 
-The lifespan builds the store, hub, model service, generations and reaper, and on
-shutdown drains answers in flight (finish within VEDIKA_DRAIN_SECONDS or be
-stored as interrupted).
+The composition root: the lifespan builds the services (vedika.services), the app
+mounts the API (vedika.api) and the pages (vedika.web), and on shutdown drains
+answers in flight (finish within VEDIKA_DRAIN_SECONDS or be stored as interrupted).
 """
 
 from __future__ import annotations
@@ -11,47 +11,23 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 import structlog
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from redis.asyncio import Redis
-from sqlalchemy.exc import DBAPIError, OperationalError
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp
 
 from vedika import __version__
-from vedika.chat import routes_rest, routes_sse, routes_ws
-from vedika.chat.generation import STREAM_LOST, Generations
-from vedika.chat.hub import MemoryHub, StreamHub
-from vedika.chat.reaper import Reaper
-from vedika.chat.turns import TurnService
-from vedika.credits import routes as credit_routes
-from vedika.errors import ServiceUnavailable, VedikaError, error_body
-from vedika.identity import routes as identity_routes
-from vedika.ids import uuid7
+from vedika.api import routers
+from vedika.api.errors import install_error_handlers
+from vedika.api.middleware import BodyLimit, BodyRule, RequestContext, UnstorableUrl
+from vedika.api.openapi import install_openapi
+from vedika.api.ops import docs_exposed
+from vedika.api.responses import JSONResponse
+from vedika.api.socket import SocketFirst
 from vedika.logs import configure_logging
-from vedika.middleware import BodyLimit, BodyRule, RequestContext, UnstorableUrl
-from vedika.models import routes as model_routes
-from vedika.models.service import ModelService
-from vedika.modes.tools import load_tool_modules
-from vedika.modes.tools import registry as tool_registry
-from vedika.openapi import install_openapi
-from vedika.ops import docs_exposed
-from vedika.ops import router as ops_router
-from vedika.responses import JSONResponse
-from vedika.scale.ratelimit import MemoryLimiter, RateLimiter, RedisLimiter
-from vedika.scale.redis_hub import RedisHub
-from vedika.scale.stop_bus import StopBus
-from vedika.services import Services
+from vedika.services import build_services
 from vedika.settings import Settings, load_settings
-from vedika.sources import routes as source_routes
-from vedika.sources.service import SourcesService
 from vedika.status import BANNER_ENV, banner, gather
-from vedika.store.engine import Store, make_engine
-from vedika.voice import routes as voice_routes
-from vedika.voice.deepgram import DeepgramKeys
 
 log = structlog.get_logger(__name__)
 
@@ -76,132 +52,7 @@ class VedikaApp(FastAPI):
                 ("POST", "/ai/transcribe"): BodyRule(self.audio_limit, multipart),
             },
         )
-        return routes_ws.SocketFirst(RequestContext(UnstorableUrl(limited), hsts=self.hsts), self)
-
-
-def _validation_details(exc: RequestValidationError) -> list[dict[str, object]]:
-    out = []
-    for err in exc.errors()[:20]:
-        loc = [str(x) for x in err.get("loc", ()) if x != "body"]
-        out.append({"field": ".".join(loc) or "body", "problem": err.get("msg", "invalid")})
-    return out
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(VedikaError)
-    async def _vedika(_req: Request, exc: VedikaError) -> JSONResponse:
-        return JSONResponse(error_body(exc), status_code=exc.status, headers=exc.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_req: Request, exc: RequestValidationError) -> JSONResponse:
-        details = _validation_details(exc)
-        first = details[0] if details else {"field": "body", "problem": "invalid"}
-        err = VedikaError(
-            f"The request is invalid: {first['field']}: {first['problem']}.",
-            code="validation_error",
-            status=400,
-            details=details,
-        )
-        return JSONResponse(error_body(err), status_code=400)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
-        codes = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
-        message = {
-            404: "There is nothing at this address.",
-            405: "This address does not accept that method.",
-        }.get(exc.status_code, str(exc.detail))
-        err = VedikaError(
-            message, code=codes.get(exc.status_code, "http_error"), status=exc.status_code
-        )
-        return JSONResponse(
-            error_body(err), status_code=exc.status_code, headers=getattr(exc, "headers", None)
-        )
-
-    @app.exception_handler(OperationalError)
-    @app.exception_handler(DBAPIError)
-    @app.exception_handler(ConnectionError)
-    async def _db_down(_req: Request, exc: Exception) -> JSONResponse:
-        log.warning("database.unavailable", error=str(exc)[:300])
-        err = ServiceUnavailable(
-            "The database is unavailable right now; nothing was changed. Please retry shortly.",
-            code="database_unavailable",
-            headers={"Retry-After": "5"},
-        )
-        return JSONResponse(error_body(err), status_code=503, headers=err.headers)
-
-    @app.exception_handler(Exception)
-    async def _crash(_req: Request, exc: Exception) -> JSONResponse:
-        log.error("http.crashed", exc_info=exc)
-        err = VedikaError("Something went wrong on our side. Please retry.")
-        return JSONResponse(error_body(err), status_code=500)
-
-
-async def build_services(settings: Settings) -> Services:
-    instance_id = f"inst_{uuid7()}"
-    store = Store(make_engine(settings.effective_database_url))
-    http = httpx.AsyncClient(
-        limits=httpx.Limits(max_connections=2000, max_keepalive_connections=200),
-        timeout=httpx.Timeout(30.0, connect=settings.upstream_connect_timeout),
-    )
-    models = ModelService(settings)
-    redis: Redis | None = None
-    hub: StreamHub
-    limiter: RateLimiter
-    if settings.redis_url:
-        redis = Redis.from_url(
-            settings.redis_url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=10
-        )
-        # Blocking XREADs hold a connection each: they get a pool of their own.
-        reader = Redis.from_url(
-            settings.redis_url, socket_connect_timeout=2, socket_timeout=None, max_connections=5000
-        )
-        hub = RedisHub(writer=redis, reader=reader, retention=settings.stream_retention_seconds)
-        limiter = RedisLimiter(redis)
-    else:
-        hub = MemoryHub(retention=settings.stream_retention_seconds)
-        limiter = MemoryLimiter()
-    sources = SourcesService(settings, store, http)
-    load_tool_modules(settings.agent_tool_modules)
-    generations = Generations(
-        store=store,
-        hub=hub,
-        models=models,
-        settings=settings,
-        instance_id=instance_id,
-        sources=sources,
-        tools=tool_registry(),
-    )
-    reaper = Reaper(
-        store=store,
-        hub=hub,
-        generations=generations,
-        interval=settings.reaper_interval,
-        # A live generation refreshes its heartbeat every flush; one that has missed
-        # several (and at least VEDIKA_HEARTBEAT_STALE_SECONDS) is presumed dead. Too
-        # short a limit would reap answers of an instance that is merely busy.
-        stale_after=max(3 * settings.flush_seconds, settings.heartbeat_stale_seconds),
-    )
-    stop_bus = None
-    if isinstance(hub, RedisHub) and redis is not None:
-        hub.on_failure = lambda mids: generations.fail(mids, STREAM_LOST)
-        stop_bus = StopBus(redis, generations.stop)
-    return Services(
-        settings=settings,
-        store=store,
-        hub=hub,
-        models=models,
-        turns=TurnService(store, models, settings, instance_id),
-        generations=generations,
-        reaper=reaper,
-        http=http,
-        instance_id=instance_id,
-        limiter=limiter,
-        stop_bus=stop_bus,
-        redis=redis,
-        sources=sources,
-        deepgram=DeepgramKeys(settings, http),
-    )
+        return SocketFirst(RequestContext(UnstorableUrl(limited), hsts=self.hsts), self)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -283,17 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     install_openapi(app)
-    for router in (
-        identity_routes.router,
-        credit_routes.router,
-        model_routes.router,
-        routes_rest.router,
-        routes_sse.router,
-        routes_ws.router,
-        source_routes.router,
-        voice_routes.router,
-        ops_router,
-    ):
+    for router in routers():
         app.include_router(router)
     _install_web(app, docs=docs)
     return app

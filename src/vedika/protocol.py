@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -35,6 +36,26 @@ def iso(dt: datetime | None) -> str | None:
 
 def now_iso() -> str:
     return iso(utcnow())  # type: ignore[return-value]
+
+
+def aware(dt: datetime) -> datetime:
+    """`dt` in UTC with its zone: SQLite gives back the naive UTC it was given."""
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+class MessageStatus(StrEnum):
+    """A stored message's `status` (on the wire in GET /ai/conversations/{id})."""
+
+    STREAMING = "streaming"  # an answer being written
+    COMPLETE = "complete"  # every question; an answer that finished
+    STOPPED = "stopped"  # stopped by its asker; the text so far is kept
+    ERROR = "error"  # failed (the model, a tool, the stream service)
+    INTERRUPTED = "interrupted"  # its server stopped or died while writing it
+
+    @property
+    def ended_well(self) -> bool:
+        """Whether it ends with `stream_complete` (else `stream_error`)."""
+        return self in (MessageStatus.COMPLETE, MessageStatus.STOPPED)
 
 
 # ---------------------------------------------------------------- client text
@@ -334,7 +355,9 @@ STEP_EVENTS: dict[str, type[Event]] = {
     "tool_result": ToolResultEvent,
 }
 
+# The events that end an answer's stream: exactly one of them, always last.
 TERMINAL_TYPES = frozenset({"stream_complete", "stream_error"})
+TERMINAL_KINDS = frozenset(t.encode() for t in TERMINAL_TYPES)  # as Redis returns them
 
 _encoder = msgspec.json.Encoder()
 

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from vedika.sources.netpolicy import check_allow_entry
+from vedika.netpolicy import check_allow_entry
 
 Environment = Literal["development", "uat", "preprod", "production"]
 ENVIRONMENTS: tuple[str, ...] = ("development", "uat", "preprod", "production")

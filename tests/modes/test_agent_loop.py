@@ -64,7 +64,7 @@ class Written:
         self.turn = turn
         self.citations: list[p.Citation] = []
         self.finish_reason: str | None = None
-        self.early = None  # no model call was sent before the turn was stored
+        self.prefetched = None  # no model call was sent before the turn was stored
         self.parts: list[str] = []
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.tokens = [0, 0]

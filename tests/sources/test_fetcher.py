@@ -17,8 +17,7 @@ import httpcore
 import pytest
 
 from tests.fakes.search import FakeSearch
-from vedika.sources.fetcher import FetchLimits, SafeFetcher
-from vedika.sources.netpolicy import (
+from vedika.netpolicy import (
     Blocked,
     FetchError,
     IPAddress,
@@ -27,6 +26,7 @@ from vedika.sources.netpolicy import (
     is_public,
     parse_host_ip,
 )
+from vedika.sources.fetcher import FetchLimits, SafeFetcher
 
 
 class LoopbackOnly(httpcore.AsyncNetworkBackend):

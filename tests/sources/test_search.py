@@ -10,10 +10,10 @@ import pytest
 
 from tests.fakes.search import FakeSearch
 from tests.sources.test_fetcher import LoopbackOnly
+from vedika.netpolicy import NetPolicy
 from vedika.settings import Settings
 from vedika.sources.fetcher import FetchLimits, SafeFetcher
 from vedika.sources.isolation import Isolation
-from vedika.sources.netpolicy import NetPolicy
 from vedika.sources.retrieval import Retriever
 from vedika.sources.search import CachedSearch, SearchError, pick, provider_names
 from vedika.sources.web import WebSearch

@@ -8,7 +8,7 @@ import orjson
 
 from vedika.chat.chunks import ChunkWriter
 from vedika.chat.events import EventFactory
-from vedika.chat.hub import MemoryHub
+from vedika.scale.hub import MemoryHub
 
 
 def make(window: float, live: list[int]) -> tuple[ChunkWriter, MemoryHub, list[str]]:

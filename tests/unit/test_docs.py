@@ -7,7 +7,7 @@ from pathlib import Path
 import msgspec
 
 from vedika import protocol
-from vedika.chat.routes_ws import ROUTES
+from vedika.api.socket import ROUTES
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from vedika.chat.hub import Entry, MemoryHub
+from vedika.scale.hub import Entry, MemoryHub
 
 
 def chunk(i: int) -> Entry:

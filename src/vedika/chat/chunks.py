@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Callable, Sized
 
 from vedika.chat.events import EventFactory
-from vedika.chat.hub import StreamHub
+from vedika.scale.hub import StreamHub
 
 
 class ChunkWriter:

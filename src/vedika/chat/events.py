@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from vedika import protocol as p
-from vedika.chat.hub import Entry
+from vedika.scale.hub import Entry
+
+E = TypeVar("E", bound=p.Event)
 
 
 class EventFactory:
@@ -28,6 +30,14 @@ class EventFactory:
         event = p.ContentChunk(content=content, chunk_id=chunk_id, **self._ids())
         return Entry("content_chunk", chunk_id, p.encode(event).decode())
 
+    def event(self, cls: type[E], **fields: Any) -> E:
+        """The event itself, for a caller that also keeps it (see `entry`)."""
+        return cls(**fields, **self._ids())
+
     def make(self, cls: type[Any], last_chunk: int, **fields: Any) -> Entry:
-        event = cls(**fields, **self._ids())
-        return Entry(event.__struct_config__.tag, last_chunk, p.encode(event).decode())
+        return entry(cls(**fields, **self._ids()), last_chunk)
+
+
+def entry(event: p.Event, last_chunk: int) -> Entry:
+    """`event` encoded once, as the hub carries it."""
+    return Entry(event.__struct_config__.tag, last_chunk, p.encode(event).decode())  # type: ignore[arg-type]

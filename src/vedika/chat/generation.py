@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 import msgspec
@@ -23,18 +22,16 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from vedika import protocol as p
 from vedika.chat.chunks import ChunkWriter
-from vedika.chat.events import EventFactory
-from vedika.chat.hub import Entry, StreamHub
+from vedika.chat.events import EventFactory, entry
+from vedika.chat.finish import Ending, Terminal, Written, settle, terminal
 from vedika.chat.turns import Turn
-from vedika.credits import ledger
 from vedika.errors import VedikaError
 from vedika.metrics import METRICS
-from vedika.models.service import ModelService
 from vedika.modes import ModeEnv, get_mode
 from vedika.modes.early import EarlyCall
-from vedika.modes.tools import ToolRegistry, registry
+from vedika.protocol import MessageStatus
+from vedika.scale.hub import Entry, StreamHub
 from vedika.settings import Settings
-from vedika.sources.service import SourcesService
 from vedika.store import conversations as data
 from vedika.store.engine import Store
 
@@ -72,7 +69,10 @@ class Generation:
     citations: list[p.Citation] = field(default_factory=list)
     steps: list[dict[str, Any]] = field(default_factory=list)  # step events, as stored
     steps_dirty: bool = False  # steps changed since the last flush
-    early: EarlyCall | None = None  # the model call sent while the turn was being stored
+    # The model call its mode prefetched while the turn was being stored (Mode.prefetcher).
+    prefetched: EarlyCall | None = None
+    # Its terminal event once it ended (the blocking REST call waits for it).
+    ended: asyncio.Future[Terminal] = field(default_factory=asyncio.Future)
 
     @property
     def chunk_id(self) -> int:
@@ -109,10 +109,10 @@ class Generation:
         self._publish(p.Sources, citations=self.citations)
 
     def step(self, cls: type[p.Event], **fields: Any) -> None:
-        entry = self._publish(cls, **fields)
-        record = {"type": entry.type, "chunk": entry.chunk_id, **fields}
+        published = self._publish(cls, **fields)
+        record = {"type": published.type, "chunk": published.chunk_id, **fields}
         record = msgspec.to_builtins(record)
-        if entry.type == "research_step":  # a step is sent when it starts and ends
+        if published.type == "research_step":  # a step is sent when it starts and ends
             for i, old in enumerate(self.steps):
                 if old["type"] == "research_step" and old["step"] == record["step"]:
                     self.steps[i] = record
@@ -139,25 +139,15 @@ class Generations:
         *,
         store: Store,
         hub: StreamHub,
-        models: ModelService,
         settings: Settings,
         instance_id: str,
-        sources: SourcesService | None = None,
-        tools: ToolRegistry | None = None,
+        modes: ModeEnv,
     ) -> None:
         self.store = store
         self.hub = hub
-        self.models = models
         self.settings = settings
         self.instance_id = instance_id
-        self.sources = sources
-        self.env = ModeEnv(
-            store=store,
-            models=models,
-            settings=settings,
-            sources=sources,
-            tools=tools if tools is not None else registry(),
-        )
+        self.env = modes  # what the turns' modes may use
         self.live: dict[str, Generation] = {}
         self.accepting = True
         self._flusher: asyncio.Task[None] | None = None
@@ -176,9 +166,9 @@ class Generations:
     def is_alive(self, message_id: str) -> bool:
         return message_id in self.live
 
-    async def start(self, turn: Turn, early: EarlyCall | None = None) -> None:
-        """Open the answer's stream, announce it, and start generating (taking over
-        `early`, the turn's model call if it was sent before the turn was stored)."""
+    async def start(self, turn: Turn) -> None:
+        """Open the answer's stream, announce it, and start generating (taking over the
+        turn's prefetched model call, if its mode sent one while it was stored)."""
         events = EventFactory(turn.conversation_id, turn.message_id)
         parts: list[str] = []
         writer = ChunkWriter(
@@ -189,7 +179,10 @@ class Generations:
             min_streams=self.settings.coalesce_min_streams,
             live=self.live,
         )
-        gen = Generation(turn=turn, events=events, writer=writer, parts=parts, early=early)
+        gen = Generation(
+            turn=turn, events=events, writer=writer, parts=parts, prefetched=turn.prefetched
+        )
+        turn.prefetched = None  # the generation owns it now
         self.hub.open(turn.message_id)
         bal = turn.balance
         self.hub.publish(
@@ -264,26 +257,29 @@ class Generations:
         mid = turn.message_id
         try:
             await get_mode(turn.mode).run(gen, self.env)
-            await self._complete(gen, "complete", _finish_reason(gen.finish_reason))
+            await self._finish(gen, Ending.complete(gen.finish_reason))
         except asyncio.CancelledError:
             if gen.failure is not None:
                 asyncio.current_task().uncancel()  # type: ignore[union-attr]
-                await self._fail(gen, gen.failure)
+                await self._finish(gen, Ending.failed(gen.failure))
                 return
             if gen.stopping:
                 asyncio.current_task().uncancel()  # type: ignore[union-attr]
-                await self._complete(gen, "stopped", "stopped")
+                await self._finish(gen, Ending.stopped())
                 return
-            await asyncio.shield(self._fail(gen, INTERRUPTED, status="interrupted"))
+            ending = Ending.failed(INTERRUPTED, MessageStatus.INTERRUPTED)
+            await asyncio.shield(self._finish(gen, ending))
             raise
         except VedikaError as exc:
-            await self._fail(gen, exc)
+            await self._finish(gen, Ending.failed(exc))
         except Exception:
             log.exception("generation.crashed", message_id=mid)
-            await self._fail(gen, INTERNAL)
+            await self._finish(gen, Ending.failed(INTERNAL))
         finally:
-            if gen.early is not None:  # the mode did not take it (it failed first)
-                await gen.early.cancel()
+            if not gen.ended.done():  # finishing itself failed: nobody may wait forever
+                gen.ended.set_exception(INTERNAL)
+            if gen.prefetched is not None:  # the mode did not take it (it failed first)
+                await gen.prefetched.cancel()
             self.live.pop(mid, None)
             METRICS.generations_live.dec()
 
@@ -293,99 +289,55 @@ class Generations:
         out = gen.output_tokens if gen.output_tokens is not None else gen.chunk_id
         return inp, out if text else 0
 
-    async def _complete(self, gen: Generation, status: str, finish_reason: str) -> None:
+    async def _finish(self, gen: Generation, ending: Ending) -> None:
+        """Store the answer with its ending, then publish the terminal event (after the
+        commit: a client that sees it and reads the conversation finds the answer)."""
         gen.writer.flush()
         turn = gen.turn
         text = gen.text()
         inp, out = self._tokens(gen)
+        written = Written(text, gen.chunk_id, inp, out, gen.citations, gen.steps)
         refunded = 0
-        now = p.utcnow()
         try:
-            async with self.store.tx() as conn:
-                await data.finish_message(
-                    conn,
+            refunded = (
+                await settle(
+                    self.store,
                     message_id=turn.message_id,
-                    content=text,
-                    status=status,
-                    finish_reason=finish_reason,
-                    input_tokens=inp,
-                    output_tokens=out,
-                    chunk_count=gen.chunk_id,
-                    updated_at=now,
-                    heartbeat_at=None,
-                    **_stored_citations(gen),
-                    **_stored_steps(gen),
+                    conversation_id=turn.conversation_id,
+                    device_id=turn.device_id,
+                    ending=ending,
+                    delivered=gen.delivered,
+                    written=written,
                 )
-                await data.add_tokens(
-                    conn, conversation_id=turn.conversation_id, tokens=inp + out, now=now
-                )
-                if not gen.delivered:  # nothing delivered: the coins go back
-                    refunded = await ledger.refund(
-                        conn, device_id=turn.device_id, message_id=turn.message_id
-                    )
+                or 0
+            )
         except (SQLAlchemyError, OSError):
             log.exception("generation.store_failed", message_id=turn.message_id)
+        if ending.error is not None:
+            log.warning(
+                "generation.failed",
+                message_id=turn.message_id,
+                code=ending.error.code,
+                chunks=gen.chunk_id,
+            )
+        METRICS.generations_finished.labels(status=ending.status.value).inc()
         bal = turn.balance
         used = max(bal.used - refunded, 0)
-        METRICS.generations_finished.labels(status=status).inc()
-        self.hub.publish(
-            turn.message_id,
-            gen.events.make(
-                p.StreamComplete,
-                gen.chunk_id,
-                full_response=text,
-                total_chunks=gen.chunk_id,
-                tokens=inp + out,
-                input_tokens=inp,
-                output_tokens=out,
-                citations=gen.citations,
-                credits=p.Credits(
-                    remaining=max(bal.daily - used, 0), daily_total=bal.daily, used_today=used
-                ),
-                finish_reason=finish_reason,
+        event = terminal(
+            gen.events,
+            ending,
+            chunks=gen.chunk_id,
+            text=text,
+            input_tokens=inp,
+            output_tokens=out,
+            citations=gen.citations,
+            credits=p.Credits(
+                remaining=max(bal.daily - used, 0), daily_total=bal.daily, used_today=used
             ),
         )
-
-    async def _fail(self, gen: Generation, exc: VedikaError, status: str = "error") -> None:
-        gen.writer.flush()
-        turn = gen.turn
-        now = p.utcnow()
-        inp, out = self._tokens(gen)
-        try:
-            async with self.store.tx() as conn:
-                await data.finish_message(
-                    conn,
-                    message_id=turn.message_id,
-                    content=gen.text(),
-                    status=status,
-                    error_code=exc.code,
-                    error_message=exc.message,
-                    input_tokens=inp,
-                    output_tokens=out,
-                    chunk_count=gen.chunk_id,
-                    updated_at=now,
-                    heartbeat_at=None,
-                    **_stored_citations(gen),
-                    **_stored_steps(gen),
-                )
-                if not gen.delivered:
-                    await ledger.refund(conn, device_id=turn.device_id, message_id=turn.message_id)
-        except (SQLAlchemyError, OSError):
-            log.exception("generation.store_failed", message_id=turn.message_id)
-        log.warning(
-            "generation.failed", message_id=turn.message_id, code=exc.code, chunks=gen.chunk_id
-        )
-        METRICS.generations_finished.labels(status=status).inc()
-        self.hub.publish(
-            turn.message_id,
-            gen.events.make(
-                p.StreamError,
-                gen.chunk_id,
-                error=exc.message,
-                code=exc.code,
-                retryable=exc.retryable,
-            ),
-        )
+        self.hub.publish(turn.message_id, entry(event, gen.chunk_id))
+        if not gen.ended.done():
+            gen.ended.set_result(event)
 
     # ------------------------------------------------------------ periodic flush
 
@@ -420,18 +372,3 @@ class Generations:
             await data.save_partials(conn, rows=rows)
             await data.save_steps(conn, rows=steps)
         METRICS.flushes.inc()
-
-
-def _stored_citations(gen: Generation) -> dict[str, object]:
-    return {"citations": [msgspec.to_builtins(c) for c in gen.citations]} if gen.citations else {}
-
-
-def _stored_steps(gen: Generation) -> dict[str, object]:
-    return {"steps": list(gen.steps)} if gen.steps else {}
-
-
-def _finish_reason(reason: str | None) -> str:
-    return "length" if reason == "length" else "stop"
-
-
-STALE_AFTER = timedelta(seconds=30)

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from vedika.chat.generation import Generations
-from vedika.chat.hub import Entry, StreamHub
+from vedika.scale.hub import Entry, StreamHub
 from vedika.scale.redis_hub import RedisUnavailable
 
 FIRST_BATCH_SECONDS = 0.5  # the hub's replay of what exists is immediate; a miss is not

@@ -15,11 +15,12 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
 from vedika import protocol as p
-from vedika.chat.events import EventFactory
+from vedika.chat.events import EventFactory, entry
+from vedika.chat.finish import Ending, settle, terminal
 from vedika.chat.generation import INTERRUPTED, Generations
-from vedika.chat.hub import StreamHub
-from vedika.credits import ledger
 from vedika.metrics import METRICS
+from vedika.protocol import MessageStatus
+from vedika.scale.hub import StreamHub
 from vedika.store import conversations as data
 from vedika.store.engine import Store
 
@@ -90,30 +91,23 @@ class Reaper:
     ) -> bool:
         """Settle an answer nobody is writing; refund it only if nothing of it (text or
         steps) went out."""
-        now = p.utcnow()
-        async with self.store.tx() as conn:
-            changed = await data.finish_message(
-                conn,
-                message_id=message_id,
-                status="interrupted",
-                error_code=INTERRUPTED.code,
-                error_message=INTERRUPTED.message,
-                updated_at=now,
-                heartbeat_at=None,
-            )
-            if changed and not delivered:
-                await ledger.refund(conn, device_id=device_id, message_id=message_id)
-        if changed:
-            METRICS.reaped.inc()
-            events = EventFactory(conversation_id, message_id)
-            await self.hub.finish_foreign(
-                message_id,
-                lambda last: events.make(
-                    p.StreamError,
-                    max(last, chunk_count),
-                    error=INTERRUPTED.message,
-                    code=INTERRUPTED.code,
-                    retryable=True,
-                ),
-            )
-        return changed
+        ending = Ending.failed(INTERRUPTED, MessageStatus.INTERRUPTED)
+        settled = await settle(
+            self.store,
+            message_id=message_id,
+            conversation_id=conversation_id,
+            device_id=device_id,
+            ending=ending,
+            delivered=delivered,
+        )
+        if settled is None:
+            return False
+        METRICS.reaped.inc()
+        events = EventFactory(conversation_id, message_id)
+        await self.hub.finish_foreign(
+            message_id,
+            lambda last: entry(
+                terminal(events, ending, chunks=chunk_count), max(last, chunk_count)
+            ),
+        )
+        return True

@@ -13,21 +13,24 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, timedelta
-from typing import Any
+from datetime import timedelta
 
 from vedika import protocol as p
-from vedika.chat.events import EventFactory
-from vedika.chat.hub import Entry, StreamHub
+from vedika.chat.events import EventFactory, entry
+from vedika.chat.finish import Ending, terminal
+from vedika.chat.generation import INTERRUPTED
 from vedika.chat.reaper import Reaper
+from vedika.protocol import MessageStatus
+from vedika.scale.hub import Entry, StreamHub
 from vedika.scale.redis_hub import RedisUnavailable
+from vedika.store.conversations import StoredMessage
 
 
-def stored_events(row: Any, after: int) -> list[Entry]:
-    """Events rebuilt from a finished message row."""
+def stored_events(row: StoredMessage, after: int) -> list[Entry]:
+    """Events rebuilt from a settled answer."""
     events = EventFactory(row.conversation_id, row.id)
     out: list[Entry] = []
-    content = row.content or ""
+    content = row.content
     chunks = 0
     if after <= 0:
         routing = row.routing or {}
@@ -53,41 +56,26 @@ def stored_events(row: Any, after: int) -> list[Entry]:
             chunks = 1
             out.append(events.chunk(content, 1))
     else:
-        chunks = row.chunk_count or 0
+        chunks = row.chunk_count
         out.extend(_steps(events, row, after, chunks))
-    if row.status in ("complete", "stopped"):
-        out.append(
-            events.make(
-                p.StreamComplete,
-                chunks,
-                full_response=content,
-                total_chunks=chunks,
-                tokens=(row.input_tokens or 0) + (row.output_tokens or 0),
-                input_tokens=row.input_tokens or 0,
-                output_tokens=row.output_tokens or 0,
-                citations=[p.Citation(**c) for c in (row.citations or [])],
-                credits=p.Credits(remaining=0, daily_total=0, used_today=0),
-                finish_reason=row.finish_reason
-                or ("stopped" if row.status == "stopped" else "stop"),
-            )
-        )
-    else:
-        out.append(
-            events.make(
-                p.StreamError,
-                chunks,
-                error=row.error_message or "This answer did not finish.",
-                code=row.error_code or row.status,
-                retryable=True,
-            )
-        )
+    ending = Ending.of(row)
+    event = terminal(
+        events,
+        ending,
+        chunks=chunks,
+        text=content,
+        input_tokens=row.input_tokens,
+        output_tokens=row.output_tokens,
+        citations=[p.Citation(**c) for c in row.citations],
+    )
+    out.append(entry(event, chunks))
     return out
 
 
-def _steps(events: EventFactory, row: Any, after: int, last_chunk: int) -> list[Entry]:
+def _steps(events: EventFactory, row: StoredMessage, after: int, last_chunk: int) -> list[Entry]:
     """The stored step events sent at or after chunk `after`."""
     out = []
-    for record in getattr(row, "steps", None) or []:
+    for record in row.steps:
         cls = p.STEP_EVENTS.get(record.get("type", ""))
         if cls is None or int(record.get("chunk", 0)) < after:
             continue
@@ -108,11 +96,11 @@ class Accepted:
 
     id: str
     conversation_id: str
-    load: Callable[[], Awaitable[Any]]
+    load: Callable[[], Awaitable[StoredMessage]]
 
 
 async def subscribe(
-    hub: StreamHub, reaper: Reaper, row: Any, after: int, device_id: str
+    hub: StreamHub, reaper: Reaper, row: StoredMessage | Accepted, after: int, device_id: str
 ) -> AsyncIterator[list[Entry]]:
     """Batches of events for the answer in `row` (a message row or `Accepted`), from
     after chunk `after`."""
@@ -128,36 +116,30 @@ async def subscribe(
         return
     if isinstance(row, Accepted):
         row = await row.load()
-    if row.status == "streaming":
+    if row.status is MessageStatus.STREAMING:
         if hub.distributed and not _stale(row, reaper.stale_after):
             # Alive elsewhere, but its stream is not reachable (Redis lost it).
             yield [_unavailable(row, after)]
             return
         # Nobody is generating it and nobody will: settle it now rather than hang.
-        delivered = bool(row.chunk_count or getattr(row, "steps", None))
+        delivered = bool(row.chunk_count or row.steps)
         await reaper.interrupt(
-            row.id, row.conversation_id, device_id, row.chunk_count or 0, delivered=delivered
+            row.id, row.conversation_id, device_id, row.chunk_count, delivered=delivered
         )
-        row = _with(
-            row,
-            status="interrupted",
-            error_code="interrupted",
-            error_message="This answer was interrupted because the server stopped. "
-            "You can retry it.",
+        row = row.but(
+            status=MessageStatus.INTERRUPTED,
+            error_code=INTERRUPTED.code,
+            error_message=INTERRUPTED.message,
         )
     yield stored_events(row, after)
 
 
-def _stale(row: Any, seconds: float) -> bool:
+def _stale(row: StoredMessage, seconds: float) -> bool:
     beat = row.heartbeat_at
-    if beat is None:
-        return True
-    if beat.tzinfo is None:
-        beat = beat.replace(tzinfo=UTC)
-    return bool(p.utcnow() - beat > timedelta(seconds=seconds))
+    return beat is None or p.utcnow() - beat > timedelta(seconds=seconds)
 
 
-def _unavailable(row: Any, after: int) -> Entry:
+def _unavailable(row: StoredMessage | Accepted, after: int) -> Entry:
     return EventFactory(row.conversation_id, row.id).make(
         p.StreamError,
         after,
@@ -165,13 +147,3 @@ def _unavailable(row: Any, after: int) -> Entry:
         code="stream_unavailable",
         retryable=True,
     )
-
-
-class _Row:
-    def __init__(self, base: Any, **changes: Any) -> None:
-        self.__dict__.update(base._mapping)
-        self.__dict__.update(changes)
-
-
-def _with(row: Any, **changes: Any) -> Any:
-    return _Row(row, **changes)

@@ -23,6 +23,7 @@ from vedika.ids import uuid7
 from vedika.models.catalogue import ModelInfo
 from vedika.models.router import Choice
 from vedika.models.service import ModelService
+from vedika.modes.base import Draft, Prefetcher
 from vedika.modes.early import EarlyCall
 from vedika.protocol import ChatRequest, utcnow
 from vedika.settings import Settings
@@ -31,9 +32,6 @@ from vedika.store import files as files_data
 from vedika.store import idempotency
 from vedika.store.engine import Reads, Store
 from vedika.store.preferences import preference_in
-
-# (model, question, sources, attachments) -> the turn's model call, sent now, or None.
-EarlyStarter = Callable[[ModelInfo, str, list[str], list[str]], EarlyCall | None]
 
 TITLE_CHARS = 60
 # The answer sorts after its question even when both are written in the same instant.
@@ -58,7 +56,7 @@ class Turn:
     created_at: datetime | None = None
     sources: list[str] = field(default_factory=list)  # "web", "files"
     attachments: list[str] = field(default_factory=list)  # file ids, all the device's own
-    early: EarlyCall | None = None  # its model call, sent while the turn was being stored
+    prefetched: EarlyCall | None = None  # its model call, sent while it was being stored
 
 
 @dataclass(slots=True)
@@ -171,17 +169,17 @@ class TurnService:
         session: DeviceSession,
         req: ChatRequest,
         before_charge: Callable[[Reads], Awaitable[None]] | None = None,
-        start_early: EarlyStarter | None = None,
+        prefetch: Prefetcher | None = None,
     ) -> Turn:
         """`before_charge` runs last before the transaction; its reads can share the
-        connection of the ones before it. `start_early` may send the turn's model call
-        before the transaction (vedika.modes.early); the call ends up on the new Turn,
-        or is closed if the turn is not stored."""
+        connection of the ones before it. `prefetch` (the mode's) may send the turn's
+        model call before the transaction (vedika.modes.early); the call ends up on the
+        new Turn, or is closed if the turn is not stored."""
         text = self.check_message(req.message)
         device_id = session.device_id
         ticket = self._accepting.begin(device_id)
         try:
-            return await self._accept(ticket, device_id, text, req, before_charge, start_early)
+            return await self._accept(ticket, device_id, text, req, before_charge, prefetch)
         finally:
             self._accepting.end(device_id)
 
@@ -192,7 +190,7 @@ class TurnService:
         text: str,
         req: ChatRequest,
         before_charge: Callable[[Reads], Awaitable[None]] | None,
-        start_early: EarlyStarter | None,
+        prefetch: Prefetcher | None,
     ) -> Turn:
         async with self.store.reads() as reads:
             if req.client_message_id:
@@ -204,7 +202,7 @@ class TurnService:
             choice = self.models.resolve(model_id, text, req.query_type)
             if before_charge is not None:
                 await before_charge(reads)
-            affordable = start_early is not None and await self._affordable(
+            affordable = prefetch is not None and await self._affordable(
                 reads, device_id, choice.model
             )
         model = choice.model
@@ -214,8 +212,8 @@ class TurnService:
         early = None
         # No await between this check and the call: a turn of the same device that
         # starts accepting after it sees it and stays on the ordinary path.
-        if affordable and start_early is not None and self._accepting.alone(device_id, ticket):
-            early = start_early(model, text, sources, attachments)
+        if affordable and prefetch is not None and self._accepting.alone(device_id, ticket):
+            early = prefetch(Draft(model, text, sources, attachments))
         try:
             turn = await self._store(
                 _Accepting(
@@ -239,7 +237,7 @@ class TurnService:
             if turn.replayed:  # a concurrent retry with the same key won
                 await early.cancel()
             else:
-                turn.early = early
+                turn.prefetched = early
         return turn
 
     async def _affordable(self, reads: Reads, device_id: str, model: ModelInfo) -> bool:

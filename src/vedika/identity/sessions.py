@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vedika.ids import session_secret
-from vedika.protocol import utcnow
+from vedika.protocol import aware, utcnow
 from vedika.store.engine import Store
 from vedika.store.tables import device_sessions
 
@@ -49,12 +49,6 @@ class DeviceSession:
     def names(self, device_id: str) -> bool:
         """Whether a device id a client sends along names this session's device."""
         return device_id in (self.device_id, self.client_device_id)
-
-
-def _aware(dt: datetime) -> datetime:
-    from datetime import UTC
-
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 async def insert_session(
@@ -107,14 +101,14 @@ async def find_session(store: Store, *, session_id: str) -> DeviceSession | None
         row = (await conn.execute(_FIND, {"b_id": session_id})).first()
     if row is None:
         return None
-    expires_at = _aware(row.expires_at)
+    expires_at = aware(row.expires_at)
     if expires_at <= utcnow():
         return None
     session = DeviceSession(
         session_id=row.session_id,
         device_id=row.device_id,
         plan=row.plan,
-        created_at=_aware(row.created_at),
+        created_at=aware(row.created_at),
         expires_at=expires_at,
         client_device_id=row.client_device_id,
     )

@@ -17,30 +17,69 @@ Modes register by name; the request's `mode` picks one:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from vedika import protocol as p
+from vedika.models.catalogue import ModelInfo
 from vedika.models.service import ModelService
+from vedika.modes.early import EarlyCall
 from vedika.settings import Settings
 from vedika.sources.service import SourcesService
 from vedika.store.engine import Store
 
 if TYPE_CHECKING:
-    from vedika.chat.turns import Turn
-    from vedika.modes.early import EarlyCall
     from vedika.modes.tools.base import ToolRegistry
+
+
+class Question(Protocol):
+    """The stored turn a mode answers (vedika.chat.turns.Turn is one)."""
+
+    @property
+    def conversation_id(self) -> str: ...
+    @property
+    def device_id(self) -> str: ...
+    @property
+    def model(self) -> ModelInfo: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def sources(self) -> list[str]: ...  # "web", "files"
+    @property
+    def attachments(self) -> list[str]: ...  # file ids, all the device's own
+    @property
+    def created_at(self) -> datetime | None: ...
+    @property
+    def created_conversation(self) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """A turn checked and priced but not stored yet: what a prefetch may look at."""
+
+    model: ModelInfo
+    text: str
+    sources: list[str]
+    attachments: list[str]
+
+
+# A draft -> its model call, sent now, or None (see Mode.prefetcher).
+Prefetcher = Callable[[Draft], EarlyCall | None]
 
 
 class Answer(Protocol):
     """The answer a mode writes into (`vedika.chat.generation.Generation`)."""
 
-    turn: Turn
+    @property
+    def turn(self) -> Question: ...
+
     citations: list[p.Citation]
     finish_reason: str | None  # of the last model call that wrote into the answer
-    # The model call of a plain Search turn, sent while the turn was being stored
+    # The model call this mode's prefetcher sent while the turn was being stored
     # (vedika.modes.early); a mode that uses it sets this back to None.
-    early: EarlyCall | None
+    prefetched: EarlyCall | None
 
     def write(self, text: str) -> None:
         """Append text: it goes out as numbered chunks and is stored."""
@@ -76,6 +115,13 @@ class Mode:
 
     async def run(self, answer: Answer, env: ModeEnv) -> None:
         raise NotImplementedError
+
+    def prefetcher(self, req: p.ChatRequest, env: ModeEnv) -> Prefetcher | None:
+        """For a turn about to be accepted: a function that may send its model call
+        while the turn is being stored (vedika.modes.early), or None (the default; the
+        call then waits for the commit). Asked before the turn's reads, so a turn that
+        can have no prefetch costs nothing more."""
+        return None
 
 
 _MODES: dict[str, Mode] = {}

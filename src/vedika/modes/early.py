@@ -2,10 +2,10 @@
 
 Storing a turn (one transaction: conversation, charge, question, answer placeholder)
 takes a few milliseconds; a model takes tens to hundreds of milliseconds to its first
-token. For the commonest turn, a Search question with no sources that starts a new
-conversation, the model call needs nothing from the database (the messages are the
-system prompt and the question), so it is sent first and the two waits overlap: the
-first token is ready about as soon as the turn is committed.
+token. A mode whose call needs nothing from the database asks for it to go out first
+(`Mode.prefetcher`): Search does for a question with no sources that starts a new
+conversation (its messages are the system prompt and the question). The two waits
+then overlap: the first token is ready about as soon as the turn is committed.
 
 Nothing reaches a client before the commit: the early call only buffers the first
 delta. If storing fails (no coins left, a bad conversation id, the database down), the
@@ -19,21 +19,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from vedika.models.catalogue import ModelInfo
 from vedika.models.providers import Delta, GenerationRequest, Provider
-from vedika.modes.common import SYSTEM_PROMPT, today
-
-
-def plain_request(model: ModelInfo, question: str) -> GenerationRequest:
-    """The model call of a Search turn without sources in a new conversation (the same
-    request SearchMode makes for it)."""
-    return GenerationRequest(
-        model=model.upstream_id,
-        messages=[
-            {"role": "system", "content": SYSTEM_PROMPT.format(today=today())},
-            {"role": "user", "content": question},
-        ],
-    )
 
 
 class EarlyCall:

@@ -7,10 +7,24 @@ prompt. Without sources it simply answers.
 
 from __future__ import annotations
 
+from vedika import protocol as p
+from vedika.models.catalogue import ModelInfo
 from vedika.models.providers import GenerationRequest
-from vedika.modes.base import Answer, Mode, ModeEnv, register_mode
+from vedika.modes.base import Answer, Draft, Mode, ModeEnv, Prefetcher, register_mode
 from vedika.modes.common import SYSTEM_PROMPT, messages_for, passages_of, stream_into, today
+from vedika.modes.early import EarlyCall
 from vedika.sources.retrieval import Retrieved
+
+
+def plain_request(model: ModelInfo, question: str) -> GenerationRequest:
+    """The model call of a question without sources in a new conversation."""
+    return GenerationRequest(
+        model=model.upstream_id,
+        messages=[
+            {"role": "system", "content": SYSTEM_PROMPT.format(today=today())},
+            {"role": "user", "content": question},
+        ],
+    )
 
 
 async def retrieve(answer: Answer, env: ModeEnv) -> Retrieved | None:
@@ -43,10 +57,10 @@ class SearchMode(Mode):
         if context:
             system += "\n\n" + context
         provider = env.models.provider_for(answer.turn.model)
-        early, answer.early = answer.early, None
+        early, answer.prefetched = answer.prefetched, None
         if early is not None and not (retrieved or note):
-            # Sent while the turn was being stored: the same request this mode would
-            # make (vedika.modes.early.plain_request), already under way.
+            # Sent while the turn was being stored (`prefetcher`): the same request
+            # this mode would make, already under way.
             await stream_into(answer, provider, early.request, deltas=early.deltas())
             return
         if early is not None:
@@ -60,3 +74,17 @@ class SearchMode(Mode):
             passages=passages_of(retrieved.sources) if retrieved else [],
         )
         await stream_into(answer, provider, request)
+
+    def prefetcher(self, req: p.ChatRequest, env: ModeEnv) -> Prefetcher | None:
+        """A question that starts a conversation needs nothing stored for its call;
+        one with sources does (they are retrieved first)."""
+        if not env.settings.early_start or req.conversation_id:
+            return None
+
+        def prefetch(draft: Draft) -> EarlyCall | None:
+            if draft.sources or draft.attachments:
+                return None
+            provider = env.models.provider_for(draft.model)
+            return EarlyCall(provider, plain_request(draft.model, draft.text))
+
+        return prefetch

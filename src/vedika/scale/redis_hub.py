@@ -24,7 +24,8 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from vedika.chat.hub import TERMINAL, Entry, MemoryHub
+from vedika.protocol import TERMINAL_KINDS, TERMINAL_TYPES
+from vedika.scale.hub import Entry, MemoryHub
 
 log = structlog.get_logger(__name__)
 
@@ -116,12 +117,15 @@ class RedisHub:
     def has(self, message_id: str) -> bool:
         return self.local.has(message_id)
 
+    def forget(self, message_id: str) -> None:
+        """Nothing to drop: the Redis stream expires by itself (its retention)."""
+
     def publish(self, message_id: str, entry: Entry) -> None:
         if message_id not in self._mine:
             return
         self.local.publish(message_id, entry)
         self._outbox.append((message_id, entry))
-        if entry.type in TERMINAL:
+        if entry.type in TERMINAL_TYPES:
             self._mine.discard(message_id)
         self._wake.set()
 
@@ -158,7 +162,7 @@ class RedisHub:
                     approximate=True,
                 )
                 owners.append(message_id)
-                if entry.type in TERMINAL:
+                if entry.type in TERMINAL_TYPES:
                     pipe.expire(key, self.retention)
                     owners.append(message_id)
             try:
@@ -200,7 +204,7 @@ class RedisHub:
             last_id = last_id.decode() if isinstance(last_id, bytes) else last_id
             fields = last[0][1]
             kind = fields.get(b"t") or fields.get("t")
-            if kind in (b"stream_complete", b"stream_error", *TERMINAL):
+            if kind in TERMINAL_KINDS or kind in TERMINAL_TYPES:
                 return
             at = int(last_id.split("-")[0]) % FOREIGN_OFFSET
             entry = build(at)
@@ -241,7 +245,7 @@ class RedisHub:
                     at = int(sid.split("-", 1)[0]) % FOREIGN_OFFSET
                     batch.append(Entry(kind, at, _text(fields, "d")))
                     last = sid
-                    if kind in TERMINAL:
+                    if kind in TERMINAL_TYPES:
                         done = True
                         break
                 yield batch

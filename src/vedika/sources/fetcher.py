@@ -26,7 +26,7 @@ import httpcore
 import httpx
 
 from vedika import __version__
-from vedika.sources.netpolicy import Blocked, FetchError, IPAddress, NetPolicy, parse_host_ip
+from vedika.netpolicy import Blocked, FetchError, IPAddress, NetPolicy, parse_host_ip
 
 Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import httpx
 
+from vedika.netpolicy import NetPolicy
 from vedika.settings import Settings
 from vedika.sources.embeddings import Embedder
 from vedika.sources.fetcher import FetchLimits, SafeFetcher
 from vedika.sources.index import PassageIndex
 from vedika.sources.isolation import Isolation
 from vedika.sources.library import FileLibrary
-from vedika.sources.netpolicy import NetPolicy
 from vedika.sources.retrieval import Retrieved, Retriever
 from vedika.sources.search import CachedSearch, pick
 from vedika.sources.web import WebSearch

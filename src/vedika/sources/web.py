@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import httpx
 import structlog
 
+from vedika.netpolicy import Blocked, FetchError
 from vedika.sources.cache import TTLCache
 from vedika.sources.fetcher import SafeFetcher
 from vedika.sources.isolation import Isolation
-from vedika.sources.netpolicy import Blocked, FetchError
 from vedika.sources.parsers.base import ParseFailure
 from vedika.sources.parsers.html import extract_page
 from vedika.sources.search.base import CachedSearch, SearchError, SearchResult

@@ -2,16 +2,75 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Integer, Row, and_, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vedika.protocol import MessageStatus, aware
 from vedika.store.tables import TS, conversations, messages
 
-ASSISTANT_LIVE = "streaming"
+ASSISTANT_LIVE = MessageStatus.STREAMING.value
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """One stored message, as the chat reads it back (answers and questions alike)."""
+
+    id: str
+    conversation_id: str
+    role: str
+    status: MessageStatus
+    content: str
+    chunk_count: int
+    model: str | None
+    routing: dict[str, Any] | None
+    citations: list[dict[str, Any]]
+    steps: list[dict[str, Any]]
+    input_tokens: int
+    output_tokens: int
+    finish_reason: str | None
+    error_code: str | None
+    error_message: str | None
+    created_at: datetime
+    heartbeat_at: datetime | None
+
+    @classmethod
+    def of(cls, row: Row[Any]) -> StoredMessage:
+        m = row._mapping
+        beat = m["heartbeat_at"]
+        return cls(
+            id=m["id"],
+            conversation_id=m["conversation_id"],
+            role=m["role"],
+            status=MessageStatus(m["status"]),
+            content=m["content"] or "",
+            chunk_count=m["chunk_count"] or 0,
+            model=m["model"],
+            routing=m["routing"],
+            citations=m["citations"] or [],
+            steps=m["steps"] or [],
+            input_tokens=m["input_tokens"] or 0,
+            output_tokens=m["output_tokens"] or 0,
+            finish_reason=m["finish_reason"],
+            error_code=m["error_code"],
+            error_message=m["error_message"],
+            created_at=aware(m["created_at"]),
+            heartbeat_at=aware(beat) if beat is not None else None,
+        )
+
+    def but(self, **changes: Any) -> StoredMessage:
+        """A copy with `changes` (what the row would read after settling it)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _stored(row: Row[Any] | None) -> StoredMessage | None:
+    return StoredMessage.of(row) if row is not None else None
+
 
 _MESSAGE_VIEW = [
     messages.c[name]
@@ -161,36 +220,39 @@ async def insert_message(conn: AsyncConnection, **values: Any) -> None:
 
 async def find_message(
     conn: AsyncConnection, *, message_id: str, device_id: str
-) -> Row[Any] | None:
+) -> StoredMessage | None:
     """An assistant or user message, only if its conversation belongs to the device."""
-    return (await conn.execute(_FIND_MESSAGE, {"b_id": message_id, "b_device": device_id})).first()
+    params = {"b_id": message_id, "b_device": device_id}
+    return _stored((await conn.execute(_FIND_MESSAGE, params)).first())
 
 
-async def newest_assistant(conn: AsyncConnection, *, conversation_id: str) -> Row[Any] | None:
-    return (
-        await conn.execute(
-            select(messages)
-            .where(
-                and_(messages.c.conversation_id == conversation_id, messages.c.role == "assistant")
-            )
-            .order_by(messages.c.created_at.desc(), messages.c.id.desc())
-            .limit(1)
-        )
-    ).first()
-
-
-async def last_turn(conn: AsyncConnection, *, conversation_id: str) -> list[Row[Any]]:
-    """The newest user message and the assistant message after it (newest first)."""
-    return list(
+async def newest_assistant(conn: AsyncConnection, *, conversation_id: str) -> StoredMessage | None:
+    return _stored(
         (
             await conn.execute(
                 select(messages)
-                .where(messages.c.conversation_id == conversation_id)
+                .where(
+                    and_(
+                        messages.c.conversation_id == conversation_id,
+                        messages.c.role == "assistant",
+                    )
+                )
                 .order_by(messages.c.created_at.desc(), messages.c.id.desc())
-                .limit(2)
+                .limit(1)
             )
-        ).all()
+        ).first()
     )
+
+
+async def last_turn(conn: AsyncConnection, *, conversation_id: str) -> list[StoredMessage]:
+    """The newest user message and the assistant message after it (newest first)."""
+    rows = await conn.execute(
+        select(messages)
+        .where(messages.c.conversation_id == conversation_id)
+        .order_by(messages.c.created_at.desc(), messages.c.id.desc())
+        .limit(2)
+    )
+    return [StoredMessage.of(row) for row in rows]
 
 
 async def count_streaming(conn: AsyncConnection, *, device_id: str) -> int:

@@ -14,10 +14,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from vedika.modes.tools.base import Tool, ToolContext, ToolError, register_tool
 from vedika.modes.tools.calculator import CalcError, evaluate, format_number
+from vedika.netpolicy import FetchError
 from vedika.settings import Settings
 from vedika.sources.citations import Source
 from vedika.sources.index import Hit
-from vedika.sources.netpolicy import FetchError
 from vedika.sources.parsers.base import ParseFailure
 from vedika.sources.parsers.html import extract_page
 from vedika.sources.ranking import best_window, shorten

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -22,23 +21,20 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from vedika import protocol as p
-from vedika.chat import service
+from vedika.api.deps import COOKIE, resolve_session, session_id_from
+from vedika.api.origins import origin_allowed
+from vedika.chat.streams import Accepted
 from vedika.errors import NotFound, VedikaError
-from vedika.identity.deps import COOKIE, session_id_from
 from vedika.identity.sessions import DeviceSession, find_session
 from vedika.ids import uuid7
 from vedika.metrics import METRICS
-from vedika.origins import origin_allowed
 from vedika.services import Services
-from vedika.store import conversations as data
+from vedika.store.conversations import StoredMessage
 
 router = APIRouter()
 log = structlog.get_logger(__name__)
 
 MAX_FRAME = 256 * 1024
-# A `stream_chat` repeating the newest question attaches to its answer if that answer
-# is still streaming or this recent (the start-over-REST-then-socket flow).
-ATTACH_WINDOW = timedelta(minutes=2)
 
 
 def _check_field(name: str, value: str) -> None:
@@ -59,6 +55,7 @@ class Connection:
     def __init__(self, ws: WebSocket, services: Services) -> None:
         self.ws = ws
         self.services = services
+        self.chat = services.chat
         self.tasks: set[asyncio.Task[None]] = set()
         self.send_lock = asyncio.Lock()
         self._window_start = time.monotonic()
@@ -79,24 +76,10 @@ class Connection:
     async def session(self, msg: dict[str, Any]) -> DeviceSession:
         sid = msg.get("session_id") if isinstance(msg.get("session_id"), str) else None
         sid = sid or self.handshake_session
-        if not sid:
-            raise VedikaError(
-                "No device session: send session_id.", code="unauthorized", status=401
-            )
-        _check_field("session_id", sid)  # before it reaches the database
-        session = await find_session(self.services.store, session_id=sid)
-        if session is None:
-            raise VedikaError(
-                "Your session is unknown or has expired. Create a new one.",
-                code="session_expired",
-                status=401,
-            )
-        device_id = msg.get("device_id")
-        if device_id and not session.names(device_id):
-            raise VedikaError(
-                "This session belongs to another device.", code="device_mismatch", status=403
-            )
-        return session
+        if sid:
+            _check_field("session_id", sid)  # before it reaches the database
+        device_id = msg.get("device_id") if isinstance(msg.get("device_id"), str) else None
+        return await resolve_session(self.services.store, sid, device_id, missing="unauthorized")
 
     # ---------------------------------------------------------------- routing
 
@@ -169,26 +152,24 @@ class Connection:
     async def stop_stream(self, msg: dict[str, Any]) -> None:
         session = await self.session(msg)
         req = p.StopRequest.model_validate(msg)
-        await service.stop(self.services, session, req.message_id, req.conversation_id)
+        await self.chat.stop(session, req.message_id, req.conversation_id)
 
     async def stream_chat(self, msg: dict[str, Any]) -> None:
         session = await self.session(msg)
         stream = p.StreamChatMessage.model_validate(msg)
-        services = self.services
         if not (stream.message or "").strip() and (
             stream.message_id or stream.conversation_id or stream.message is None
         ):
-            row = await self._attach_target(session, stream)
-            self._follow(session, row, stream.resume_from)
+            self._follow(session, await self._attach_target(session, stream), stream.resume_from)
             return
         req = p.ChatRequest.model_validate(msg)
         if req.conversation_id:
-            row = await self._same_question(session, req)
-            if row is not None:
-                self._follow(session, row, stream.resume_from)
+            same = await self.chat.same_question(session, req)
+            if same is not None:
+                self._follow(session, same, stream.resume_from)
                 return
         try:
-            turn = await service.start_turn(services, session, req)
+            turn = await self.chat.start(session, req)
         except VedikaError as exc:
             if exc.code == "credits_exhausted":
                 details = exc.details or {}
@@ -218,53 +199,36 @@ class Connection:
                     )
                 ).decode()
             )
-        self._follow(session, service.accepted(services, session, turn), 0)
+        self._follow(session, self.chat.accepted(session, turn), 0)
 
-    async def _attach_target(self, session: DeviceSession, stream: p.StreamChatMessage) -> Any:
+    async def _attach_target(
+        self, session: DeviceSession, stream: p.StreamChatMessage
+    ) -> StoredMessage:
         if stream.message_id:
-            row = await service.owned_message(self.services, session, stream.message_id)
+            row = await self.chat.answer(session, stream.message_id)
             if stream.conversation_id and row.conversation_id != stream.conversation_id:
                 raise NotFound("There is no answer with that id.", code="message_not_found")
             return row
         if stream.conversation_id:
-            return await service.newest_answer(self.services, session, stream.conversation_id)
+            return await self.chat.newest_answer(session, stream.conversation_id)
         raise VedikaError(
             "Send a message, or a conversation_id / message_id to attach to.",
             code="bad_request",
             status=400,
         )
 
-    async def _same_question(self, session: DeviceSession, req: p.ChatRequest) -> Any:
-        """The answer to this exact question, if it was just accepted (over REST)."""
-        async with self.services.store.read() as conn:
-            conv = await data.get_conversation(
-                conn, conversation_id=req.conversation_id or "", device_id=session.device_id
-            )
-            if conv is None:
-                raise NotFound(
-                    "There is no conversation with that id.", code="conversation_not_found"
-                )
-            turn = await data.last_turn(conn, conversation_id=conv.id)
-        if len(turn) < 2:
-            return None
-        answer, question = turn[0], turn[1]
-        if answer.role != "assistant" or question.role != "user":
-            return None
-        if question.content != req.message.strip():
-            return None
-        recent = p.utcnow() - _aware(answer.created_at) < ATTACH_WINDOW
-        return answer if answer.status == "streaming" or recent else None
-
     # ---------------------------------------------------------------- forwarding
 
-    def _follow(self, session: DeviceSession, row: Any, after: int) -> None:
+    def _follow(self, session: DeviceSession, row: StoredMessage | Accepted, after: int) -> None:
         task = asyncio.create_task(self._forward(session, row, after))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _forward(self, session: DeviceSession, row: Any, after: int) -> None:
+    async def _forward(
+        self, session: DeviceSession, row: StoredMessage | Accepted, after: int
+    ) -> None:
         try:
-            async for batch in service.follow(self.services, session, row, after):
+            async for batch in self.chat.follow(session, row, after):
                 async with self.send_lock:
                     for entry in batch:
                         await self.ws.send_text(entry.data)
@@ -279,12 +243,6 @@ class Connection:
             task.cancel()
         if self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
-
-
-def _aware(dt: Any) -> Any:
-    from datetime import UTC
-
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 ROUTES = {

@@ -6,8 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
+from vedika.api.deps import CurrentSession, ServicesDep
 from vedika.credits import ledger
-from vedika.identity.deps import CurrentSession, ServicesDep
 from vedika.protocol import iso
 
 router = APIRouter(tags=["coins"])

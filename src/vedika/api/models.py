@@ -14,8 +14,8 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 
+from vedika.api.deps import OptionalSession, ServicesDep
 from vedika.errors import BadRequest, Unauthorized
-from vedika.identity.deps import OptionalSession, ServicesDep
 from vedika.identity.sessions import DeviceSession
 from vedika.protocol import PreferenceRequest
 from vedika.scale.ratelimit import enforce_per_address

@@ -7,9 +7,8 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
-from vedika.chat import service
+from vedika.api.deps import CurrentSession, ServicesDep
 from vedika.errors import BadRequest
-from vedika.identity.deps import CurrentSession, ServicesDep
 
 router = APIRouter(tags=["chat"])
 
@@ -29,8 +28,8 @@ async def chat_stream_sse(
             resume = max(resume, int(last_event_id))
         except ValueError:
             raise BadRequest("Last-Event-ID must be a chunk number.") from None
-    row = await service.owned_message(services, session, message_id)
-    events = service.follow(services, session, row, resume)
+    row = await services.chat.answer(session, message_id)
+    events = services.chat.follow(session, row, resume)
 
     async def body() -> AsyncIterator[str]:
         yield "retry: 1000\n\n"

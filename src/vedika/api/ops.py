@@ -11,11 +11,11 @@ from redis.exceptions import RedisError
 from sqlalchemy import text
 
 from vedika import __version__
+from vedika.api.deps import ServicesDep
+from vedika.api.responses import JSONResponse
 from vedika.errors import NotFound
-from vedika.identity.deps import ServicesDep
 from vedika.metrics import METRICS
 from vedika.modes import mode_names
-from vedika.responses import JSONResponse
 from vedika.services import Services
 from vedika.settings import Settings
 from vedika.sources.library import upload_limits

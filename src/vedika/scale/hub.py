@@ -15,14 +15,13 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
+from vedika.protocol import TERMINAL_TYPES
+
 
 class Entry(NamedTuple):
     type: str
     chunk_id: int  # for content chunks its id; otherwise the last chunk id before it
     data: str  # the encoded JSON event, ready for the wire
-
-
-TERMINAL = frozenset({"stream_complete", "stream_error"})
 
 
 class StreamHub(Protocol):
@@ -47,6 +46,9 @@ class StreamHub(Protocol):
     async def finish_foreign(self, message_id: str, build: Callable[[int], Entry]) -> None:
         """Publish the terminal event of an answer whose generation died (the reaper);
         `build(last_chunk_id)` makes it."""
+
+    def forget(self, message_id: str) -> None:
+        """Drop what is kept of a deleted answer, where it is kept in memory."""
 
     async def barrier(self) -> None:
         """Return once everything published so far is visible to every instance."""
@@ -107,7 +109,7 @@ class MemoryHub:
         if entry.type == "content_chunk":
             log.chunk_pos.append(len(log.entries))
         log.entries.append(entry)
-        if entry.type in TERMINAL:
+        if entry.type in TERMINAL_TYPES:
             log.done = True
             asyncio.get_running_loop().call_later(self.retention, self._logs.pop, message_id, None)
         waiters, log.waiters = log.waiters, []

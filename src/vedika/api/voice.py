@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from starlette.datastructures import UploadFile
 
+from vedika.api.deps import CurrentSession, ServicesDep
 from vedika.errors import BadRequest
-from vedika.identity.deps import CurrentSession, ServicesDep
 from vedika.protocol import SpeechRequest
 from vedika.scale.ratelimit import enforce, enforce_per_address
 from vedika.services import Services

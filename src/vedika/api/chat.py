@@ -8,15 +8,23 @@ import time
 from datetime import datetime
 from typing import Any
 
-import orjson
+import msgspec
 from fastapi import APIRouter, Query, Response
 
-from vedika.chat import service
+from vedika.api.deps import CurrentSession, ServicesDep
+from vedika.api.responses import JSONResponse
 from vedika.chat.live import live_text
+from vedika.chat.turns import Turn
 from vedika.errors import BadRequest, NotFound, VedikaError, error_body
-from vedika.identity.deps import CurrentSession, ServicesDep
-from vedika.protocol import ChatRequest, RenameRequest, StopRequest, Text, iso, now_iso
-from vedika.responses import JSONResponse
+from vedika.protocol import (
+    ChatRequest,
+    RenameRequest,
+    StopRequest,
+    StreamError,
+    Text,
+    iso,
+    now_iso,
+)
 from vedika.store import conversations as data
 
 router = APIRouter(tags=["chat"])
@@ -27,11 +35,37 @@ async def chat_start(
     services: ServicesDep, session: CurrentSession, body: ChatRequest, response: Response
 ) -> dict[str, Any]:
     """Accept a message and start generating at once; stream it over /ws or SSE."""
-    turn = await service.start_turn(services, session, body)
+    turn = await services.chat.start(session, body)
     response.headers["x-conversation-id"] = turn.conversation_id
     if turn.replayed:
         response.status_code = 200
-    return service.start_response(turn)
+    return start_response(turn)
+
+
+def start_response(turn: Turn) -> dict[str, Any]:
+    """The `/ai/chat/start` body (API.md section 2)."""
+    created = turn.created_conversation
+    return {
+        "conversation_id": turn.conversation_id,
+        "message_id": turn.message_id,
+        "user_message_id": turn.user_message_id,
+        "model": turn.model.id,
+        "model_name": turn.model.name,
+        "routing": {
+            "selected_model": turn.model.id,
+            "reason": turn.routing.reason,
+            "confidence": turn.routing.confidence,
+        },
+        "transaction_id": turn.transaction_id,
+        "vedika_coins_remaining": turn.balance.remaining,
+        "vedika_coins_used": turn.coins_charged,
+        "status": "conversation_created" if created else "message_accepted",
+        "message": "Your message was accepted; the answer is being written."
+        if not turn.replayed
+        else "This message was already accepted; here are its ids.",
+        "websocket_route": "stream_chat",
+        "stream_url": f"/ai/chat/stream/{turn.message_id}",
+    }
 
 
 @router.post("/ai/chat")
@@ -40,44 +74,38 @@ async def chat_blocking(
 ) -> Response:
     """Blocking fallback: waits for the whole answer."""
     started = time.perf_counter()
-    turn = await service.start_turn(services, session, body)
-    final: dict[str, Any] = {}
-    async for batch in service.follow(
-        services, session, service.accepted(services, session, turn), 0
-    ):
-        for entry in batch:
-            if entry.type in ("stream_complete", "stream_error"):
-                final = orjson.loads(entry.data)
+    turn = await services.chat.start(session, body)
+    final = await services.chat.outcome(session, turn)
     headers = {"x-conversation-id": turn.conversation_id}
-    if final.get("type") != "stream_complete":
+    if isinstance(final, StreamError):
         err = VedikaError(
-            final.get("error", "The answer failed."),
-            code=final.get("code", "provider_error"),
+            final.error,
+            code=final.code,
             status=502,
-            retryable=bool(final.get("retryable", True)),
+            retryable=final.retryable,
             details={"conversation_id": turn.conversation_id, "message_id": turn.message_id},
         )
         return JSONResponse(error_body(err), status_code=err.status, headers=headers)
-    credits = final["credits"]
+    credits = final.credits
     return JSONResponse(
         {
             "conversation_id": turn.conversation_id,
             "message_id": turn.message_id,
-            "response": final["full_response"],
-            "citations": final["citations"],
-            "tokens_used": final["tokens"],
-            "input_tokens": final["input_tokens"],
-            "output_tokens": final["output_tokens"],
+            "response": final.full_response,
+            "citations": msgspec.to_builtins(final.citations),
+            "tokens_used": final.tokens,
+            "input_tokens": final.input_tokens,
+            "output_tokens": final.output_tokens,
             "model": turn.model.id,
             "model_name": turn.model.name,
-            "finish_reason": final["finish_reason"],
+            "finish_reason": final.finish_reason,
             "response_time_ms": round((time.perf_counter() - started) * 1000),
             "timestamp": now_iso(),
             "credits": {
-                "remaining": credits["remaining"],
-                "daily_total": credits["daily_total"],
-                "used_today": credits["used_today"],
-                "message": f"{credits['remaining']} of {credits['daily_total']} coins left today.",
+                "remaining": credits.remaining,
+                "daily_total": credits.daily_total,
+                "used_today": credits.used_today,
+                "message": f"{credits.remaining} of {credits.daily_total} coins left today.",
             },
         },
         headers=headers,
@@ -94,7 +122,7 @@ async def chat_stop(
     services: ServicesDep, session: CurrentSession, body: StopRequest
 ) -> dict[str, Any]:
     """Stop an answer; it ends with `finish_reason: "stopped"`, partial text kept."""
-    row, stopped = await service.stop(services, session, body.message_id, body.conversation_id)
+    row, stopped = await services.chat.stop(session, body.message_id, body.conversation_id)
     return {
         "success": True,
         "message_id": row.id,
@@ -241,24 +269,7 @@ async def delete_conversation(
 ) -> dict[str, Any]:
     """`200` with a small JSON body, not `204`: existing clients (the original web
     client among them) parse every response as JSON."""
-    async with services.store.read() as conn:
-        rows = await data.list_messages(conn, conversation_id=conversation_id)
-        owned = await data.get_conversation(
-            conn, conversation_id=conversation_id, device_id=session.device_id
-        )
-    if owned is None:
-        raise NotFound("There is no conversation with that id.", code="conversation_not_found")
-    for row in rows:  # stop what is still being written, so nothing writes it back
-        if row.status == "streaming":
-            await services.generations.stop(row.id)
-    async with services.store.tx() as conn:
-        await data.delete_conversation(
-            conn, conversation_id=conversation_id, device_id=session.device_id
-        )
-    for row in rows:
-        forget = getattr(services.hub, "forget", None)
-        if forget:
-            forget(row.id)
+    await services.chat.delete_conversation(session, conversation_id)
     return {
         "success": True,
         "deleted": True,

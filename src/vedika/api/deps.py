@@ -16,6 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from vedika.errors import Forbidden, Unauthorized
 from vedika.identity.sessions import DeviceSession, find_session
 from vedika.services import Services
+from vedika.store.engine import Store
 
 COOKIE = "vedika_session"
 
@@ -68,22 +69,31 @@ async def current_session(
         body = await _body_fields(request)
         value = body.get("session_id")
         sid = value if isinstance(value, str) else None
-    if not sid:
-        raise Unauthorized(
-            "No device session. Create one with POST /auth/device-session and send it as "
-            "'Authorization: Bearer <session_id>'.",
-            code="session_required",
-        )
-    session = await find_session(services.store, session_id=sid)
-    if session is None:
-        raise Unauthorized(
-            "Your session is unknown or has expired. Create a new one.", code="session_expired"
-        )
     device_id = request.query_params.get("device_id") or request.headers.get("x-device-id")
     if device_id is None:
         body = body or await _body_fields(request)
         value = body.get("device_id")
         device_id = value if isinstance(value, str) else None
+    return await resolve_session(services.store, sid, device_id)
+
+
+async def resolve_session(
+    store: Store, sid: str | None, device_id: str | None, *, missing: str = "session_required"
+) -> DeviceSession:
+    """The live session `sid`, checked against the `device_id` sent along (if any): the
+    one check REST, SSE and the socket share. `missing` is the code when no session was
+    sent (the socket's is `unauthorized`, as existing clients expect)."""
+    if not sid:
+        raise Unauthorized(
+            "No device session. Create one with POST /auth/device-session and send it as "
+            "'Authorization: Bearer <session_id>'.",
+            code=missing,
+        )
+    session = await find_session(store, session_id=sid)
+    if session is None:
+        raise Unauthorized(
+            "Your session is unknown or has expired. Create a new one.", code="session_expired"
+        )
     if device_id and not session.names(device_id):
         raise Forbidden("This session belongs to another device.", code="device_mismatch")
     return session

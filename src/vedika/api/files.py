@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from starlette.datastructures import UploadFile
 
+from vedika.api.deps import CurrentSession, ServicesDep
 from vedika.errors import ServiceUnavailable
-from vedika.identity.deps import CurrentSession, ServicesDep
 from vedika.scale.ratelimit import enforce
 from vedika.services import Services
 from vedika.sources.library import FileLibrary, IncomingFile, upload_limits

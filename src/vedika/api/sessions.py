@@ -6,10 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
 
+from vedika.api.deps import COOKIE, ServicesDep, session_id_from
 from vedika.credits import ledger
 from vedika.errors import Unauthorized
 from vedika.identity import devices
-from vedika.identity.deps import COOKIE, ServicesDep, session_id_from
 from vedika.identity.sessions import DeviceSession, find_session, insert_session
 from vedika.protocol import DeviceSessionRequest, iso
 from vedika.scale.ratelimit import enforce_per_address
