@@ -257,6 +257,71 @@ def test_dropdown_placement_keyboard_and_persistence(new_page: NewPage, web: Ved
     expect(button).to_contain_text(chosen)
 
 
+def test_dropdown_near_the_bottom_right_edge_stays_inside(
+    new_page: NewPage, web: VedikaServer
+) -> None:
+    # A narrow chat page: the chatbox sits at the bottom, the model button at its right.
+    page = new_page(viewport={"width": 500, "height": 700})
+    open_home(page, web)
+    pick_model(page, "fake-fast")
+    send(page, "a question from the bottom edge")
+    page.wait_for_url(CHAT_URL)
+    wait_status(page, "complete")
+    button = page.get_by_test_id("model-dropdown")
+    listbox = page.get_by_role("listbox")
+    button_box = _box(button)
+    assert button_box["y"] + button_box["height"] > 700 - 100  # near the bottom edge
+    assert button_box["x"] + button_box["width"] > 500 - 100  # and the right one
+
+    button.click()
+    expect(listbox).to_be_visible()
+    expect(button).to_have_attribute("aria-expanded", "true")
+    expect(listbox).to_have_attribute("data-placement", "up")
+    box = _box(listbox)
+    _inside_viewport(page, box)
+    assert box["y"] + box["height"] <= _box(button)["y"] + 1
+    assert box["x"] >= 8 - 0.5 and box["x"] + box["width"] <= 500 - 8 + 0.5  # 8 px margins
+
+    # A click outside closes it (light dismiss), without taking the focus back.
+    page.locator("[data-thread]").click(position={"x": 10, "y": 10})
+    expect(listbox).to_be_hidden()
+    expect(button).to_have_attribute("aria-expanded", "false")
+    # The button toggles it: open, then closed again by the same button.
+    button.click()
+    expect(listbox).to_be_visible()
+    button.click()
+    expect(listbox).to_be_hidden()
+    expect(button).to_have_attribute("aria-expanded", "false")
+
+    # A landscape phone: not enough room on either side, so it takes the larger (above),
+    # capped to it and scrolling inside; the far options are still reachable.
+    page.set_viewport_size({"width": 640, "height": 360})
+    button.focus()
+    page.keyboard.press("ArrowUp")  # opens on the last option
+    expect(listbox).to_be_focused()
+    expect(listbox).to_have_attribute("data-placement", "up")
+    box = _box(listbox)
+    _inside_viewport(page, box)
+    assert box["y"] + box["height"] <= _box(button)["y"] + 1
+    assert page.evaluate("(l) => l.scrollHeight > l.clientHeight + 1", listbox.element_handle())
+    options = page.get_by_role("option")
+    last = options.nth(options.count() - 1)
+    expect(listbox).to_have_attribute("aria-activedescendant", last.get_attribute("id") or "")
+    expect(last).to_be_in_viewport()
+    page.keyboard.press("Home")
+    first = options.nth(0)
+    expect(listbox).to_have_attribute("aria-activedescendant", first.get_attribute("id") or "")
+    expect(first).to_be_in_viewport()
+    # The mouse marks the option under it; a click chooses it, closes, and refocuses.
+    options.nth(1).hover()
+    expect(options.nth(1)).to_have_class(re.compile(r"\bactive\b"))
+    chosen = options.nth(1).get_attribute("data-value")
+    options.nth(1).click()
+    expect(listbox).to_be_hidden()
+    expect(button).to_be_focused()
+    expect(page.get_by_test_id(f"model-option-{chosen}")).to_have_attribute("aria-selected", "true")
+
+
 # ------------------------------------------------------------------ 4. stop and regenerate
 
 
@@ -319,6 +384,53 @@ def test_fallback_to_sse_then_blocking_rest(page: Page, web: VedikaServer) -> No
     wait_status(page, "complete", count=2)
     assert answer_text(page, -1) == expected("fake-steady", "and a blocking follow up")
     expect(page.get_by_test_id("message-user")).to_have_count(2)
+
+
+# The first SSE body the page reads breaks (a network error) once it has carried five
+# chunks; the page reads the stream with fetch(), so wrapping fetch cuts it mid-answer.
+CUT_FIRST_SSE_STREAM = """(() => {
+  const original = window.fetch;
+  let cut = false;
+  window.fetch = async (...args) => {
+    const response = await original(...args);
+    if (cut || !String(args[0]).includes("/ai/chat/stream/") || !response.body) return response;
+    cut = true;
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let text = "";
+    const body = new ReadableStream({
+      async pull(controller) {
+        const { value, done } = await reader.read();
+        if (done) return controller.close();
+        controller.enqueue(value);
+        text += decoder.decode(value, { stream: true });
+        if (text.split("event: content_chunk").length > 5) {
+          reader.cancel();
+          controller.error(new TypeError("network error"));
+        }
+      },
+    });
+    return new Response(body, { status: response.status, headers: response.headers });
+  };
+})();"""
+
+
+def test_sse_dropped_mid_answer_resumes_after_the_last_chunk(page: Page, web: VedikaServer) -> None:
+    streams: list[str] = []
+    page.on("request", lambda r: "/ai/chat/stream/" in r.url and streams.append(r.url))
+    page.route_web_socket(re.compile(r"/ws$"), lambda ws: ws.close())
+    page.add_init_script(CUT_FIRST_SSE_STREAM)
+    open_home(page, web)
+    pick_model(page, "fake-long")
+    prompt = "over a stream that breaks"
+    send(page, prompt)
+    page.wait_for_url(CHAT_URL)
+    wait_status(page, "complete", timeout=30_000)
+    expect(page.get_by_test_id("transport-indicator")).to_have_attribute("data-transport", "sse")
+    assert answer_text(page) == expected("fake-long", prompt)  # nothing lost, nothing doubled
+    afters = [int(m.group(1)) for u in streams if (m := re.search(r"[?&]after=(\d+)", u))]
+    assert len(streams) == 2 and len(afters) == 2, streams  # one drop, one reconnect
+    assert afters[0] == 0 and afters[1] >= 5, streams  # it resumed after the chunks shown
 
 
 # ------------------------------------------------------------------ 6. upstream error
@@ -626,8 +738,9 @@ def test_incremental_markdown_equals_one_shot_render(page: Page, web: VedikaServ
 
 
 def test_no_url_carries_the_session_id(page: Page, web: VedikaServer) -> None:
-    """SSE follows an answer with the HttpOnly cookie, and a reload checks the stored
-    session with a Bearer header: the session id is in no URL the page requests."""
+    """SSE follows an answer with a Bearer header and the HttpOnly cookie, and a reload
+    checks the stored session with a Bearer header: the session id is in no URL the
+    page requests."""
     urls: list[str] = []
     page.on("request", lambda request: urls.append(request.url))
     page.route_web_socket(re.compile(r"/ws$"), lambda ws: ws.close())  # force SSE

@@ -1,4 +1,5 @@
-// The REST client: every call of API.md the pages use, with the session as a Bearer token.
+// The REST client: every call of API.md the pages use, with the session as a Bearer
+// token, and authFetch, through which every request to the API goes.
 
 import { getSession, renewSession } from "./session.js";
 
@@ -22,32 +23,50 @@ function withQuery(path, query) {
   return qs ? `${path}?${qs}` : path;
 }
 
-/** Call the API. Retries once with a fresh session when the server says 401. */
+/**
+ * Run `send(session)` with the device session; when it answers 401 (the server no
+ * longer knows the session), make a new session and run it once more. `send` resolves
+ * to anything with a `status` (a fetch Response, or an XHR's outcome). The one place
+ * the pages renew a session on 401: authFetch uses it, the upload (XHR, for its
+ * progress) too.
+ */
+export async function withSession(send) {
+  const first = await send(await getSession());
+  if (first?.status !== 401) return first;
+  return send(await renewSession());
+}
+
+/** fetch() as the device: `Authorization: Bearer <session_id>` and the same-origin
+ * cookies (the session cookie among them), with one retry on 401. Every call the pages
+ * make to the API goes through here (REST, SSE, transcription, speech). */
+export function authFetch(path, init = {}) {
+  return withSession((session) => {
+    const headers = new Headers(init.headers);
+    headers.set("Authorization", `Bearer ${session.session_id}`);
+    return fetch(path, { ...init, headers, credentials: "same-origin" });
+  });
+}
+
+/** Call the API (JSON in, JSON out); an answer that is not 2xx throws an ApiError. */
 export async function request(method, path, { body, query, signal } = {}) {
-  for (let attempt = 0; attempt < 2; attempt += 1) {
-    const session = attempt === 0 ? await getSession() : await renewSession();
-    const headers = { Accept: "application/json", Authorization: `Bearer ${session.session_id}` };
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    const response = await fetch(withQuery(path, query), {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      credentials: "same-origin",
-      signal,
-    });
-    if (response.status === 401 && attempt === 0) continue;
-    if (response.status === 204) return null;
-    const text = await response.text();
-    let data = null;
-    try {
-      data = text ? JSON.parse(text) : null;
-    } catch {
-      data = { message: text.slice(0, 200) };
-    }
-    if (!response.ok) throw new ApiError(response.status, data, response.headers.get("Retry-After"));
-    return data;
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await authFetch(withQuery(path, query), {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal,
+  });
+  if (response.status === 204) return null;
+  const text = await response.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = { message: text.slice(0, 200) };
   }
-  throw new ApiError(401, { message: "Your session could not be renewed." });
+  if (!response.ok) throw new ApiError(response.status, data, response.headers.get("Retry-After"));
+  return data;
 }
 
 export const api = {

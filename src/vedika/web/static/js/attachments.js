@@ -2,36 +2,39 @@
 // remove button. Files go to `POST /files` (multipart); the ids of finished uploads
 // are sent with the next message as `attachments`.
 
-import { getSession } from "./session.js";
+import { withSession } from "./api.js";
 import { el, icon } from "./util.js";
 
 const ACCEPT = ".pdf,.docx,.txt,.md,.markdown,.html,.htm,.csv";
 
-function upload(file, onProgress) {
-  return getSession().then(
-    (session) =>
-      new Promise((resolve, reject) => {
-        const form = new FormData();
-        form.append("files", file, file.name);
-        const xhr = new XMLHttpRequest();
-        xhr.open("POST", "/files");
-        xhr.setRequestHeader("Authorization", `Bearer ${session.session_id}`);
-        xhr.upload.addEventListener("progress", (e) => e.lengthComputable && onProgress(e.loaded / e.total));
-        xhr.addEventListener("load", () => {
-          let body = null;
-          try {
-            body = JSON.parse(xhr.responseText);
-          } catch {
-            body = null;
-          }
-          if (xhr.status >= 200 && xhr.status < 300 && body?.files?.[0]) resolve(body.files[0]);
-          else if (xhr.status === 404 || xhr.status === 405) reject(new Error("File uploads are not available on this server yet."));
-          else reject(new Error(body?.message || `Upload failed (HTTP ${xhr.status}).`));
-        });
-        xhr.addEventListener("error", () => reject(new Error("Upload failed: the server cannot be reached.")));
-        xhr.send(form);
-      }),
-  );
+/** One POST of the file (XHR, for its upload progress); resolves to {status, body}. */
+function post(file, session, onProgress) {
+  return new Promise((resolve, reject) => {
+    const form = new FormData();
+    form.append("files", file, file.name);
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", "/files");
+    xhr.setRequestHeader("Authorization", `Bearer ${session.session_id}`);
+    xhr.upload.addEventListener("progress", (e) => e.lengthComputable && onProgress(e.loaded / e.total));
+    xhr.addEventListener("load", () => {
+      let body = null;
+      try {
+        body = JSON.parse(xhr.responseText);
+      } catch {
+        body = null;
+      }
+      resolve({ status: xhr.status, body });
+    });
+    xhr.addEventListener("error", () => reject(new Error("Upload failed: the server cannot be reached.")));
+    xhr.send(form);
+  });
+}
+
+async function upload(file, onProgress) {
+  const { status, body } = await withSession((session) => post(file, session, onProgress));
+  if (status >= 200 && status < 300 && body?.files?.[0]) return body.files[0];
+  if (status === 404 || status === 405) throw new Error("File uploads are not available on this server yet.");
+  throw new Error(body?.message || `Upload failed (HTTP ${status}).`);
 }
 
 export class Attachments {

@@ -1,15 +1,11 @@
 // The model dropdown: a button and a listbox (WAI-ARIA "select-only combobox" pattern
 // without typing: focus moves to the listbox, aria-activedescendant marks the option).
-// The list is positioned in viewport coordinates: downward when it fits below the
-// button (or when there is more room below than above), upward otherwise, and its
-// height is capped by the room on that side, so it is always fully visible.
+// The listbox is a popover of the button (`popover`, so the top layer and light
+// dismiss come from the browser) and CSS anchor positioning places it (app.css,
+// `.model-list`): below the button when it fits, else on the side with more room,
+// capped to that room, so it is always fully inside the viewport.
 
 import { el } from "./util.js";
-
-const GAP = 6;
-const MARGIN = 8;
-const MAX_HEIGHT = 440;
-const MAX_WIDTH = 380;
 
 export const BEST = {
   id: "best",
@@ -30,15 +26,17 @@ export class ModelDropdown {
     this.models = [BEST];
     this.value = "best";
     this.active = -1;
+    this.which = "selected"; // the option to start on when it opens ("last" for ArrowUp)
     this.uid = `model-${++counter}`;
     this.list.id = `${this.uid}-list`;
     this.button.setAttribute("aria-controls", this.list.id);
+    this.button.popoverTargetElement = this.list; // its click toggles the list (no light dismiss)
     this.#bind();
     this.#renderOptions();
   }
 
   get isOpen() {
-    return !this.list.hidden;
+    return this.list.matches(":popover-open");
   }
 
   setModels(models) {
@@ -91,7 +89,6 @@ export class ModelDropdown {
   }
 
   #bind() {
-    this.button.addEventListener("click", () => (this.isOpen ? this.close() : this.open()));
     this.button.addEventListener("keydown", (event) => {
       if (["ArrowDown", "ArrowUp", "Enter", " "].includes(event.key)) {
         event.preventDefault();
@@ -107,20 +104,13 @@ export class ModelDropdown {
       const option = event.target.closest("[role=option]");
       if (option) this.#setActive([...this.list.children].indexOf(option), false);
     });
-    document.addEventListener("pointerdown", (event) => {
-      if (this.isOpen && !this.root.contains(event.target)) this.close(false);
-    });
     this.list.addEventListener("focusout", (event) => {
       if (this.isOpen && !this.root.contains(event.relatedTarget)) this.close(false);
     });
-    this.reposition = () => this.isOpen && this.#place();
-    window.addEventListener("resize", this.reposition);
-    // Re-place on page scrolls, but not when the list scrolls itself (arrow keys, or a
-    // pointer bringing an option into view): moving it then would move the option away
-    // from under the pointer.
-    window.addEventListener("scroll", (event) => {
-      if (event.target !== this.list && !this.list.contains(event.target)) this.reposition();
-    }, true);
+    // However it opens or closes (a click on the button, open(), close(), a click
+    // outside, Escape), the ARIA state follows; focus moves in once it is shown.
+    this.list.addEventListener("beforetoggle", (event) => this.#sync(event.newState === "open"));
+    this.list.addEventListener("toggle", () => this.isOpen && this.#shown());
   }
 
   #onListKey(event) {
@@ -177,44 +167,35 @@ export class ModelDropdown {
 
   open(which = "selected") {
     if (this.isOpen) return;
-    this.list.hidden = false;
-    this.button.setAttribute("aria-expanded", "true");
-    this.root.classList.add("open");
-    this.#place();
-    const options = [...this.list.children];
-    const selected = options.findIndex((o) => o.dataset.value === this.value);
-    this.#setActive(which === "last" ? options.length - 1 : Math.max(selected, 0));
-    this.list.focus({ preventScroll: true });
+    this.which = which;
+    this.list.showPopover();
+    this.#shown();
   }
 
   close(returnFocus = true) {
     if (!this.isOpen) return;
-    this.list.hidden = true;
-    this.button.setAttribute("aria-expanded", "false");
-    this.root.classList.remove("open");
-    this.list.removeAttribute("aria-activedescendant");
+    this.list.hidePopover();
     if (returnFocus) this.button.focus();
   }
 
-  #place() {
-    const list = this.list;
-    const rect = this.button.getBoundingClientRect();
-    const vw = document.documentElement.clientWidth;
-    const vh = window.innerHeight;
-    list.style.maxHeight = "none";
-    const width = Math.min(MAX_WIDTH, vw - 2 * MARGIN);
-    list.style.width = `${width}px`;
-    const natural = Math.min(list.scrollHeight, MAX_HEIGHT);
-    const below = vh - rect.bottom - GAP - MARGIN;
-    const above = rect.top - GAP - MARGIN;
-    const up = natural > below && above > below;
-    const height = Math.max(0, Math.min(natural, up ? above : below));
-    list.style.maxHeight = `${height}px`;
-    const actual = Math.min(list.offsetHeight, height);
-    const top = up ? rect.top - GAP - actual : rect.bottom + GAP;
-    const left = Math.min(Math.max(rect.right - width, MARGIN), vw - width - MARGIN);
-    list.style.top = `${Math.max(MARGIN, top)}px`;
-    list.style.left = `${Math.max(MARGIN, left)}px`;
-    list.dataset.placement = up ? "up" : "down";
+  #sync(open) {
+    this.button.setAttribute("aria-expanded", String(open));
+    this.root.classList.toggle("open", open);
+    if (!open) {
+      this.list.removeAttribute("aria-activedescendant");
+      return;
+    }
+    const options = [...this.list.children];
+    const selected = options.findIndex((o) => o.dataset.value === this.value);
+    this.#setActive(this.which === "last" ? options.length - 1 : Math.max(selected, 0), false);
+    this.which = "selected";
+  }
+
+  /** Once visible: focus, the active option in view, and where CSS placed the list. */
+  #shown() {
+    if (document.activeElement !== this.list) this.list.focus({ preventScroll: true });
+    this.list.children[this.active]?.scrollIntoView({ block: "nearest" });
+    const up = this.list.getBoundingClientRect().bottom <= this.button.getBoundingClientRect().top + 1;
+    this.list.dataset.placement = up ? "up" : "down";
   }
 }

@@ -2,7 +2,7 @@
 // server's `POST /ai/transcribe`: dictation where the browser has no speech recognition
 // but the server has a transcription endpoint.
 
-import { getSession, renewSession } from "./session.js";
+import { authFetch } from "./api.js";
 
 const LEVEL_EVERY_MS = 100;
 const SPEECH_LEVEL = 0.02; // RMS above which we count the sound as speech
@@ -85,31 +85,21 @@ export class Recorder {
 
 /** `POST /ai/transcribe`; resolves with the text, rejects with an Error a person can read. */
 export async function transcribe(blob, language) {
-  for (let attempt = 0; attempt < 2; attempt += 1) {
-    const session = attempt === 0 ? await getSession() : await renewSession();
-    const form = new FormData();
-    form.append("file", blob, "dictation.webm");
-    if (language) form.append("language", language);
-    let response;
-    try {
-      response = await fetch("/ai/transcribe", {
-        method: "POST",
-        headers: { Authorization: `Bearer ${session.session_id}` },
-        body: form,
-        credentials: "same-origin",
-      });
-    } catch {
-      throw new Error("The server cannot be reached to transcribe the recording.");
-    }
-    if (response.status === 401 && attempt === 0) continue;
-    let body = null;
-    try {
-      body = await response.json();
-    } catch {
-      body = null;
-    }
-    if (!response.ok) throw new Error(body?.message || `Transcription failed (HTTP ${response.status}).`);
-    return typeof body?.text === "string" ? body.text : "";
+  const form = new FormData();
+  form.append("file", blob, "dictation.webm");
+  if (language) form.append("language", language);
+  let response;
+  try {
+    response = await authFetch("/ai/transcribe", { method: "POST", body: form });
+  } catch {
+    throw new Error("The server cannot be reached to transcribe the recording.");
   }
-  throw new Error("Your session could not be renewed.");
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    body = null;
+  }
+  if (!response.ok) throw new Error(body?.message || `Transcription failed (HTTP ${response.status}).`);
+  return typeof body?.text === "string" ? body.text : "";
 }

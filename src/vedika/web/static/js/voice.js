@@ -5,7 +5,7 @@
 // (sessionStorage) until the button is pressed again. The button is shown only where
 // both listening and speaking can work.
 
-import { getSession } from "./session.js";
+import { authFetch } from "./api.js";
 
 const KEY = "vedika.voice";
 const GIVE_UP_AFTER = 2; // listens in a row that heard nothing
@@ -165,12 +165,10 @@ export class VoiceMode {
   }
 
   async #fetchSpeech(text) {
-    const session = await getSession();
-    const response = await fetch("/ai/speech", {
+    const response = await authFetch("/ai/speech", {
       method: "POST",
-      headers: { Authorization: `Bearer ${session.session_id}`, "Content-Type": "application/json" },
+      headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ text }),
-      credentials: "same-origin",
     });
     if (!response.ok) {
       let message = `Reading aloud failed (HTTP ${response.status}).`;
