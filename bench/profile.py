@@ -62,7 +62,13 @@ SUBSYSTEMS = (
     ("logging", ("structlog", "logging/")),
     (
         "ASGI/HTTP stack (uvicorn http, starlette, fastapi, middleware)",
-        ("protocols/http/", "starlette/", "fastapi/", "uvicorn/middleware", "vedika/api/middleware.py"),
+        (
+            "protocols/http/",
+            "starlette/",
+            "fastapi/",
+            "uvicorn/middleware",
+            "vedika/api/middleware.py",
+        ),
     ),
     ("vedika: generation, turns, socket routes", ("vedika/",)),
 )

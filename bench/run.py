@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from bench import procs, seed
+from bench import procs, rest, seed
 from bench.load import (
     Prompt,
     Stream,
@@ -59,6 +59,8 @@ SCENARIOS = (
     "history",
     "redis",
     "upstream_clients",
+    "rest",
+    "turns",
 )
 
 
@@ -92,6 +94,7 @@ class Plan:
     persistence_no_flush: bool = True  # also run with the periodic flush off
     deflate_cpu: bool = True  # wire_bytes: server CPU with permessage-deflate on vs off
     rest_idle_s: float = 3.0
+    rest_seconds: float = 5.0  # rest, turns: wrk's run per call
 
     @classmethod
     def make(cls, mode: str) -> Plan:
@@ -139,6 +142,7 @@ class Plan:
             client_streams=10,
             client_seconds=1.0,
             rest_idle_s=1.0,
+            rest_seconds=1.0,
         )
 
 
@@ -770,6 +774,16 @@ class Bench:
             self.release(srv)
         return out
 
+    async def rest_calls(self, names: tuple[str, ...]) -> dict[str, Any]:
+        """CPU per REST call and per new turn, against a bare ASGI app (bench/rest.py)."""
+        if not rest.wrk_available():
+            return {"skipped": "wrk is not installed (apt-get install wrk; make bench does)"}
+        out = await rest.scenario(self, names, self.plan.rest_seconds)
+        for db in ("sqlite", "postgresql"):
+            if db in out:
+                _log(f"  {db}:\n" + rest.table(out[db]))
+        return out
+
     async def redis(self) -> dict[str, Any]:
         if not _has_setting("redis_url"):
             return {"skipped": "VEDIKA_REDIS_URL is not a setting yet (no Redis hub)"}
@@ -1109,6 +1123,9 @@ async def run(plan: Plan, only: set[str] | None = None) -> dict[str, Any]:
             await _scenario(bench, "redis", bench.redis())
         if want_it("upstream_clients"):
             await _scenario(bench, "upstream_clients", bench.upstream_clients())
+        for name, names in (("rest", rest.REST_CALLS), ("turns", rest.TURN_CALLS)):
+            if want_it(name):
+                await _scenario(bench, name, bench.rest_calls(names))
     finally:
         sampler.cancel()
         bench.stop_all()

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp
 from vedika import __version__
 from vedika.api import routers
 from vedika.api.errors import install_error_handlers
+from vedika.api.health import HealthFirst
 from vedika.api.middleware import BodyLimit, BodyRule, RequestContext, UnstorableUrl
 from vedika.api.openapi import install_openapi
 from vedika.api.ops import docs_exposed
@@ -52,7 +53,9 @@ class VedikaApp(FastAPI):
                 ("POST", "/ai/transcribe"): BodyRule(self.audio_limit, multipart),
             },
         )
-        return SocketFirst(RequestContext(UnstorableUrl(limited), hsts=self.hsts), self)
+        # /ws first (it needs no HTTP layer), /health next (inside the security headers).
+        inner_http = HealthFirst(UnstorableUrl(limited), self)
+        return SocketFirst(RequestContext(inner_http, hsts=self.hsts), self)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

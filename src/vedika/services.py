@@ -17,6 +17,7 @@ from vedika.chat.generation import STREAM_LOST, Generations
 from vedika.chat.reaper import Reaper
 from vedika.chat.service import ChatService
 from vedika.chat.turns import TurnService
+from vedika.health import HealthProbe
 from vedika.ids import uuid7
 from vedika.models.service import ModelService
 from vedika.modes import ModeEnv
@@ -44,6 +45,7 @@ class Services:
     http: httpx.AsyncClient
     instance_id: str
     limiter: RateLimiter
+    health: HealthProbe  # the database and Redis checks behind /health
     stop_bus: StopBus | None = None
     redis: Redis | None = None
     sources: SourcesService | None = None  # attached files, web search, retrieval
@@ -123,4 +125,5 @@ async def build_services(settings: Settings) -> Services:
         redis=redis,
         sources=sources,
         deepgram=DeepgramKeys(settings, http),
+        health=HealthProbe(store, redis, hub),
     )

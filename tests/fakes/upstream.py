@@ -45,6 +45,8 @@ model               what is sent (OpenAI / Anthropic alike unless noted)
 ==================  ========================================================================
 fake-steady         the standard reply at the default delay (``--delay-ms``, default 20 ms)
 fake-fast           same, delay 0
+fake-short          ``["Yes", "."]`` at once, then the normal ending (a turn's cheapest answer,
+                    for the benchmark of new turns)
 fake-slow           same, 200 ms per token
 fake-long           exactly 400 tokens: the standard head, then SENTENCE repeated (for a
                     prompt of fewer than 394 words)
@@ -166,6 +168,7 @@ RETRY_AFTER_SECONDS = 7
 MODELS: tuple[str, ...] = (
     "fake-steady",
     "fake-fast",
+    "fake-short",
     "fake-slow",
     "fake-long",
     "fake-cut",
@@ -280,7 +283,7 @@ def model_delay_ms(model: str, default_ms: float = DEFAULT_DELAY_MS) -> float:
     base, override = split_model(model)
     if override is not None:
         return override
-    if base == "fake-fast":
+    if base in ("fake-fast", "fake-short"):
         return 0.0
     if base == "fake-slow":
         return SLOW_DELAY_MS
@@ -294,6 +297,8 @@ def _full_tokens(base: str, prompt: str) -> list[str]:
         return list(_XSS_TOKENS)
     if base == "fake-markdown":
         return list(_MARKDOWN_TOKENS)
+    if base == "fake-short":
+        return ["Yes", "."]
     words = prompt.split()
     head = [*_HEAD_TOKENS, *words[:1], *(" " + w for w in words[1:]), *_DOT_TOKENS]
     if base == "fake-long":

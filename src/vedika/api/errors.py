@@ -57,8 +57,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OperationalError)
     @app.exception_handler(DBAPIError)
     @app.exception_handler(ConnectionError)
-    async def _db_down(_req: Request, exc: Exception) -> JSONResponse:
+    async def _db_down(req: Request, exc: Exception) -> JSONResponse:
         log.warning("database.unavailable", error=str(exc)[:300])
+        services = getattr(req.app.state, "services", None)
+        if services is not None:  # /health then checks anew instead of answering "ok"
+            services.health.invalidate()
         err = ServiceUnavailable(
             "The database is unavailable right now; nothing was changed. Please retry shortly.",
             code="database_unavailable",

@@ -33,6 +33,8 @@ DOCS_CSP = (
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
     "frame-ancestors 'none'; form-action 'self'"
 )
+# Polled by load balancers and scrapers: not logged, no request id bound to log lines.
+QUIET_PATHS = frozenset({"/health", "/metrics"})
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
@@ -47,19 +49,35 @@ class RequestContext:
 
     def __init__(self, app: ASGIApp, hsts: bool = False) -> None:
         self.app = app
-        self.hsts = hsts
+        # Built once: every response gets the same headers but its request id.
+        tail = list(SECURITY_HEADERS)
+        if hsts:
+            tail.append((b"strict-transport-security", b"max-age=31536000"))
+        self._headers = [(b"content-security-policy", CSP.encode()), *tail]
+        self._docs_headers = [(b"content-security-policy", DOCS_CSP.encode()), *tail]
+        self._counted: dict[tuple[str, int], Any] = {}  # (method, status) -> counter
+
+    def _count(self, method: str, status: int, elapsed: float) -> None:
+        counter = self._counted.get((method, status))
+        if counter is None:  # prometheus' labels() takes a lock and builds a key each time
+            counter = METRICS.requests.labels(method=method, status=str(status))
+            if len(self._counted) < 256:  # methods x statuses are few; a flood of odd ones is not
+                self._counted[(method, status)] = counter
+        counter.inc()
+        METRICS.request_seconds.observe(elapsed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _header(scope, b"x-request-id") or uuid7()
-        request_id = request_id[:64]
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        request_id = (_header(scope, b"x-request-id") or uuid7())[:64]
+        path: str = scope.get("path", "")
+        quiet = path in QUIET_PATHS or path.startswith("/static")
+        if not quiet:
+            structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
-        path: str = scope.get("path", "")
-        csp = DOCS_CSP if path == "/docs" else CSP
+        extra = self._docs_headers if path == "/docs" else self._headers
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -67,10 +85,7 @@ class RequestContext:
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
-                headers.append((b"content-security-policy", csp.encode()))
-                headers.extend(SECURITY_HEADERS)
-                if self.hsts:
-                    headers.append((b"strict-transport-security", b"max-age=31536000"))
+                headers.extend(extra)
                 message["headers"] = headers
             await send(message)
 
@@ -78,9 +93,8 @@ class RequestContext:
             await self.app(scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - started
-            METRICS.requests.labels(method=scope["method"], status=str(status)).inc()
-            METRICS.request_seconds.observe(elapsed)
-            if path not in ("/health", "/metrics") and not path.startswith("/static"):
+            self._count(scope["method"], status, elapsed)
+            if not quiet:
                 log.info(
                     "http",
                     method=scope["method"],
@@ -88,7 +102,7 @@ class RequestContext:
                     status=status,
                     ms=round(elapsed * 1000, 1),
                 )
-            structlog.contextvars.clear_contextvars()
+                structlog.contextvars.clear_contextvars()
 
 
 class UnstorableUrl:

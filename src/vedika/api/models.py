@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+import orjson
+from fastapi import APIRouter, Query, Request, Response
 
 from vedika.api.deps import OptionalSession, ServicesDep
 from vedika.errors import BadRequest, Unauthorized
@@ -36,15 +37,29 @@ DeviceQuery = Query(
 )
 
 
-@router.get("/routing/models")
-async def list_models(services: ServicesDep) -> dict[str, Any]:
+# The listing as sent, with what it was built from: it changes only when a model comes
+# or goes, or its availability does (discovery), and every page load asks for it.
+_listing: tuple[tuple[tuple[int, bool], ...], bytes] = ((), b"")
+
+
+def _models_body(services: Services) -> bytes:
+    global _listing
+    models = services.models.catalogue.listed()
+    key = tuple((id(m), m.available) for m in models)
+    if _listing[0] != key:
+        public = [m.public() for m in models]
+        _listing = (key, orjson.dumps({"models": public, "total_count": len(public)}))
+    return _listing[1]
+
+
+@router.get("/routing/models", response_model=None)
+async def list_models(services: ServicesDep) -> Response:
     """Every model a client can pick; `best` is not listed, clients offer it as default."""
-    models = [m.public() for m in services.models.catalogue.listed()]
-    return {"models": models, "total_count": len(models)}
+    return Response(_models_body(services), media_type="application/json")
 
 
 @router.get("/api/models", include_in_schema=False)
-async def list_models_alias(services: ServicesDep) -> dict[str, Any]:
+async def list_models_alias(services: ServicesDep) -> Response:
     return await list_models(services)
 
 

@@ -7,8 +7,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from redis.exceptions import RedisError
-from sqlalchemy import text
 
 from vedika import __version__
 from vedika.api.deps import ServicesDep
@@ -16,7 +14,6 @@ from vedika.api.responses import JSONResponse
 from vedika.errors import NotFound
 from vedika.metrics import METRICS
 from vedika.modes import mode_names
-from vedika.services import Services
 from vedika.settings import Settings
 from vedika.sources.library import upload_limits
 from vedika.status import gather
@@ -26,17 +23,11 @@ router = APIRouter(tags=["operations"])
 
 @router.get("/health")
 async def health(services: ServicesDep) -> Response:
-    """`{status, version, database, redis}`; 503 when the database or Redis (when
-    configured) is unreachable, so a load balancer stops sending new turns here."""
-    database = "ok"
-    try:
-        async with services.store.read() as conn:
-            await conn.execute(text("SELECT 1"))
-    except Exception:
-        database = "unavailable"
-    redis = "not_configured"
-    if services.redis is not None:
-        redis = "ok" if await _redis_ping(services) else "unavailable"
+    """`{status, version, database, redis, instance_id, live_generations}`; 503 when the
+    database or Redis (when configured) is unreachable, so a load balancer stops sending
+    new turns here. Checked at most once a second; calls without an `Origin` are
+    answered before this route (vedika.api.health)."""
+    database, redis = await services.health.state()
     ok = database == "ok" and redis != "unavailable"
     status = "ok" if ok and services.generations.accepting else ("draining" if ok else "degraded")
     return JSONResponse(
@@ -50,15 +41,6 @@ async def health(services: ServicesDep) -> Response:
         },
         status_code=200 if ok else 503,
     )
-
-
-async def _redis_ping(services: Services) -> bool:
-    if services.redis is None:
-        return False
-    try:
-        return bool(await services.redis.ping())
-    except (RedisError, OSError):
-        return False
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -1,0 +1,102 @@
+"""SQLite through aiosqlite, with one trip to its thread per statement.
+
+aiosqlite runs each sqlite3 call in the connection's own thread. SQLAlchemy's adapter
+makes four such calls per statement: cursor, execute, fetchall and close. Each call
+wakes the thread, hands the GIL over and back, and wakes the event loop through its
+self-pipe. That cost more CPU than the query itself (`bench/rest.py`: a one-row read
+made five trips, four of them for the statement). Here the statement runs whole in one
+trip: execute, fetch the rows, read `description`, `rowcount` and `lastrowid`, close. The
+cursor SQLAlchemy sees keeps what came back. Commit and rollback are one trip each, as
+before. Errors are sqlite3's own, as before.
+"""
+
+from __future__ import annotations
+
+import collections
+import sqlite3
+from typing import Any
+
+import aiosqlite
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
+
+
+def _run(
+    conn: sqlite3.Connection, operation: str, parameters: Any, many: bool
+) -> tuple[Any, list[Any], int, int | None]:
+    """In the connection's thread: the whole statement."""
+    cur = conn.cursor()
+    try:
+        if many:
+            cur.executemany(operation, parameters)
+        elif parameters is None:
+            cur.execute(operation)
+        else:
+            cur.execute(operation, parameters)
+        description = cur.description
+        rows = cur.fetchall() if description else []
+        return description, rows, cur.rowcount, cur.lastrowid
+    finally:
+        cur.close()
+
+
+class _Finished:
+    """What SQLAlchemy reads of a cursor, as the statement left it."""
+
+    __slots__ = ("arraysize", "description", "lastrowid", "rowcount")
+
+    def __init__(self) -> None:
+        self.description: Any = None
+        self.rowcount = -1
+        self.lastrowid: int | None = None
+        self.arraysize = 1
+
+    async def close(self) -> None:
+        """Nothing to close: the sqlite3 cursor was closed in its thread."""
+
+
+class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
+    __slots__ = ()
+
+    def _make_new_cursor(self, connection: Any) -> Any:
+        return _Finished()
+
+    def _aenter_cursor(self, cursor: Any) -> Any:
+        return cursor
+
+    async def _run(self, operation: Any, parameters: Any, many: bool) -> None:
+        async with self._adapt_connection._execute_mutex:
+            conn: aiosqlite.Connection = self._connection  # type: ignore[assignment]
+            description, rows, rowcount, lastrowid = await conn._execute(
+                _run, conn._conn, operation, parameters, many
+            )
+        done = self._cursor
+        done.description, done.rowcount, done.lastrowid = description, rowcount, lastrowid  # type: ignore[misc]
+        self._rows = collections.deque(rows)
+
+    async def _execute_async(self, operation: Any, parameters: Any) -> Any:
+        await self._run(operation, parameters, False)
+
+    async def _executemany_async(self, operation: Any, seq_of_parameters: Any) -> Any:
+        await self._run(operation, seq_of_parameters, True)
+
+
+class OneTripConnection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ()
+    _cursor_cls = OneTripCursor
+
+
+class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
+    """The aiosqlite DB-API of SQLAlchemy, with `OneTripCursor` for every statement."""
+
+    def connect(self, *arg: Any, **kw: Any) -> OneTripConnection:
+        adapted = super().connect(*arg, **kw)
+        return OneTripConnection(self, adapted._connection)
+
+
+def dbapi() -> OneTripDBAPI:
+    """For `create_async_engine(url, module=dbapi())` with a `sqlite+aiosqlite` URL."""
+    return OneTripDBAPI(aiosqlite, sqlite3)
