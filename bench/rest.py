@@ -165,10 +165,12 @@ REST_CALLS = ("health", "routing_models", "validate", "balance", "list_50", "ope
 TURN_CALLS = ("turn_start", "turn_blocking")
 
 
-async def scenario(bench: Any, names: tuple[str, ...], seconds: float) -> dict[str, Any]:
+async def scenario(
+    bench: Any, names: tuple[str, ...], seconds: float, postgres: bool = True
+) -> dict[str, Any]:
     """`names` on SQLite and (when reachable) PostgreSQL, each beside the bare app."""
     out: dict[str, Any] = {"sqlite": await run(bench, "sqlite", seconds, names)}
-    if bench.pg_ok:
+    if postgres and bench.pg_ok:
         with procs.scratch_postgres(f"vedika_bench_rest_{os.getpid()}") as url:
             out["postgresql"] = await run(bench, url, seconds, names)
     return out

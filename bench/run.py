@@ -95,6 +95,7 @@ class Plan:
     deflate_cpu: bool = True  # wire_bytes: server CPU with permessage-deflate on vs off
     rest_idle_s: float = 3.0
     rest_seconds: float = 5.0  # rest, turns: wrk's run per call
+    rest_postgres: bool = True
 
     @classmethod
     def make(cls, mode: str) -> Plan:
@@ -117,6 +118,7 @@ class Plan:
             plan.all_clients = False
             plan.persistence_no_flush = False
             plan.deflate_cpu = False
+            plan.rest_postgres = False
             plan.mode = "smoke"
             return plan
         return cls(
@@ -778,7 +780,7 @@ class Bench:
         """CPU per REST call and per new turn, against a bare ASGI app (bench/rest.py)."""
         if not rest.wrk_available():
             return {"skipped": "wrk is not installed (apt-get install wrk; make bench does)"}
-        out = await rest.scenario(self, names, self.plan.rest_seconds)
+        out = await rest.scenario(self, names, self.plan.rest_seconds, self.plan.rest_postgres)
         for db in ("sqlite", "postgresql"):
             if db in out:
                 _log(f"  {db}:\n" + rest.table(out[db]))

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make sure what the tests need is installed and running: PostgreSQL on
 # 127.0.0.1:5432 (database `test`, trust auth), Redis on 127.0.0.1:6379, and
-# Debian's Chromium for the browser tests. Idempotent; quiet when all is well.
+# Debian's Chromium for the browser tests, wrk for the REST benchmarks. Idempotent;
+# quiet when all is well.
 set -euo pipefail
 
 SUDO=""
@@ -45,6 +46,11 @@ fi
 # --- Chromium for the browser tests --------------------------------------------
 if [ ! -x /usr/bin/chromium ]; then
   apt_install chromium
+fi
+
+# --- wrk for the REST and turn benchmarks (bench/rest.py; the bench smoke test runs them)
+if ! command -v wrk >/dev/null; then
+  apt_install wrk
 fi
 
 # --- Node.js for the compatibility tests ------------------------------------------------

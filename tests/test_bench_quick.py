@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 SCENARIOS = (
@@ -26,9 +28,12 @@ SCENARIOS = (
     "history",
     "redis",
     "upstream_clients",
+    "rest",
+    "turns",
 )
 
 
+@pytest.mark.slow
 def test_bench_quick_writes_every_scenario(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     proc = subprocess.run(
@@ -50,3 +55,11 @@ def test_bench_quick_writes_every_scenario(tmp_path: Path) -> None:
         assert one[kind]["streams"] > 0 and one[kind]["failed"] == 0, (kind, one[kind])
     assert results["sweep"]["vedika"]["levels"], results["sweep"]["vedika"]
     assert results["wire_bytes"]["vedika"]["ok"], results["wire_bytes"]["vedika"]
+    # Every REST call and both kinds of turn were answered, and only with 2xx.
+    for scenario, calls in (("rest", 6), ("turns", 2)):
+        figures = {k: v for k, v in results[scenario]["sqlite"].items() if isinstance(v, dict)}
+        assert figures["bare"]["ok"] > 0
+        measured = {k: v for k, v in figures.items() if k != "bare"}
+        assert len(measured) == calls, measured
+        for name, fig in measured.items():
+            assert fig["ok"] > 0 and fig["non_2xx"] == 0 and fig["cpu_us"], (name, fig)

@@ -7,32 +7,35 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from vedika.api.deps import CurrentSession, ServicesDep
+from vedika.api.responses import JSONResponse
 from vedika.credits import ledger
 from vedika.protocol import iso
 
 router = APIRouter(tags=["coins"])
 
 
-@router.get("/coins/balance")
-async def coin_balance(services: ServicesDep, session: CurrentSession) -> dict[str, Any]:
+@router.get("/coins/balance", response_model=None)
+async def coin_balance(services: ServicesDep, session: CurrentSession) -> JSONResponse:
     bal = await ledger.balance(
         services.store, device_id=session.device_id, daily=services.settings.daily_credits
     )
-    return {
-        "balance": bal.remaining,
-        "available": bal.remaining,
-        "locked": 0,
-        "expiring_soon": bal.remaining,
-        "total_earned": bal.daily,
-        "total_spent": bal.used,
-        "plan": session.plan,
-        "daily_credits": bal.daily,
-        "credits_used": bal.used,
-        "credits_remaining": bal.remaining,
-        "daily_vedika_coins": bal.daily,
-        "vedika_coins_remaining": bal.remaining,
-        "expires_at": iso(ledger.resets_at()),
-    }
+    return JSONResponse(
+        {
+            "balance": bal.remaining,
+            "available": bal.remaining,
+            "locked": 0,
+            "expiring_soon": bal.remaining,
+            "total_earned": bal.daily,
+            "total_spent": bal.used,
+            "plan": session.plan,
+            "daily_credits": bal.daily,
+            "credits_used": bal.used,
+            "credits_remaining": bal.remaining,
+            "daily_vedika_coins": bal.daily,
+            "vedika_coins_remaining": bal.remaining,
+            "expires_at": iso(ledger.resets_at()),
+        }
+    )
 
 
 @router.get("/coins/transactions")

@@ -21,7 +21,9 @@ from vedika.store.engine import Store
 COOKIE = "vedika_session"
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    """Async on purpose: FastAPI runs a plain `def` dependency in its thread pool, a
+    thread hop on every request."""
     services: Services = request.app.state.services
     return services
 

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request, Response
 
 from vedika.api.deps import COOKIE, ServicesDep, session_id_from
+from vedika.api.responses import JSONResponse
 from vedika.credits import ledger
 from vedika.errors import Unauthorized
 from vedika.identity import devices
@@ -105,12 +106,12 @@ async def _live_session(services: Services, request: Request) -> DeviceSession |
     return await find_session(services.store, session_id=sid) if sid else None
 
 
-@router.get("/auth/device-session/validate")
+@router.get("/auth/device-session/validate", response_model=None)
 async def validate_device_session(
     services: ServicesDep,
     request: Request,
     session_id: str | None = Query(None, max_length=128),
-) -> dict[str, Any]:
+) -> JSONResponse:
     """The session object, or 401 when the id is unknown or expired. The id may come as
     `?session_id=` (the original web client), or, better kept out of URLs and logs, as
     `Authorization: Bearer` or the session cookie."""
@@ -122,4 +123,4 @@ async def validate_device_session(
         raise Unauthorized(
             "This session is unknown or has expired. Create a new one.", code="session_expired"
         )
-    return await session_object(services, session)
+    return JSONResponse(await session_object(services, session))  # no second encoding pass
