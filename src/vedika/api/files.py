@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.datastructures import UploadFile
 
 from vedika.api.deps import CurrentSession, ServicesDep
+from vedika.api.openapi import multipart_body
 from vedika.errors import ServiceUnavailable
 from vedika.scale.ratelimit import enforce
 from vedika.services import Services
@@ -16,27 +17,17 @@ from vedika.sources.library import FileLibrary, IncomingFile, upload_limits
 
 router = APIRouter(tags=["files"])
 
-_UPLOAD_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["files"],
-                    "properties": {
-                        "files": {
-                            "type": "array",
-                            "items": {"type": "string", "format": "binary"},
-                            "description": "One or more files (PDF, DOCX, TXT, Markdown, "
-                            "HTML, CSV); the type is read from the content.",
-                        }
-                    },
-                }
-            }
-        },
-    }
-}
+_UPLOAD_BODY = multipart_body(
+    ["files"],
+    {
+        "files": {
+            "type": "array",
+            "items": {"type": "string", "format": "binary"},
+            "description": "One or more files (PDF, DOCX, TXT, Markdown, HTML, CSV); the "
+            "type is read from the content.",
+        }
+    },
+)
 
 
 def _library(services: Services) -> FileLibrary:

@@ -82,3 +82,12 @@ def install_openapi(app: FastAPI) -> None:
         return doc
 
     app.openapi = schema  # type: ignore[method-assign]
+
+
+def multipart_body(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
+    """`openapi_extra` for a route that reads a multipart form itself (FastAPI cannot
+    see its fields): the form's schema."""
+    schema = {"type": "object", "required": required, "properties": properties}
+    return {
+        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
+    }

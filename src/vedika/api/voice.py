@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.datastructures import UploadFile
 
 from vedika.api.deps import CurrentSession, ServicesDep
+from vedika.api.openapi import multipart_body
 from vedika.errors import BadRequest
 from vedika.protocol import SpeechRequest
 from vedika.scale.ratelimit import enforce, enforce_per_address
@@ -17,32 +18,22 @@ from vedika.voice.service import VoiceService
 
 router = APIRouter(tags=["voice"])
 
-_AUDIO_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {
-                            "type": "string",
-                            "format": "binary",
-                            "description": "The recording: WAV, Ogg, WebM, MP3, FLAC or M4A "
-                            "(read from its first bytes), at most VEDIKA_TRANSCRIBE_MAX_BYTES.",
-                        },
-                        "language": {
-                            "type": "string",
-                            "maxLength": 16,
-                            "description": "ISO-639-1 hint, e.g. en.",
-                        },
-                    },
-                }
-            }
+_AUDIO_BODY = multipart_body(
+    ["file"],
+    {
+        "file": {
+            "type": "string",
+            "format": "binary",
+            "description": "The recording: WAV, Ogg, WebM, MP3, FLAC or M4A (read from its "
+            "first bytes), at most VEDIKA_TRANSCRIBE_MAX_BYTES.",
         },
-    }
-}
+        "language": {
+            "type": "string",
+            "maxLength": 16,
+            "description": "ISO-639-1 hint, e.g. en.",
+        },
+    },
+)
 _AUDIO_OUT: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The speech, as audio in the requested format.",
