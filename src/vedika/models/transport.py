@@ -15,9 +15,12 @@ discovery, and one error type whose `kind` says what failed.
 from __future__ import annotations
 
 import asyncio
+import functools
+import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
@@ -64,6 +67,18 @@ class Response:
             raise _translate(exc) from None
 
 
+@functools.lru_cache(maxsize=256)
+def proxy_for(scheme: str, host: str) -> str | None:
+    """The proxy `HTTP_PROXY` / `HTTPS_PROXY` name for this scheme, unless `NO_PROXY`
+    covers `host`: what httpx and aiohttp's `trust_env` do, read once per host (the
+    environment does not change under a running server)."""
+    proxy = urllib.request.getproxies_environment().get(scheme)
+    bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]  # not in typeshed
+    if not proxy or bypass(host):
+        return None
+    return proxy
+
+
 class Upstream:
     """The shared client. The aiohttp session is made on first use, inside the
     running event loop, and kept for the life of the process (keep-alive pooling)."""
@@ -76,8 +91,9 @@ class Upstream:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0),
-                # HTTP(S)_PROXY / NO_PROXY apply, as they did with httpx.
-                trust_env=True,
+                # HTTP(S)_PROXY / NO_PROXY apply (proxy_for): aiohttp's own trust_env
+                # reads them in a worker thread on every request.
+                trust_env=False,
             )
         return self._session
 
@@ -97,8 +113,15 @@ class Upstream:
         a long answer may legitimately stream for minutes."""
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=idle)
         try:
+            parts = urlsplit(url)
             resp = await self._client().request(
-                method, url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+                method,
+                url,
+                data=body,
+                headers=headers,
+                timeout=timeout,
+                allow_redirects=False,
+                proxy=proxy_for(parts.scheme, parts.hostname or ""),
             )
         except (aiohttp.ClientError, OSError, ValueError) as exc:  # ValueError: a bad URL
             raise _translate(exc) from None
