@@ -1,7 +1,9 @@
 """Shared fixtures: the fake upstream, a real `vedika serve` per database, API clients.
 
 System tests run against both SQLite and PostgreSQL (127.0.0.1:5432, database
-`test`): each backend gets its own schema-fresh database and its own server.
+`test`): each backend gets its own schema-fresh database and its own server. The
+PostgreSQL cases carry the `postgres` mark, so `-m "not postgres"` (make test-fast)
+runs the SQLite ones alone.
 """
 
 from __future__ import annotations
@@ -16,9 +18,35 @@ import pytest
 from tests.fakes.search import FakeSearch
 from tests.fakes.upstream import FakeUpstream
 from tests.support.client import Api
-from tests.support.server import VedikaServer
+from tests.support.server import VedikaServer, serving, sqlite_url
 
 PG_ADMIN = os.environ.get("VEDIKA_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+# The databases a system test runs on: fixture params (`backend`, and the fixtures of
+# their own in test_public_safety.py, modes/ and sources/).
+DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--shard",
+        metavar="K/N",
+        help="run every N-th selected test from the K-th on (K in 1..N), so that N "
+        "processes side by side run the selection once: `make test-fast`",
+    )
+
+
+@pytest.hookimpl(trylast=True)  # after -m and -k have deselected theirs
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    shard = config.getoption("--shard")
+    if not shard:
+        return
+    k, n = (int(x) for x in shard.split("/"))
+    if not 1 <= k <= n:
+        raise pytest.UsageError(f"--shard {shard}: K must be 1 to N")
+    config.hook.pytest_deselected(items=[t for i, t in enumerate(items) if i % n != k - 1])
+    items[:] = items[k - 1 :: n]
+
 
 MODELS_TOML = """
 [[models]]
@@ -89,29 +117,6 @@ def models_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def server_env(
-    db_url: str, data_dir: Path, upstream: FakeUpstream, models_file: Path, **extra: str
-) -> dict[str, str]:
-    env = {
-        "VEDIKA_DATABASE_URL": db_url,
-        "VEDIKA_DATA_DIR": str(data_dir),
-        "OPENAI_BASE_URL": upstream.base_url,
-        "VEDIKA_MODELS_FILE": str(models_file),
-        "VEDIKA_OLLAMA_AUTODETECT": "false",
-        "VEDIKA_UPSTREAM_IDLE_TIMEOUT": "1.5",
-        "VEDIKA_FLUSH_SECONDS": "0.3",
-        "VEDIKA_REAPER_INTERVAL": "0.5",
-        "VEDIKA_HEARTBEAT_STALE_SECONDS": "10",
-        "VEDIKA_LOG_LEVEL": "warning",
-        # Tests open many sessions and turns from one address; limits get their own tests.
-        "VEDIKA_RATE_SESSIONS_PER_MINUTE": "100000",
-        "VEDIKA_RATE_MESSAGES_PER_MINUTE": "100000",
-        "VEDIKA_MAX_CONCURRENT_ANSWERS": "0",
-    }
-    env.update(extra)
-    return env
-
-
 def fresh_pg_database() -> str:
     """Create an empty database for one test session; returns its asyncpg URL."""
     import asyncio
@@ -159,13 +164,13 @@ def fresh_pg() -> Iterator[str]:
         drop_pg_database(url)
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+@pytest.fixture(scope="session", params=DATABASES)
 def backend(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, Path]]:
     data_dir = tmp_path_factory.mktemp(f"data-{request.param}")
     if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{data_dir}/vedika.db", data_dir
+        yield sqlite_url(data_dir / "vedika.db"), data_dir
         return
     url = fresh_pg_database()
     try:
@@ -179,17 +184,9 @@ def server(
     backend: tuple[str, Path], upstream: FakeUpstream, models_file: Path, search: FakeSearch
 ) -> Iterator[VedikaServer]:
     db_url, data_dir = backend
-    srv = VedikaServer(
-        server_env(
-            db_url, data_dir, upstream, models_file, **search_env(search), **voice_env(upstream)
-        ),
-        log_path=data_dir / "server.log",
-    )
-    srv.start()
-    try:
+    env = search_env(search) | voice_env(upstream)
+    with serving(data_dir, upstream, models_file, db=db_url, **env) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture

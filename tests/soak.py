@@ -16,17 +16,16 @@ import random
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import websockets
 
-from tests.conftest import MODELS_TOML, drop_pg_database, fresh_pg_database, server_env
+from tests.conftest import MODELS_TOML, drop_pg_database, fresh_pg_database
 from tests.fakes.upstream import FakeUpstream, fake_reply
-from tests.support.server import VedikaServer
-
-TERMINAL = ("stream_complete", "stream_error")
+from tests.support.client import Socket
+from tests.support.server import serving
 
 
 @dataclass
@@ -64,30 +63,22 @@ async def one_answer(urls: list[str], sid: str, i: int, rng: random.Random, tall
     attempt = 0
     while done is None:
         url = urls[(home + attempt) % len(urls)]
-        async with websockets.connect(url, max_size=2**22) as ws:
-            await ws.recv()
-            msg = {"routeKey": "stream_chat", "session_id": sid}
+        cut_after = rng.randint(1, 8) if attempt < reconnects else None
+        async with Socket(url) as ws:
             if mid is None:
-                msg |= {"message": prompt, "model_id": "fake-steady"}
+                turn: dict[str, str | int] = {"message": prompt, "model_id": "fake-steady"}
             else:
-                msg |= {"message_id": mid, "resume_from": len(ids)}
+                turn = {"message_id": mid, "resume_from": len(ids)}
                 tally.reconnects += 1
-            await ws.send(json.dumps(msg))
-            cut_after = rng.randint(1, 8) if attempt < reconnects else None
-            seen_here = 0
-            while True:
-                event = json.loads(await asyncio.wait_for(ws.recv(), 60))
-                mid = event.get("message_id") or mid
-                cid = event.get("conversation_id") or cid
-                if event["type"] == "content_chunk":
-                    ids.append(event["chunk_id"])
-                    text.append(event["content"])
-                    seen_here += 1
-                    if cut_after is not None and seen_here >= cut_after:
-                        break
-                elif event["type"] in TERMINAL:
-                    done = event
-                    break
+            events = await ws.ask(sid, limit=cut_after, timeout=60, **turn)
+        for event in events:
+            mid = event.get("message_id") or mid
+            cid = event.get("conversation_id") or cid
+            if event["type"] == "content_chunk":
+                ids.append(event["chunk_id"])
+                text.append(event["content"])
+        if events[-1]["type"] != "content_chunk":  # not cut after `cut_after` chunks: the end
+            done = events[-1]
         attempt += 1
     tally.answers += 1
     tally.chunks += len(ids)
@@ -140,37 +131,24 @@ async def soak(urls: list[str], streams: int, seconds: float, seed: int) -> Tall
 
 
 def run(streams: int, seconds: float, redis: bool, seed: int = 1) -> Tally:
-    with tempfile.TemporaryDirectory() as tmp, FakeUpstream(delay_ms=20) as fake:
-        tmp_path = Path(tmp)
+    with ExitStack() as stack:
+        tmp_path = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        fake = stack.enter_context(FakeUpstream(delay_ms=20))
         models = tmp_path / "models.toml"
         models.write_text(MODELS_TOML)
         extra = {"VEDIKA_DAILY_CREDITS": "1000000", "VEDIKA_LOG_LEVEL": "warning"}
-        pg = None
-        servers: list[VedikaServer] = []
-        try:
-            if redis:
-                pg = fresh_pg_database()
-                for name in ("a", "b"):
-                    env = server_env(
-                        pg,
-                        tmp_path,
-                        fake,
-                        models,
-                        VEDIKA_REDIS_URL="redis://127.0.0.1:6379/0",
-                        **extra,
-                    )
-                    servers.append(VedikaServer(env, log_path=tmp_path / f"{name}.log"))
-            else:
-                env = server_env(f"sqlite+aiosqlite:///{tmp}/v.db", tmp_path, fake, models, **extra)
-                servers.append(VedikaServer(env, log_path=tmp_path / "a.log"))
-            for srv in servers:
-                srv.start()
-            return asyncio.run(soak([s.ws_url for s in servers], streams, seconds, seed))
-        finally:
-            for srv in servers:
-                srv.stop()
-            if pg:
-                drop_pg_database(pg)
+        db = None  # one instance on SQLite (tmp_path/v.db)
+        names = ["a"]
+        if redis:  # two instances on a fresh PostgreSQL database and Redis
+            db = fresh_pg_database()
+            stack.callback(drop_pg_database, db)
+            extra["VEDIKA_REDIS_URL"] = "redis://127.0.0.1:6379/0"
+            names = ["a", "b"]
+        servers = [
+            stack.enter_context(serving(tmp_path, fake, models, db=db, log=f"{n}.log", **extra))
+            for n in names
+        ]
+        return asyncio.run(soak([s.ws_url for s in servers], streams, seconds, seed))
 
 
 def main() -> int:

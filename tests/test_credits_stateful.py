@@ -22,8 +22,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from tests.conftest import server_env
-from tests.support.server import VedikaServer
+from tests.support.server import serving
 
 MODELS = ["fake-fast", "fake-fast", "fake-500", "fake-cut", "fake-slow"]
 DAILY = 12
@@ -32,16 +31,8 @@ DAILY = 12
 @pytest.fixture(scope="module")
 def ledger_server(tmp_path_factory, upstream, models_file):
     tmp: Path = tmp_path_factory.mktemp("ledger")
-    env = server_env(
-        f"sqlite+aiosqlite:///{tmp}/v.db",
-        tmp,
-        upstream,
-        models_file,
-        VEDIKA_DAILY_CREDITS=str(DAILY),
-    )
-    srv = VedikaServer(env, log_path=tmp / "server.log").start()
-    yield srv
-    srv.stop()
+    with serving(tmp, upstream, models_file, VEDIKA_DAILY_CREDITS=str(DAILY)) as srv:
+        yield srv
 
 
 class Ledger(RuleBasedStateMachine):

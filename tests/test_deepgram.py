@@ -8,24 +8,19 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import server_env
 from tests.fakes.deepgram import PROJECT, FakeDeepgram
 from tests.fakes.upstream import FakeUpstream
-from tests.support.server import VedikaServer
+from tests.support.server import serving
 
 OPERATOR_KEY = "dg-operator-secret-0123456789"
-
-
-def _serve(tmp: Path, upstream: FakeUpstream, models_file: Path, **extra: str) -> VedikaServer:
-    env = server_env(f"sqlite+aiosqlite:///{tmp}/v.db", tmp, upstream, models_file, **extra)
-    return VedikaServer(env, log_path=tmp / "server.log").start()
 
 
 async def test_temporary_keys_never_the_operators(
     tmp_path: Path, upstream: FakeUpstream, models_file: Path
 ) -> None:
-    with FakeDeepgram(OPERATOR_KEY) as fake:
-        srv = _serve(
+    with (
+        FakeDeepgram(OPERATOR_KEY) as fake,
+        serving(
             tmp_path,
             upstream,
             models_file,
@@ -33,12 +28,10 @@ async def test_temporary_keys_never_the_operators(
             VEDIKA_DEEPGRAM_URL=fake.base_url,
             VEDIKA_DEEPGRAM_KEY_TTL="20",
             VEDIKA_RATE_DEEPGRAM_PER_MINUTE="3",
-        )
-        try:
-            async with httpx.AsyncClient(base_url=srv.url, timeout=30) as h:
-                answers = [await h.get("/deepgram/token") for _ in range(4)]
-        finally:
-            srv.stop()
+        ) as srv,
+    ):
+        async with httpx.AsyncClient(base_url=srv.url, timeout=30) as h:
+            answers = [await h.get("/deepgram/token") for _ in range(4)]
     first, second = answers[0].json(), answers[1].json()
     assert answers[0].status_code == 200 and first["expires_in"] == 20
     assert first["apiKey"] in fake.issued and second["apiKey"] in fake.issued
@@ -57,26 +50,22 @@ async def test_temporary_keys_never_the_operators(
 async def test_not_configured_or_refused_is_a_clear_error(
     tmp_path: Path, upstream: FakeUpstream, models_file: Path
 ) -> None:
-    with FakeDeepgram("another-key") as fake:
-        srv = _serve(
+    with (
+        FakeDeepgram("another-key") as fake,
+        serving(
             tmp_path,
             upstream,
             models_file,
             VEDIKA_DEEPGRAM_API_KEY=OPERATOR_KEY,  # Deepgram refuses it
             VEDIKA_DEEPGRAM_URL=fake.base_url,
-        )
-        try:
-            async with httpx.AsyncClient(base_url=srv.url, timeout=30) as h:
-                refused = await h.get("/deepgram/token")
-        finally:
-            srv.stop()
+        ) as srv,
+    ):
+        async with httpx.AsyncClient(base_url=srv.url, timeout=30) as h:
+            refused = await h.get("/deepgram/token")
     assert refused.status_code == 502 and refused.json()["error"] == "dictation_failed"
     assert "apiKey" not in refused.json()
-    srv = _serve(tmp_path, upstream, models_file)
-    try:
+    with serving(tmp_path, upstream, models_file) as srv:
         async with httpx.AsyncClient(base_url=srv.url, timeout=30) as h:
             off = await h.get("/deepgram/token")
-    finally:
-        srv.stop()
     assert off.status_code == 503 and off.json()["error"] == "dictation_unavailable"
     assert "VEDIKA_DEEPGRAM_API_KEY" in off.json()["message"]

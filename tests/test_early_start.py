@@ -11,21 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import server_env
 from tests.fakes.upstream import FakeUpstream, fake_reply
 from tests.support.client import Api, Socket, assert_invariants, text_of
-from tests.support.server import VedikaServer
-
-
-@contextmanager
-def serve(tmp_path: Path, upstream: FakeUpstream, models_file: Path, **extra: str) -> Iterator:
-    db = tmp_path / "v.db"
-    env = server_env(f"sqlite+aiosqlite:///{db}", tmp_path, upstream, models_file, **extra)
-    srv = VedikaServer(env, log_path=tmp_path / "server.log").start()
-    try:
-        yield srv, db
-    finally:
-        srv.stop()
+from tests.support.server import serving, sqlite_url
 
 
 @contextmanager
@@ -57,15 +45,14 @@ async def test_the_model_is_asked_while_the_turn_is_stored(
     tmp_path, upstream, models_file, early: bool
 ) -> None:
     question = f"early start {early} {tmp_path.name}"
-    with serve(tmp_path, upstream, models_file, VEDIKA_EARLY_START=str(early).lower()) as (srv, db):
+    db = tmp_path / "v.db"
+    early_start = str(early).lower()
+    with serving(
+        tmp_path, upstream, models_file, db=sqlite_url(db), VEDIKA_EARLY_START=early_start
+    ) as srv:
         async with Api(srv.url) as api, Socket(srv.ws_url) as ws:
             with write_locked(db):
-                await ws.send(
-                    routeKey="stream_chat",
-                    message=question,
-                    model_id="fake-steady",
-                    session_id=api.session_id,
-                )
+                await ws.send_chat(api, question, model_id="fake-steady")
                 # The turn cannot be stored yet; the model call goes out only when early.
                 assert await asked(upstream, question, 1.5 if early else 1.0) is early
                 with pytest.raises(TimeoutError):
@@ -84,15 +71,9 @@ async def test_a_turn_refused_for_its_coins_sends_nothing_upstream(
     turn's prompt never reaches the model (issue 12, finding 4; before, the call went
     out and was closed), and nothing is stored or streamed."""
     question = f"refused early {tmp_path.name}"
-    with serve(tmp_path, upstream, models_file, VEDIKA_DAILY_CREDITS="0") as (srv, _db):
+    with serving(tmp_path, upstream, models_file, VEDIKA_DAILY_CREDITS="0") as srv:
         async with Api(srv.url) as api, Socket(srv.ws_url) as ws:
-            await ws.send(
-                routeKey="stream_chat",
-                message=question,
-                model_id="fake-hang",
-                session_id=api.session_id,
-            )
-            event = await ws.recv()
+            (event,) = await ws.ask(api, question, model_id="fake-hang")
             assert event["type"] == "credits_exhausted"
             assert not await asked(upstream, question, 1.5)
             assert (await api.http.get("/ai/conversations")).json()["conversations"] == []

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fakes.upstream import fake_reply
-from tests.support.client import Api, Socket, assert_invariants, text_of
+from tests.fakes.upstream import FakeUpstream, fake_reply
+from tests.support.client import Api, assert_invariants, text_of
+from tests.support.server import serving
 
 # model -> (error code, chunks delivered before the fault)
 FAULTS = {
@@ -29,11 +30,7 @@ async def test_upstream_fault_ends_cleanly(server, api: Api, model: str) -> None
     code, delivered = FAULTS[model]
     prompt = f"trigger {model}"
     before = (await api.balance())["credits_remaining"]
-    async with Socket(server.ws_url) as ws:
-        await ws.send(
-            routeKey="stream_chat", message=prompt, model_id=model, session_id=api.session_id
-        )
-        events = await ws.until_terminal()
+    events = await api.ask(prompt, model_id=model)
     err = assert_invariants(events)
     assert err["type"] == "stream_error" and err["code"] == code
     assert err["retryable"] is True
@@ -50,14 +47,7 @@ async def test_upstream_fault_ends_cleanly(server, api: Api, model: str) -> None
 
 
 async def test_comment_lines_and_usage_chunk_are_handled(server, api: Api) -> None:
-    async with Socket(server.ws_url) as ws:
-        await ws.send(
-            routeKey="stream_chat",
-            message="comments",
-            model_id="fake-comments",
-            session_id=api.session_id,
-        )
-        events = await ws.until_terminal()
+    events = await api.ask("comments", model_id="fake-comments")
     done = assert_invariants(events)
     assert done["type"] == "stream_complete"
     assert done["full_response"] == "".join(fake_reply("fake-comments", "comments"))
@@ -67,23 +57,11 @@ async def test_comment_lines_and_usage_chunk_are_handled(server, api: Api) -> No
 
 async def test_upstream_refusing_connections(tmp_path, models_file) -> None:
     """The upstream goes away after discovery: a clear error, the coin given back."""
-    from tests.conftest import server_env
-    from tests.fakes.upstream import FakeUpstream
-    from tests.support.server import VedikaServer
-
     gone = FakeUpstream(delay_ms=0).start()
-    env = server_env(f"sqlite+aiosqlite:///{tmp_path}/v.db", tmp_path, gone, models_file)
-    srv = VedikaServer(env).start()
-    gone.stop()
-    try:
-        async with Api(srv.url) as api, Socket(srv.ws_url) as ws:
-            await ws.send(
-                routeKey="stream_chat",
-                message="anyone there?",
-                model_id="fake-steady",
-                session_id=api.session_id,
-            )
-            events = await ws.until_terminal()
+    with serving(tmp_path, gone, models_file) as srv:
+        gone.stop()
+        async with Api(srv.url) as api:
+            events = await api.ask("anyone there?", model_id="fake-steady")
             err = assert_invariants(events)
             assert err["code"] == "provider_unavailable"
             assert err["error"] == "Could not reach the model provider openai."
@@ -92,5 +70,3 @@ async def test_upstream_refusing_connections(tmp_path, models_file) -> None:
                 "/ai/chat", json={"message": "blocking?", "model_id": "fake-steady"}
             )
             assert r.status_code == 502 and r.json()["error"] == "provider_unavailable"
-    finally:
-        srv.stop()

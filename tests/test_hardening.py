@@ -8,12 +8,14 @@ and PostgreSQL (the `server` fixture, tests/conftest.py).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import ExitStack
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -21,10 +23,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import server_env
 from tests.fakes.upstream import FakeUpstream
 from tests.support.client import Api, Socket
-from tests.support.server import ROOT, VedikaServer
+from tests.support.server import ROOT, VedikaServer, serving
 
 NUL = "a\x00b"
 SURROGATE = "lone \ud800 surrogate"
@@ -96,13 +97,7 @@ async def test_unstorable_socket_message_is_stream_error_and_the_socket_stays_op
 ) -> None:
     async with Socket(server.ws_url) as ws:
         # An answer streaming on this socket while the bad messages arrive.
-        await ws.send(
-            routeKey="stream_chat",
-            message="keep streaming",
-            model_id="fake-slow",
-            session_id=api.session_id,
-        )
-        first = await _events_until(ws, lambda ev: any(e["type"] == "content_chunk" for e in ev))
+        first = await ws.ask(api, "keep streaming", model_id="fake-slow", limit=1, timeout=30)
         answer = next(e["message_id"] for e in first if e["type"] == "content_chunk")
         await ws.send(routeKey="stream_chat", message=NUL, session_id=api.session_id)
         await ws.send(routeKey="stream_chat", message="hello", session_id=NUL)
@@ -294,29 +289,18 @@ async def test_device_info_is_bounded(server: VedikaServer, backend: tuple[str, 
 # ------------------------------------------------------------------ 11a. forwarded headers
 
 
-def small_server(
-    tmp_path: Path, upstream: FakeUpstream, models_file: Path, **extra: str
-) -> VedikaServer:
-    env = server_env(f"sqlite+aiosqlite:///{tmp_path}/v.db", tmp_path, upstream, models_file)
-    env.update(extra)
-    return VedikaServer(env, log_path=tmp_path / "server.log")
-
-
 @pytest.fixture
 def running(tmp_path: Path, upstream: FakeUpstream, models_file: Path) -> Iterator[Any]:
     """`running(**env)` starts a SQLite server; every one is stopped after the test."""
-    servers: list[VedikaServer] = []
+    names = itertools.count()
+    with ExitStack() as servers:
 
-    def start(**extra: str) -> VedikaServer:
-        data = tmp_path / f"s{len(servers)}"
-        data.mkdir()
-        srv = small_server(data, upstream, models_file, **extra)
-        servers.append(srv)
-        return srv.start()
+        def start(**extra: str) -> VedikaServer:
+            data = tmp_path / f"s{next(names)}"
+            data.mkdir()
+            return servers.enter_context(serving(data, upstream, models_file, **extra))
 
-    yield start
-    for srv in servers:
-        srv.stop()
+        yield start
 
 
 async def session_codes(srv: VedikaServer, forwarded: list[str]) -> list[int]:

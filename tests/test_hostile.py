@@ -9,9 +9,8 @@ import httpx
 import pytest
 import websockets
 
-from tests.conftest import server_env
 from tests.support.client import Api, Socket
-from tests.support.server import VedikaServer
+from tests.support.server import serving
 
 
 async def healthy(server) -> None:
@@ -99,8 +98,7 @@ async def test_wrong_shapes_are_400_never_500(server, api: Api, body) -> None:
 
 @pytest.fixture
 def limited(tmp_path, upstream, models_file):
-    env = server_env(
-        f"sqlite+aiosqlite:///{tmp_path}/v.db",
+    with serving(
         tmp_path,
         upstream,
         models_file,
@@ -108,10 +106,8 @@ def limited(tmp_path, upstream, models_file):
         VEDIKA_MAX_CONCURRENT_ANSWERS="1",
         VEDIKA_RATE_SOCKET_MESSAGES_PER_10S="5",
         VEDIKA_RATE_SESSIONS_PER_MINUTE="3",
-    )
-    srv = VedikaServer(env).start()
-    yield srv
-    srv.stop()
+    ) as srv:
+        yield srv
 
 
 async def test_limits(limited) -> None:
@@ -151,16 +147,13 @@ async def test_limits(limited) -> None:
 
 
 async def test_production_cookies_headers_and_cors(tmp_path, upstream, models_file) -> None:
-    env = server_env(
-        f"sqlite+aiosqlite:///{tmp_path}/v.db",
+    with serving(
         tmp_path,
         upstream,
         models_file,
         VEDIKA_ENV="production",
         VEDIKA_CORS_ORIGINS="https://app.example.com",
-    )
-    srv = VedikaServer(env).start()
-    try:
+    ) as srv:
         async with httpx.AsyncClient(base_url=srv.url) as h:
             r = await h.post("/auth/device-session", json={})
             cookie = r.headers["set-cookie"].lower()
@@ -191,5 +184,3 @@ async def test_production_cookies_headers_and_cors(tmp_path, upstream, models_fi
                 srv.ws_url, additional_headers={"Origin": "https://evil.example"}
             ):
                 pass
-    finally:
-        srv.stop()

@@ -15,10 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import drop_pg_database, fresh_pg_database, server_env
+from tests.conftest import drop_pg_database, fresh_pg_database
 from tests.fakes.upstream import FakeUpstream, fake_reply
 from tests.support.client import Api
-from tests.support.server import VedikaServer
+from tests.support.server import VedikaServer, serving
 
 SLOW = {"VEDIKA_FLUSH_SECONDS": "30", "VEDIKA_HEARTBEAT_STALE_SECONDS": "120"}
 MODEL = "fake-slow"  # 200 ms a token: the answer below takes about 10 s
@@ -27,25 +27,23 @@ MODEL = "fake-slow"  # 200 ms a token: the answer below takes about 10 s
 @pytest.fixture(scope="module")
 def single(tmp_path_factory, upstream: FakeUpstream, models_file: Path) -> Iterator[VedikaServer]:
     tmp = tmp_path_factory.mktemp("live-single")
-    env = server_env(f"sqlite+aiosqlite:///{tmp}/v.db", tmp, upstream, models_file, **SLOW)
-    srv = VedikaServer(env, log_path=tmp / "server.log").start()
-    yield srv
-    srv.stop()
+    with serving(tmp, upstream, models_file, **SLOW) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")
 def two(tmp_path_factory, upstream: FakeUpstream, models_file: Path) -> Iterator[tuple]:
     tmp = tmp_path_factory.mktemp("live-two")
     pg = fresh_pg_database()
-    env = server_env(
-        pg, tmp, upstream, models_file, VEDIKA_REDIS_URL="redis://127.0.0.1:6379/0", **SLOW
-    )
-    a = VedikaServer(env, log_path=tmp / "a.log").start()
-    b = VedikaServer(env, log_path=tmp / "b.log").start()
-    yield a, b
-    a.stop()
-    b.stop()
-    drop_pg_database(pg)
+    shared = {"VEDIKA_REDIS_URL": "redis://127.0.0.1:6379/0", **SLOW}
+    try:
+        with (
+            serving(tmp, upstream, models_file, db=pg, log="a.log", **shared) as a,
+            serving(tmp, upstream, models_file, db=pg, log="b.log", **shared) as b,
+        ):
+            yield a, b
+    finally:
+        drop_pg_database(pg)
 
 
 async def _seen(base_url: str, session_id: str, conversation_id: str, message_id: str) -> dict:
@@ -76,6 +74,8 @@ async def test_live_text_on_the_generating_instance(single: VedikaServer) -> Non
     await _check_growing(single, single)
 
 
+@pytest.mark.postgres
+@pytest.mark.redis
 async def test_live_text_on_another_instance(two: tuple[VedikaServer, VedikaServer]) -> None:
     a, b = two
     await _check_growing(a, b)

@@ -11,22 +11,16 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import search_env, server_env
+from tests.conftest import search_env
 from tests.fakes.modes import EVIL_EXPRESSION, METADATA_URL, plan_questions
 from tests.fakes.search import FakeSearch
 from tests.fakes.upstream import FakeUpstream
 from tests.support.client import Api, Socket, assert_invariants, chunks_of, text_of
-from tests.support.server import VedikaServer
+from tests.support.server import VedikaServer, server_env, sqlite_url, started
 from tests.test_sources_api import HANDBOOK, upload_ok
 
 QUESTION = "Lake Veyra and the Quillfeather Festival"
 STEP_TYPES = ("research_step", "tool_call", "tool_result")
-
-
-async def run(server: VedikaServer, api: Api, **fields: Any) -> list[dict[str, Any]]:
-    async with Socket(server.ws_url) as ws:
-        await ws.send(routeKey="stream_chat", session_id=api.session_id, **fields)
-        return await ws.until_terminal(timeout=60)
 
 
 def of(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
@@ -50,14 +44,13 @@ async def test_research_plans_searches_reads_and_writes_a_cited_report(
     server: VedikaServer, api: Api, search: FakeSearch
 ) -> None:
     search.reset()
-    events = await run(
-        server,
-        api,
-        message=QUESTION,
+    events = await api.ask(
+        QUESTION,
         model_id="fake-research",
         mode="research",
         sources=["web"],
         interaction_mode="dictation",
+        timeout=60,
     )
     done = assert_invariants(events)
     assert done["type"] == "stream_complete" and done["finish_reason"] == "stop"
@@ -109,14 +102,12 @@ async def test_research_plan_formats_and_fallback(
 ) -> None:
     search.reset()
     question = "Copper kettle care and cleaning"  # not asked before: no cached search
-    events = await run(
-        server, api, message=question, model_id="fake-research-list", mode="research"
-    )
+    events = await api.ask(question, model_id="fake-research-list", mode="research", timeout=60)
     assert_invariants(events)
     assert search.queries() == plan_questions(question)  # the web, by default
     search.reset()
-    events = await run(
-        server, api, message="Lake Veyra ferry", model_id="fake-research-junk", mode="research"
+    events = await api.ask(
+        "Lake Veyra ferry", model_id="fake-research-junk", mode="research", timeout=60
     )
     assert_invariants(events)
     steps = final_steps(events)
@@ -129,14 +120,13 @@ async def test_research_in_attached_files_only(
 ) -> None:
     (stored,) = await upload_ok(api, HANDBOOK)
     search.reset()
-    events = await run(
-        server,
-        api,
-        message="Orsk Rail day pass",
+    events = await api.ask(
+        "Orsk Rail day pass",
         model_id="fake-research",
         mode="research",
         sources=["files"],
         attachments=[stored["file_id"]],
+        timeout=60,
     )
     done = assert_invariants(events)
     assert search.queries() == []  # the web was not asked
@@ -151,24 +141,14 @@ async def test_research_resumes_after_a_disconnect(server: VedikaServer, api: Ap
         QUESTION, model_id="fake-research-slow", mode="research", sources=["web"]
     )
     cid, mid = started["conversation_id"], started["message_id"]
-    async with Socket(server.ws_url) as ws:
-        await ws.send(routeKey="stream_chat", session_id=api.session_id, conversation_id=cid)
-        first = []
-        while len(chunks_of(first)) < 3:
-            first.append(await ws.recv(timeout=60))
+    first = await api.ask(conversation_id=cid, limit=3, timeout=60)
     seen = chunks_of(first)[-1]["chunk_id"]
-    async with Socket(server.ws_url) as ws:
-        await ws.send(
-            routeKey="stream_chat", session_id=api.session_id, message_id=mid, resume_from=seen
-        )
-        rest = await ws.until_terminal(timeout=60)
+    rest = await api.ask(message_id=mid, resume_from=seen, timeout=60)
     assert_invariants(rest, first_chunk=seen + 1, expect_start=False)
     assert text_of(first) + text_of(rest) == rest[-1]["full_response"]
     assert not of(rest, "sources")  # sent before chunk 1: the client has it
     # a replay from the start has every step exactly as sent, once
-    async with Socket(server.ws_url) as ws:
-        await ws.send(routeKey="stream_chat", session_id=api.session_id, message_id=mid)
-        replay = await ws.until_terminal(timeout=60)
+    replay = await api.ask(message_id=mid, timeout=60)
     assert_invariants(replay)
     live_steps = [e for e in first + rest if e["type"] in STEP_TYPES]
     replay_steps = [e for e in replay if e["type"] in STEP_TYPES]
@@ -182,14 +162,7 @@ async def test_stopping_research_keeps_what_was_written(server: VedikaServer, ap
         QUESTION, model_id="fake-research-slow", mode="research", sources=["web"]
     )
     async with Socket(server.ws_url) as ws:
-        await ws.send(
-            routeKey="stream_chat",
-            session_id=api.session_id,
-            message_id=started["message_id"],
-        )
-        events = []
-        while len(chunks_of(events)) < 2:
-            events.append(await ws.recv(timeout=60))
+        events = await ws.ask(api, message_id=started["message_id"], limit=2, timeout=60)
         await ws.send(
             routeKey="stop_stream", session_id=api.session_id, message_id=started["message_id"]
         )
@@ -208,13 +181,8 @@ async def test_stopping_research_keeps_what_was_written(server: VedikaServer, ap
 
 async def test_agent_searches_fetches_and_computes(server: VedikaServer, api: Api) -> None:
     question = "How deep is Lake Veyra, and what is 17 * 3?"
-    events = await run(
-        server,
-        api,
-        message=question,
-        model_id="fake-agent",
-        mode="agents",
-        interaction_mode="voice",
+    events = await api.ask(
+        question, model_id="fake-agent", mode="agents", interaction_mode="voice", timeout=60
     )
     done = assert_invariants(events)
     calls, results = of(events, "tool_call"), of(events, "tool_result")
@@ -247,18 +215,10 @@ async def test_agent_resumes_after_a_disconnect(server: VedikaServer, api: Api) 
         "How deep is Lake Veyra, and what is 6 * 7?", model_id="fake-agent-slow", mode="agents"
     )
     mid = started["message_id"]
-    async with Socket(server.ws_url) as ws:
-        await ws.send(routeKey="stream_chat", session_id=api.session_id, message_id=mid)
-        first: list[dict[str, Any]] = []
-        while not of(first, "tool_result"):
-            first.append(await ws.recv(timeout=60))
+    first = await api.ask(message_id=mid, until="tool_result", timeout=60)
     seen = max([c["chunk_id"] for c in chunks_of(first)], default=0)
     assert seen >= 1  # "Let me look that up." came before the first call
-    async with Socket(server.ws_url) as ws:
-        await ws.send(
-            routeKey="stream_chat", session_id=api.session_id, message_id=mid, resume_from=seen
-        )
-        rest = await ws.until_terminal(timeout=60)
+    rest = await api.ask(message_id=mid, resume_from=seen, timeout=60)
     done = assert_invariants(rest, first_chunk=seen + 1, expect_start=False)
     assert text_of(first) + text_of(rest) == done["full_response"]
     # steps sent after chunk `seen` may come again: clients key them by call id
@@ -270,9 +230,7 @@ async def test_agent_resumes_after_a_disconnect(server: VedikaServer, api: Api) 
 
 
 async def test_agent_step_limit(server: VedikaServer, api: Api) -> None:
-    events = await run(
-        server, api, message="what time is it", model_id="fake-agent-loop", mode="agents"
-    )
+    events = await api.ask("what time is it", model_id="fake-agent-loop", mode="agents", timeout=60)
     done = assert_invariants(events)
     calls = of(events, "tool_call")
     assert len(calls) == 8 and {c["name"] for c in calls} == {"current_time"}  # the default
@@ -283,9 +241,7 @@ async def test_agent_step_limit(server: VedikaServer, api: Api) -> None:
 async def test_failing_tools_go_back_to_the_model(
     server: VedikaServer, api: Api, upstream: FakeUpstream
 ) -> None:
-    events = await run(
-        server, api, message="break things", model_id="fake-agent-fail", mode="agents"
-    )
+    events = await api.ask("break things", model_id="fake-agent-fail", mode="agents", timeout=60)
     done = assert_invariants(events)
     assert done["type"] == "stream_complete"
     calls, results = of(events, "tool_call"), of(events, "tool_result")
@@ -310,7 +266,7 @@ async def test_agents_with_a_model_without_tool_use_answers_plainly(
     server: VedikaServer, api: Api
 ) -> None:
     """fake-steady ignores tools: it answers at once, which is a complete answer."""
-    events = await run(server, api, message="hello there", model_id="fake-steady", mode="agents")
+    events = await api.ask("hello there", model_id="fake-steady", mode="agents", timeout=60)
     done = assert_invariants(events)
     assert not of(events, "tool_call") and done["full_response"].startswith("Answer to: hello")
 
@@ -328,23 +284,18 @@ def offline(
     """A server with no model provider (the offline answerer) and web search, whose
     hub forgets an answer as soon as it ends."""
     data = tmp_path_factory.mktemp("offline")
-    env = server_env(
-        f"sqlite+aiosqlite:///{data}/v.db", data, upstream, models_file, **search_env(search)
-    )
+    env = server_env(sqlite_url(data / "v.db"), data, upstream, models_file, **search_env(search))
     for key in ("OPENAI_BASE_URL", "VEDIKA_MODELS_FILE"):
         env.pop(key)
     env["VEDIKA_OFFLINE_DELAY_MS"] = "0"
     env["VEDIKA_STREAM_RETENTION_SECONDS"] = "0"  # replays come from the store
-    srv = VedikaServer(env, log_path=data / "server.log").start()
-    try:
+    with started(env, log_path=data / "server.log") as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 async def test_offline_research_quotes_the_gathered_sources(offline: VedikaServer) -> None:
     async with Api(offline.url) as api:
-        events = await run(offline, api, message="How deep is Lake Veyra?", mode="research")
+        events = await api.ask("How deep is Lake Veyra?", mode="research", timeout=60)
     done = assert_invariants(events)
     steps = final_steps(events)
     assert sorted(steps) == [1, 2, 3] and steps[1]["label"] == "Researching the question as asked"
@@ -356,7 +307,7 @@ async def test_offline_research_quotes_the_gathered_sources(offline: VedikaServe
 
 async def test_offline_agents_say_tools_need_a_model(offline: VedikaServer) -> None:
     async with Api(offline.url) as api:
-        events = await run(offline, api, message="what is 2 + 2", mode="agents")
+        events = await api.ask("what is 2 + 2", mode="agents", timeout=60)
     done = assert_invariants(events)
     assert not of(events, "tool_call")
     text = done["full_response"]
@@ -367,12 +318,10 @@ async def test_offline_agents_say_tools_need_a_model(offline: VedikaServer) -> N
 
 async def test_steps_are_replayed_from_the_store(offline: VedikaServer) -> None:
     async with Api(offline.url) as api:
-        live = await run(offline, api, message="Copper kettle care", mode="research")
+        live = await api.ask("Copper kettle care", mode="research", timeout=60)
         done = assert_invariants(live)
         mid = done["message_id"]
-        async with Socket(offline.ws_url) as ws:
-            await ws.send(routeKey="stream_chat", session_id=api.session_id, message_id=mid)
-            replay = await ws.until_terminal()
+        replay = await api.ask(message_id=mid)
         assert_invariants(replay)
         assert [e["type"] for e in replay] == [
             "stream_start",
@@ -388,11 +337,7 @@ async def test_steps_are_replayed_from_the_store(offline: VedikaServer) -> None:
         ]
         assert text_of(replay) == done["full_response"]
         last = done["total_chunks"]
-        async with Socket(offline.ws_url) as ws:
-            await ws.send(
-                routeKey="stream_chat", session_id=api.session_id, message_id=mid, resume_from=last
-            )
-            tail = await ws.until_terminal()
+        tail = await api.ask(message_id=mid, resume_from=last)
         # only the writing step ended after the last chunk
         assert [(e["type"], e.get("step")) for e in tail] == [
             ("research_step", 3),
@@ -412,12 +357,9 @@ async def test_a_stop_after_steps_were_delivered_is_not_refunded(
     price = started["vedika_coins_used"]
     assert price >= 1
     async with Socket(server.ws_url) as ws:
-        await ws.send(
-            routeKey="stream_chat", session_id=api.session_id, message_id=started["message_id"]
+        events = await ws.ask(
+            api, message_id=started["message_id"], until="research_step", timeout=60
         )
-        events = []
-        while not of(events, "research_step"):
-            events.append(await ws.recv(timeout=60))
         assert chunks_of(events) == []  # steps only, no text yet
         await ws.send(
             routeKey="stop_stream", session_id=api.session_id, message_id=started["message_id"]

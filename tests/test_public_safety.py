@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import drop_pg_database, fresh_pg_database, server_env
+from tests.conftest import DATABASES, drop_pg_database, fresh_pg_database
 from tests.fakes.upstream import FakeUpstream
 from tests.support.client import Api, Socket
-from tests.support.server import VedikaServer
+from tests.support.server import VedikaServer, serving, sqlite_url
 
 MB = 1024 * 1024
 # The finding's 240 MB: under the old upload cap (10 x 25 MB + 1 MB), which every body
@@ -24,7 +24,7 @@ MB = 1024 * 1024
 HOSTILE_BYTES = 240_000_000
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+@pytest.fixture(scope="module", params=DATABASES)
 def public(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
@@ -34,13 +34,13 @@ def public(
     """Defaults where they matter here: file limits, coins, early start, a cap of 4."""
     data_dir = tmp_path_factory.mktemp(f"public-{request.param}")
     pg = fresh_pg_database() if request.param == "postgres" else None
-    db = pg or f"sqlite+aiosqlite:///{data_dir}/vedika.db"
-    env = server_env(db, data_dir, upstream, models_file, VEDIKA_MAX_CONCURRENT_ANSWERS="4")
-    srv = VedikaServer(env, log_path=data_dir / "server.log").start()
+    db = pg or sqlite_url(data_dir / "vedika.db")
     try:
-        yield srv
+        with serving(
+            data_dir, upstream, models_file, db=db, VEDIKA_MAX_CONCURRENT_ANSWERS="4"
+        ) as srv:
+            yield srv
     finally:
-        srv.stop()
         if pg:
             drop_pg_database(pg)
 
@@ -140,13 +140,8 @@ async def test_refused_turns_send_nothing_upstream(
         marker = f"refused-{uuid.uuid4().hex}"
         long = marker + " " + "word " * 5_990
         for _ in range(5):
-            await ws.send(
-                routeKey="stream_chat",
-                message=long,
-                model_id="fake-pricey",
-                session_id=api.session_id,
-            )
-            assert (await ws.recv())["type"] == "credits_exhausted"
+            (event,) = await ws.ask(api, long, model_id="fake-pricey")
+            assert event["type"] == "credits_exhausted"
         r = await api.http.post("/ai/chat/start", json={"message": long, "model_id": "fake-pricey"})
         assert r.status_code == 402
         assert await _sent_upstream(upstream, marker) == 0

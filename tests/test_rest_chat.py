@@ -103,14 +103,7 @@ async def test_last_coin_race_accepts_exactly_one(server, api: Api) -> None:
     assert "exhausted" in refused["message"]  # what the original web client looks for
     bal = await api.balance()
     assert bal["credits_remaining"] == 0 and bal["credits_used"] == 20
-    async with Socket(server.ws_url) as ws:
-        await ws.send(
-            routeKey="stream_chat",
-            message="one more",
-            model_id="fake-fast",
-            session_id=api.session_id,
-        )
-        event = await ws.recv()
+    (event,) = await api.ask("one more", model_id="fake-fast")
     assert event["type"] == "credits_exhausted" and event["vedika_coins_remaining"] == 0
     assert "exhausted" in event["message"]
 
@@ -165,12 +158,10 @@ async def test_another_devices_ids_are_404_and_nothing_changes(
         assert set(r.json()) >= {"error", "message", "status_code"}
     conv = await api.conversation(cid)
     assert conv["title"] != "pwned" and len(conv["messages"]) == 2
-    async with Socket(api.base_url.replace("http", "ws") + "/ws") as ws:
-        await ws.send(routeKey="stream_chat", conversation_id=cid, session_id=other.session_id)
-        err = await ws.recv()
+    async with Socket(api.ws_url) as ws:
+        (err,) = await ws.ask(other, conversation_id=cid)
         assert err["type"] == "stream_error" and err["code"] == "conversation_not_found"
-        await ws.send(routeKey="stream_chat", message_id=mid, session_id=other.session_id)
-        err = await ws.recv()
+        (err,) = await ws.ask(other, message_id=mid)
         assert err["type"] == "stream_error" and "private" not in str(err)
 
 

@@ -11,16 +11,19 @@ import contextlib
 import random
 import signal
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import drop_pg_database, fresh_pg_database, server_env
+from tests.conftest import drop_pg_database, fresh_pg_database
 from tests.fakes.upstream import FakeUpstream, fake_reply
 from tests.support.client import Api, Socket, assert_invariants, chunks_of, text_of
 from tests.support.redis_server import RedisServer
-from tests.support.server import VedikaServer
+from tests.support.server import VedikaServer, serving
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 SYSTEM_REDIS = "redis://127.0.0.1:6379/0"
 
@@ -39,28 +42,29 @@ def pg_url() -> Iterator[str]:
     drop_pg_database(url)
 
 
-def make_server(
+def instance(
     tmp: Path,
     name: str,
     pg_url: str,
     upstream: FakeUpstream,
     models_file: Path,
     redis_url: str = SYSTEM_REDIS,
-    port: int | None = None,
+    args: tuple[str, ...] = (),
     **extra: str,
-) -> VedikaServer:
-    env = server_env(pg_url, tmp, upstream, models_file, VEDIKA_REDIS_URL=redis_url, **extra)
-    return VedikaServer(env, port=port, log_path=tmp / f"{name}.log")
+) -> AbstractContextManager[VedikaServer]:
+    """One instance on the shared database and Redis, logging to `tmp/name.log`."""
+    env = {"VEDIKA_REDIS_URL": redis_url, **extra}
+    return serving(tmp, upstream, models_file, db=pg_url, log=f"{name}.log", args=args, **env)
 
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory, pg_url, paced, models_file) -> Iterator[tuple[VedikaServer, ...]]:
     tmp = tmp_path_factory.mktemp("pair")
-    a = make_server(tmp, "a", pg_url, paced, models_file).start()
-    b = make_server(tmp, "b", pg_url, paced, models_file).start()
-    yield a, b
-    a.stop()
-    b.stop()
+    with (
+        instance(tmp, "a", pg_url, paced, models_file) as a,
+        instance(tmp, "b", pg_url, paced, models_file) as b,
+    ):
+        yield a, b
 
 
 async def test_health_reports_redis(pair) -> None:
@@ -74,20 +78,9 @@ async def test_resume_on_the_other_instance_gets_the_rest_exactly_once(pair) -> 
     a, b = pair
     prompt = "cross the river"
     async with Api(a.url) as api:
-        async with Socket(a.ws_url) as ws:
-            await ws.send(
-                routeKey="stream_chat",
-                message=prompt,
-                model_id="fake-steady",
-                session_id=api.session_id,
-            )
-            first = await ws.until_terminal(limit=4)
+        first = await api.ask(prompt, model_id="fake-steady", limit=4)
         cid, mid = first[0]["conversation_id"], first[0]["message_id"]
-        async with Socket(b.ws_url) as ws:
-            await ws.send(
-                routeKey="stream_chat", message_id=mid, resume_from=4, session_id=api.session_id
-            )
-            rest = await ws.until_terminal()
+        rest = await api.ask(message_id=mid, resume_from=4, on=b)
         done = assert_invariants(rest, first_chunk=5, expect_start=False)
         assert text_of(first) + text_of(rest) == done["full_response"]
         assert done["full_response"] == "".join(fake_reply("fake-steady", prompt))
@@ -104,14 +97,7 @@ async def test_start_on_one_instance_stream_right_away_on_the_other(pair) -> Non
     a, b = pair
     async with Api(a.url) as api:
         start = await api.start("quick handoff", model_id="fake-fast")
-        async with Socket(b.ws_url) as ws:
-            await ws.send(
-                routeKey="stream_chat",
-                conversation_id=start["conversation_id"],
-                message="quick handoff",
-                session_id=api.session_id,
-            )
-            events = await ws.until_terminal()
+        events = await api.ask("quick handoff", conversation_id=start["conversation_id"], on=b)
     assert assert_invariants(events)["full_response"] == "".join(
         fake_reply("fake-fast", "quick handoff")
     )
@@ -122,10 +108,7 @@ async def test_stop_sent_to_the_other_instance(pair) -> None:
     async with Api(a.url) as api:
         start = await api.start("stop me from afar", model_id="fake-slow")
         async with Socket(a.ws_url) as ws:
-            await ws.send(
-                routeKey="stream_chat", message_id=start["message_id"], session_id=api.session_id
-            )
-            events = await ws.until_terminal(limit=2)
+            events = await ws.ask(api, message_id=start["message_id"], limit=2)
             async with httpx.AsyncClient(base_url=b.url, headers=api.http.headers) as h:
                 r = await h.post("/ai/chat/stop", json={"message_id": start["message_id"]})
             assert r.status_code == 200 and r.json()["stopped"] is True
@@ -139,9 +122,10 @@ async def test_stop_sent_to_the_other_instance(pair) -> None:
 async def test_rate_limits_are_shared(tmp_path, pg_url, paced, models_file) -> None:
     # The test is the proxy here: its X-Forwarded-For is believed (VEDIKA_TRUSTED_PROXIES).
     limits = {"VEDIKA_RATE_SESSIONS_PER_MINUTE": "3", "VEDIKA_TRUSTED_PROXIES": "127.0.0.1"}
-    a = make_server(tmp_path, "ra", pg_url, paced, models_file, **limits).start()
-    b = make_server(tmp_path, "rb", pg_url, paced, models_file, **limits).start()
-    try:
+    with (
+        instance(tmp_path, "ra", pg_url, paced, models_file, **limits) as a,
+        instance(tmp_path, "rb", pg_url, paced, models_file, **limits) as b,
+    ):
         # Other tests may have created sessions this minute: count from a fresh window by
         # using a distinct forwarded address.
         ip = f"203.0.113.{random.randint(1, 254)}"
@@ -153,101 +137,73 @@ async def test_rate_limits_are_shared(tmp_path, pg_url, paced, models_file) -> N
                 codes.append(r.status_code)
         assert codes[:3] == [201, 201, 201] and codes[3] == 429
         assert int(r.headers["retry-after"]) >= 1 and r.json()["error"] == "rate_limited"
-    finally:
-        a.stop()
-        b.stop()
 
 
 async def test_sigterm_and_sigkill_mid_answer(tmp_path, pg_url, paced, models_file) -> None:
-    b = make_server(tmp_path, "b2", pg_url, paced, models_file, VEDIKA_LOG_LEVEL="info").start()
-    try:
+    with instance(tmp_path, "b2", pg_url, paced, models_file, VEDIKA_LOG_LEVEL="info") as b:
         for sig in (signal.SIGTERM, signal.SIGKILL):
-            a = make_server(
-                tmp_path, f"a-{sig.name}", pg_url, paced, models_file, VEDIKA_DRAIN_SECONDS="20"
-            ).start()
             prompt = f"survive {sig.name}"
-            async with Api(a.url) as api:
-                async with Socket(a.ws_url) as ws:
-                    await ws.send(
-                        routeKey="stream_chat",
-                        message=prompt,
-                        model_id="fake-slow",
-                        session_id=api.session_id,
-                    )
-                    first = await ws.until_terminal(limit=2)
-                    cid, mid = first[0]["conversation_id"], first[0]["message_id"]
-                    stopper = asyncio.get_running_loop().run_in_executor(None, a.stop, sig)
-                    # whatever A still sends before its socket closes
-                    with contextlib.suppress(Exception):
-                        first += await ws.until_terminal(timeout=30)
-                    await stopper
-                seen = len(chunks_of(first))
-                if first[-1]["type"] not in ("stream_complete", "stream_error"):
-                    async with Socket(b.ws_url) as ws:
-                        await ws.send(
-                            routeKey="stream_chat",
-                            message_id=mid,
-                            resume_from=seen,
-                            session_id=b_session(api),
-                        )
-                        first += await ws.until_terminal(timeout=40)
-                terminal = assert_invariants(first)
-                if sig is signal.SIGTERM:  # drained: the answer finished on A
-                    assert terminal["type"] == "stream_complete"
-                    assert terminal["full_response"] == "".join(fake_reply("fake-slow", prompt))
-                else:  # killed: B's reaper settles it, the partial text is kept
-                    assert terminal["type"] == "stream_error"
-                    assert terminal["code"] == "interrupted"
-                async with httpx.AsyncClient(base_url=b.url, headers=api.http.headers) as h:
-                    conv = (await h.get(f"/ai/conversations/{cid}")).json()
-                stored = conv["messages"][-1]
-                assert stored["status"] == ("complete" if sig is signal.SIGTERM else "interrupted")
-                assert text_of(first).startswith(stored["content"])
-    finally:
-        b.stop()
-
-
-def b_session(api: Api) -> str:
-    return api.session_id
+            with instance(
+                tmp_path, f"a-{sig.name}", pg_url, paced, models_file, VEDIKA_DRAIN_SECONDS="20"
+            ) as a:
+                async with Api(a.url) as api:
+                    async with Socket(a.ws_url) as ws:
+                        first = await ws.ask(api, prompt, model_id="fake-slow", limit=2)
+                        cid, mid = first[0]["conversation_id"], first[0]["message_id"]
+                        stopper = asyncio.get_running_loop().run_in_executor(None, a.stop, sig)
+                        # whatever A still sends before its socket closes
+                        with contextlib.suppress(Exception):
+                            first += await ws.until_terminal(timeout=30)
+                        await stopper
+                    seen = len(chunks_of(first))
+                    if first[-1]["type"] not in ("stream_complete", "stream_error"):
+                        first += await api.ask(message_id=mid, resume_from=seen, on=b, timeout=40)
+                    terminal = assert_invariants(first)
+                    if sig is signal.SIGTERM:  # drained: the answer finished on A
+                        assert terminal["type"] == "stream_complete"
+                        assert terminal["full_response"] == "".join(fake_reply("fake-slow", prompt))
+                    else:  # killed: B's reaper settles it, the partial text is kept
+                        assert terminal["type"] == "stream_error"
+                        assert terminal["code"] == "interrupted"
+                    async with httpx.AsyncClient(base_url=b.url, headers=api.http.headers) as h:
+                        conv = (await h.get(f"/ai/conversations/{cid}")).json()
+                    stored = conv["messages"][-1]
+                    status = "complete" if sig is signal.SIGTERM else "interrupted"
+                    assert stored["status"] == status
+                    assert text_of(first).startswith(stored["content"])
 
 
 async def test_redis_outage_and_recovery(tmp_path, pg_url, paced, models_file) -> None:
     redis_srv = RedisServer().start()
-    srv = make_server(
-        tmp_path, "outage", pg_url, paced, models_file, redis_url=redis_srv.url
-    ).start()
+    outage = instance(tmp_path, "outage", pg_url, paced, models_file, redis_url=redis_srv.url)
     try:
-        async with Api(srv.url) as api:
-            async with Socket(srv.ws_url) as ws:
-                await ws.send(
-                    routeKey="stream_chat",
-                    message="mid outage",
-                    model_id="fake-slow",
-                    session_id=api.session_id,
+        with outage as srv:
+            async with Api(srv.url) as api:
+                async with Socket(srv.ws_url) as ws:
+                    events = await ws.ask(api, "mid outage", model_id="fake-slow", limit=2)
+                    redis_srv.stop()
+                    events += await ws.until_terminal(timeout=30)
+                err = assert_invariants(events)
+                assert err["type"] == "stream_error" and err["retryable"] is True
+                assert err["code"] == "stream_unavailable"
+                r = await api.http.post(
+                    "/ai/chat/start", json={"message": "now?", "model_id": "fake-fast"}
                 )
-                events = await ws.until_terminal(limit=2)
-                redis_srv.stop()
-                events += await ws.until_terminal(timeout=30)
-            err = assert_invariants(events)
-            assert err["type"] == "stream_error" and err["retryable"] is True
-            assert err["code"] == "stream_unavailable"
-            r = await api.http.post(
-                "/ai/chat/start", json={"message": "now?", "model_id": "fake-fast"}
-            )
-            assert r.status_code == 503 and r.json()["error"] == "redis_unavailable"
-            assert (await api.http.get("/health")).json()["redis"] == "unavailable"
-            stored = await api.wait_status(events[0]["conversation_id"], events[0]["message_id"])
-            assert stored["status"] == "error" and stored["content"] == text_of(events)
-            redis_srv = RedisServer(port=redis_srv.port).start()
-            for _ in range(100):
-                if (await api.http.get("/health")).json()["redis"] == "ok":
-                    break
-                await asyncio.sleep(0.1)
-            body = await api.start("after the outage", model_id="fake-fast")
-            stored = await api.wait_status(body["conversation_id"], body["message_id"])
-            assert stored["status"] == "complete"
+                assert r.status_code == 503 and r.json()["error"] == "redis_unavailable"
+                assert (await api.http.get("/health")).json()["redis"] == "unavailable"
+                stored = await api.wait_status(
+                    events[0]["conversation_id"], events[0]["message_id"]
+                )
+                assert stored["status"] == "error" and stored["content"] == text_of(events)
+                redis_srv = RedisServer(port=redis_srv.port).start()
+                for _ in range(100):
+                    if (await api.http.get("/health")).json()["redis"] == "ok":
+                        break
+                    await asyncio.sleep(0.1)
+                body = await api.start("after the outage", model_id="fake-fast")
+                stored = await api.wait_status(body["conversation_id"], body["message_id"])
+                assert stored["status"] == "complete"
     finally:
-        srv.stop()
         redis_srv.stop()
 
 
@@ -269,34 +225,23 @@ async def test_200_concurrent_answers_with_reconnects(pair) -> None:
         reconnects = rng.randint(1, 3) if i % 10 == 0 else 0
         events: list[dict] = []
         async with Socket(servers[home].ws_url) as ws:
-            await ws.send(
-                routeKey="stream_chat", message=prompt, model_id="fake-steady", session_id=sid
-            )
-            events += await ws.until_terminal(limit=3 if reconnects else None, timeout=60)
+            limit = 3 if reconnects else None
+            events += await ws.ask(sid, prompt, model_id="fake-steady", limit=limit, timeout=60)
         cid, mid = events[0]["conversation_id"], events[0]["message_id"]
         for k in range(reconnects):
             if events[-1]["type"] in ("stream_complete", "stream_error"):
                 break
             target = servers[(home + k + 1) % 2]
             async with Socket(target.ws_url) as ws:
-                await ws.send(
-                    routeKey="stream_chat",
-                    message_id=mid,
-                    resume_from=len(chunks_of(events)),
-                    session_id=sid,
-                )
-                events += await ws.until_terminal(
-                    limit=2 if k < reconnects - 1 else None, timeout=60
+                limit = 2 if k < reconnects - 1 else None
+                seen = len(chunks_of(events))
+                events += await ws.ask(
+                    sid, message_id=mid, resume_from=seen, limit=limit, timeout=60
                 )
         if events[-1]["type"] not in ("stream_complete", "stream_error"):
             async with Socket(servers[home].ws_url) as ws:
-                await ws.send(
-                    routeKey="stream_chat",
-                    message_id=mid,
-                    resume_from=len(chunks_of(events)),
-                    session_id=sid,
-                )
-                events += await ws.until_terminal(timeout=60)
+                seen = len(chunks_of(events))
+                events += await ws.ask(sid, message_id=mid, resume_from=seen, timeout=60)
         done = assert_invariants(events)  # contiguous ids: nothing lost, doubled, reordered
         assert done["type"] == "stream_complete", done
         assert done["full_response"] == "".join(fake_reply("fake-steady", prompt))
@@ -314,9 +259,8 @@ async def test_200_concurrent_answers_with_reconnects(pair) -> None:
 
 async def test_workers_share_answers_over_redis(tmp_path, pg_url, paced, models_file) -> None:
     """`vedika serve --workers 2`: answers started on one worker stream from either."""
-    env = server_env(pg_url, tmp_path, paced, models_file, VEDIKA_REDIS_URL=SYSTEM_REDIS)
-    srv = VedikaServer(env, log_path=tmp_path / "workers.log", args=("--workers", "2")).start()
-    try:
+    workers = instance(tmp_path, "workers", pg_url, paced, models_file, args=("--workers", "2"))
+    with workers as srv:
         instances = set()
         # A fresh connection each time, so the kernel spreads them over the workers.
         no_reuse = httpx.Limits(max_keepalive_connections=0)
@@ -329,14 +273,6 @@ async def test_workers_share_answers_over_redis(tmp_path, pg_url, paced, models_
         async with Api(srv.url) as api:
             for i in range(6):
                 start = await api.start(f"worker turn {i}", model_id="fake-fast")
-                async with Socket(srv.ws_url) as ws:
-                    await ws.send(
-                        routeKey="stream_chat",
-                        message_id=start["message_id"],
-                        session_id=api.session_id,
-                    )
-                    events = await ws.until_terminal()
+                events = await api.ask(message_id=start["message_id"])
                 done = assert_invariants(events)
                 assert done["full_response"] == "".join(fake_reply("fake-fast", f"worker turn {i}"))
-    finally:
-        srv.stop()

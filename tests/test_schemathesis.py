@@ -8,27 +8,28 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
-from tests.conftest import server_env, voice_env
+from tests.conftest import voice_env
 from tests.fakes.deepgram import FakeDeepgram
-from tests.support.server import VedikaServer
+from tests.support.server import serving
 
 
+@pytest.mark.slow
 def test_schemathesis(tmp_path: Path, upstream, models_file) -> None:
     # Voice and Deepgram are configured (against fakes): unconfigured, their calls
     # answer 503 by design, which Schemathesis counts as a server error.
-    deepgram = FakeDeepgram("dg-schemathesis").__enter__()
-    env = server_env(
-        f"sqlite+aiosqlite:///{tmp_path}/v.db",
-        tmp_path,
-        upstream,
-        models_file,
-        **voice_env(upstream),
-        VEDIKA_DEEPGRAM_API_KEY="dg-schemathesis",
-        VEDIKA_DEEPGRAM_URL=deepgram.base_url,
-    )
-    srv = VedikaServer(env, log_path=tmp_path / "server.log").start()
-    try:
+    with (
+        FakeDeepgram("dg-schemathesis") as deepgram,
+        serving(
+            tmp_path,
+            upstream,
+            models_file,
+            **voice_env(upstream),
+            VEDIKA_DEEPGRAM_API_KEY="dg-schemathesis",
+            VEDIKA_DEEPGRAM_URL=deepgram.base_url,
+        ) as srv,
+    ):
         session = httpx.post(f"{srv.url}/auth/device-session", json={}).json()["session_id"]
         cli = Path(sys.executable).with_name("schemathesis")
         result = subprocess.run(
@@ -60,6 +61,3 @@ def test_schemathesis(tmp_path: Path, upstream, models_file) -> None:
         report = result.stdout[-6000:] + result.stderr[-2000:]
         assert result.returncode == 0, report
         assert " 500 " not in (tmp_path / "server.log").read_text()
-    finally:
-        srv.stop()
-        deepgram.__exit__(None, None, None)

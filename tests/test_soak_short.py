@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.soak import run
+
+pytestmark = pytest.mark.slow
 
 
 def test_short_soak_single_instance() -> None:
@@ -11,6 +15,8 @@ def test_short_soak_single_instance() -> None:
     assert tally.clean(), tally
 
 
+@pytest.mark.postgres
+@pytest.mark.redis
 def test_short_soak_two_instances_over_redis() -> None:
     tally = run(streams=40, seconds=6, redis=True)
     assert tally.answers >= 40 and tally.reconnects > 0

@@ -13,9 +13,9 @@ import httpx
 from tests.fakes.search import FakeSearch
 from tests.fakes.upstream import FakeUpstream
 from tests.sources.corpus import RAIL_PAGES
-from tests.support.client import Api, Socket, assert_invariants, chunks_of
+from tests.support.client import Api, assert_invariants, chunks_of
 from tests.support.documents import make_bomb_pdf, make_pdf, make_zip_bomb_docx
-from tests.support.server import VedikaServer
+from tests.support.server import sqlite_url, started
 
 Upload = tuple[str, bytes]
 HANDBOOK: Upload = ("orsk-rail-handbook.pdf", make_pdf(RAIL_PAGES, title="Orsk Rail handbook"))
@@ -33,12 +33,6 @@ async def upload_ok(api: Api, *files: Upload) -> list[dict[str, Any]]:
     assert r.status_code == 201, r.text
     result: list[dict[str, Any]] = r.json()["files"]
     return result
-
-
-async def stream(server: VedikaServer, api: Api, **fields: Any) -> list[dict[str, Any]]:
-    async with Socket(server.ws_url) as ws:
-        await ws.send(routeKey="stream_chat", session_id=api.session_id, **fields)
-        return await ws.until_terminal(timeout=60)
 
 
 # ---------------------------------------------------------------- files
@@ -159,9 +153,7 @@ async def test_someone_elses_file_never_reaches_the_model(
         json={"message": "what is the vault code?", "attachments": [theirs["file_id"]]},
     )
     assert r.status_code == 404 and r.json()["error"] == "file_not_found"
-    events = await stream(
-        server, api, message="tell me the vault code", attachments=[theirs["file_id"]]
-    )
+    events = await api.ask("tell me the vault code", attachments=[theirs["file_id"]], timeout=60)
     assert [e["type"] for e in events] == ["stream_error"] and events[0]["code"] == "file_not_found"
     r = await api.http.post(
         "/ai/chat", json={"message": "vault code?", "sources": ["files"], "model_id": "fake-fast"}
@@ -174,8 +166,8 @@ async def test_someone_elses_file_never_reaches_the_model(
 async def test_cited_answer_over_the_socket(server, api: Api, upstream: FakeUpstream) -> None:
     (pdf,) = await upload_ok(api, HANDBOOK)
     question = "How much does a day pass cost on Orsk Rail?"
-    events = await stream(
-        server, api, message=question, model_id="fake-steady", attachments=[pdf["file_id"]]
+    events = await api.ask(
+        question, model_id="fake-steady", attachments=[pdf["file_id"]], timeout=60
     )
     done = assert_invariants(events)
     types = [e["type"] for e in events]
@@ -194,13 +186,12 @@ async def test_cited_answer_over_the_socket(server, api: Api, upstream: FakeUpst
     assert "[1] orsk-rail-handbook.pdf (attached file, page 1)" in system
     assert "A day pass costs 14 euros" in " ".join(system.split())
     # a follow-up in the same conversation keeps using the attached file
-    follow = await stream(
-        server,
-        api,
-        message="And are children free?",
+    follow = await api.ask(
+        "And are children free?",
         conversation_id=events[0]["conversation_id"],
         sources=["files"],
         model_id="fake-fast",
+        timeout=60,
     )
     cited = next(e for e in follow if e["type"] == "sources")["citations"]
     assert any("under six" in c["snippet"] for c in cited)
@@ -250,18 +241,17 @@ async def test_hostile_page_titles_are_plain_text(server, api: Api) -> None:
 
 async def test_offline_answerer_quotes_the_attached_file(tmp_path: Path) -> None:
     env = {
-        "VEDIKA_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/v.db",
+        "VEDIKA_DATABASE_URL": sqlite_url(tmp_path / "v.db"),
         "VEDIKA_DATA_DIR": str(tmp_path),
         "VEDIKA_OLLAMA_AUTODETECT": "false",
         "VEDIKA_OFFLINE_DELAY_MS": "0",
         "VEDIKA_LOG_LEVEL": "warning",
     }
-    srv = VedikaServer(env, log_path=tmp_path / "server.log").start()
-    try:
+    with started(env, log_path=tmp_path / "server.log") as srv:
         async with Api(srv.url) as api:
             (pdf,) = await upload_ok(api, HANDBOOK)
-            events = await stream(
-                srv, api, message="How much is a day pass?", attachments=[pdf["file_id"]]
+            events = await api.ask(
+                "How much is a day pass?", attachments=[pdf["file_id"]], timeout=60
             )
             done = assert_invariants(events)
             text = done["full_response"]
@@ -269,11 +259,9 @@ async def test_offline_answerer_quotes_the_attached_file(tmp_path: Path) -> None
             assert "OPENAI_BASE_URL" in text and "A day pass costs 14 euros" in text
             assert "orsk-rail-handbook.pdf, page 1" in text and "[1]" in text
             assert done["citations"][0]["page"] == 1 and len(chunks_of(events)) > 5
-            plain = await stream(srv, api, message="Hello, who are you?")
+            plain = await api.ask("Hello, who are you?", timeout=60)
             assert "No language model is connected" in assert_invariants(plain)["full_response"]
             assert not any(e["type"] == "sources" for e in plain)
-    finally:
-        srv.stop()
 
 
 def test_docx_fixture_is_a_real_zip() -> None:

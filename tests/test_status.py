@@ -6,6 +6,7 @@ development only."""
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import httpx
@@ -13,18 +14,18 @@ import httpx
 from tests.conftest import search_env
 from tests.fakes.search import FakeSearch
 from tests.fakes.upstream import FakeUpstream
-from tests.support.server import VedikaServer
+from tests.support.server import VedikaServer, sqlite_url, started
 
 
-def _serve(tmp: Path, **env: str) -> tuple[VedikaServer, Path]:
-    log = tmp / "serve.log"
+def _serve(tmp: Path, **env: str) -> AbstractContextManager[VedikaServer]:
+    """A server with nothing configured but `env` (not server_env: no model, no search)."""
     base = {
-        "VEDIKA_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/v.db",
+        "VEDIKA_DATABASE_URL": sqlite_url(tmp / "v.db"),
         "VEDIKA_DATA_DIR": str(tmp),
         "VEDIKA_OLLAMA_AUTODETECT": "false",
         "VEDIKA_LOG_LEVEL": "warning",
     }
-    return VedikaServer({**base, **env}, log_path=log).start(), log
+    return started({**base, **env}, log_path=tmp / "serve.log")
 
 
 def _banner(log: Path) -> str:
@@ -37,12 +38,9 @@ def _banner(log: Path) -> str:
 
 
 def test_banner_with_nothing_configured_says_what_next(tmp_path: Path) -> None:
-    srv, log = _serve(tmp_path)
-    try:
-        text = _banner(log)
+    with _serve(tmp_path) as srv:
+        text = _banner(tmp_path / "serve.log")
         config = httpx.get(f"{srv.url}/api/config").json()
-    finally:
-        srv.stop()
     assert f"Vedika is serving at http://127.0.0.1:{srv.port}" in text
     assert f"database  SQLite at {tmp_path}/v.db" in text
     assert "models    none connected: the offline model answers" in text
@@ -58,11 +56,9 @@ def test_banner_names_models_and_search_and_hides_credentials(
     tmp_path: Path, upstream: FakeUpstream, search: FakeSearch
 ) -> None:
     with_password = upstream.base_url.replace("http://", "http://vedika:sekrit-pass@")
-    srv, log = _serve(tmp_path, OPENAI_BASE_URL=with_password, **search_env(search))
-    try:
+    log = tmp_path / "serve.log"
+    with _serve(tmp_path, OPENAI_BASE_URL=with_password, **search_env(search)):
         text = _banner(log)
-    finally:
-        srv.stop()
     models_line = next(line for line in text.splitlines() if line.startswith("  models"))
     assert (
         "fake-steady" in models_line
@@ -74,9 +70,6 @@ def test_banner_names_models_and_search_and_hides_credentials(
 
 
 def test_status_is_not_sent_in_production(tmp_path: Path) -> None:
-    srv, _log = _serve(tmp_path, VEDIKA_ENV="production")
-    try:
+    with _serve(tmp_path, VEDIKA_ENV="production") as srv:
         config = httpx.get(f"{srv.url}/api/config").json()
-    finally:
-        srv.stop()
     assert config["status"] is None

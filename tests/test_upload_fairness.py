@@ -13,13 +13,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import search_env, server_env
+from tests.conftest import search_env
 from tests.fakes.search import FakeSearch
 from tests.fakes.upstream import FakeUpstream
 from tests.sources import helpers
 from tests.sources.test_parsers import make_tj_flood_pdf
 from tests.support.client import Api
-from tests.support.server import VedikaServer
+from tests.support.server import VedikaServer, serving
 from vedika.settings import Settings
 from vedika.sources.isolation import Busy, Isolation, owner_share
 from vedika.sources.library import busy_error, parse_budget
@@ -109,8 +109,7 @@ def fair_server(
     search: FakeSearch,
 ) -> Iterator[VedikaServer]:
     data_dir = tmp_path_factory.mktemp("fairness")
-    env = server_env(
-        f"sqlite+aiosqlite:///{data_dir}/vedika.db",
+    with serving(
         data_dir,
         upstream,
         models_file,
@@ -119,12 +118,8 @@ def fair_server(
         VEDIKA_PARSE_TIMEOUT="20",
         VEDIKA_PARSE_WORKERS="2",
         VEDIKA_RATE_UPLOADS_PER_MINUTE=str(UPLOADS_PER_MINUTE),
-    )
-    srv = VedikaServer(env, log_path=data_dir / "server.log").start()
-    try:
+    ) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture

@@ -10,15 +10,7 @@ from tests.support.client import Api, Socket, assert_invariants, chunks_of, text
 
 async def test_new_turn_streams_with_all_invariants(server, api: Api) -> None:
     prompt = "what is a lighthouse"
-    async with Socket(server.ws_url) as ws:
-        await ws.send(
-            routeKey="stream_chat",
-            message=prompt,
-            model_id="fake-steady",
-            session_id=api.session_id,
-            device_id=api.device_id,
-        )
-        events = await ws.until_terminal()
+    events = await api.ask(prompt, model_id="fake-steady", device_id=api.device_id)
     assert events[0]["type"] == "conversation_started"
     assert [e["type"] for e in events[1:3]] == ["credits_info", "stream_start"]
     done = assert_invariants(events)
@@ -37,24 +29,11 @@ async def test_new_turn_streams_with_all_invariants(server, api: Api) -> None:
 async def test_resume_after_disconnect_gets_the_rest_exactly_once(server, api: Api) -> None:
     prompt = "tell me about tides"
     start = await api.start(prompt, model_id="fake-steady")
-    async with Socket(server.ws_url) as ws:
-        await ws.send(
-            routeKey="stream_chat",
-            conversation_id=start["conversation_id"],
-            message_id=start["message_id"],
-            session_id=api.session_id,
-        )
-        first = await ws.until_terminal(limit=4)
+    cid = start["conversation_id"]
+    first = await api.ask(conversation_id=cid, message_id=start["message_id"], limit=4)
     seen = chunks_of(first)
     assert [c["chunk_id"] for c in seen] == [1, 2, 3, 4]
-    async with Socket(server.ws_url) as ws:
-        await ws.send(
-            routeKey="stream_chat",
-            conversation_id=start["conversation_id"],
-            resume_from=4,
-            session_id=api.session_id,
-        )
-        rest = await ws.until_terminal()
+    rest = await api.ask(conversation_id=cid, resume_from=4)
     done = assert_invariants(rest, first_chunk=5, expect_start=False)
     assert text_of(first) + text_of(rest) == done["full_response"]
     assert done["full_response"] == "".join(fake_reply("fake-steady", prompt))
@@ -62,14 +41,7 @@ async def test_resume_after_disconnect_gets_the_rest_exactly_once(server, api: A
 
 async def test_closing_the_socket_does_not_stop_the_generation(server, api: Api) -> None:
     prompt = "keep going without me"
-    async with Socket(server.ws_url) as ws:
-        await ws.send(
-            routeKey="stream_chat",
-            message=prompt,
-            model_id="fake-steady",
-            session_id=api.session_id,
-        )
-        events = await ws.until_terminal(limit=2)
+    events = await api.ask(prompt, model_id="fake-steady", limit=2)  # then closes the socket
     conversation_id = events[0]["conversation_id"]
     message_id = events[0]["message_id"]
     stored = await api.wait_status(conversation_id, message_id)
@@ -84,15 +56,9 @@ async def test_existing_client_flow_start_then_socket_is_one_turn_one_charge(
     before = (await api.balance())["credits_remaining"]
     start = await api.start(prompt, model_id="fake-steady")
     assert start["status"] == "conversation_created"
-    async with Socket(server.ws_url) as ws:
-        await ws.send(
-            routeKey="stream_chat",
-            conversation_id=start["conversation_id"],
-            message=prompt,
-            session_id=api.session_id,
-            device_id=api.device_id,
-        )
-        events = await ws.until_terminal()
+    events = await api.ask(
+        prompt, conversation_id=start["conversation_id"], device_id=api.device_id
+    )
     done = assert_invariants(events)
     assert events[0]["message_id"] == start["message_id"]
     assert done["full_response"] == "".join(fake_reply("fake-steady", prompt))
@@ -141,10 +107,7 @@ async def test_ping_and_bad_messages_keep_the_socket_usable(server, api: Api) ->
 async def test_stop_keeps_partial_text_and_says_stopped(server, api: Api) -> None:
     start = await api.start("a slow one", model_id="fake-slow")
     async with Socket(server.ws_url) as ws:
-        await ws.send(
-            routeKey="stream_chat", message_id=start["message_id"], session_id=api.session_id
-        )
-        events = await ws.until_terminal(limit=2)
+        events = await ws.ask(api, message_id=start["message_id"], limit=2)
         await ws.send(
             routeKey="stop_stream", message_id=start["message_id"], session_id=api.session_id
         )
@@ -160,9 +123,7 @@ async def test_two_sockets_see_the_same_answer(server, api: Api) -> None:
     start = await api.start("shared view", model_id="fake-steady")
     async with Socket(server.ws_url) as a, Socket(server.ws_url) as b:
         for ws in (a, b):
-            await ws.send(
-                routeKey="stream_chat", message_id=start["message_id"], session_id=api.session_id
-            )
+            await ws.send_chat(api, message_id=start["message_id"])
         ea, eb = await asyncio.gather(a.until_terminal(), b.until_terminal())
     assert text_of(ea) == text_of(eb) == assert_invariants(ea)["full_response"]
 
@@ -170,12 +131,6 @@ async def test_two_sockets_see_the_same_answer(server, api: Api) -> None:
 async def test_attach_after_finish_replays_from_the_log(server, api: Api) -> None:
     start = await api.start("finished already", model_id="fake-fast")
     await api.wait_status(start["conversation_id"], start["message_id"])
-    async with Socket(server.ws_url) as ws:
-        await ws.send(
-            routeKey="stream_chat",
-            conversation_id=start["conversation_id"],
-            session_id=api.session_id,
-        )
-        events = await ws.until_terminal()
+    events = await api.ask(conversation_id=start["conversation_id"])
     done = assert_invariants(events)
     assert done["full_response"] == "".join(fake_reply("fake-fast", "finished already"))

@@ -21,7 +21,7 @@ import pytest
 
 from tests.compat.seed import SeedClient, ensure_built, missing_tools
 from tests.fakes.upstream import FakeUpstream
-from tests.support.server import VedikaServer
+from tests.support.server import VedikaServer, started
 
 API_PORT = int(os.environ.get("VEDIKA_COMPAT_API_PORT", "8611"))
 CLIENT_PORT = int(os.environ.get("VEDIKA_COMPAT_CLIENT_PORT", "8612"))
@@ -136,12 +136,8 @@ def compat_server(
         "VEDIKA_FLUSH_SECONDS": "5",
         "VEDIKA_LOG_LEVEL": "warning",
     }
-    server = VedikaServer(env, port=API_PORT, log_path=data_dir / "server.log")
-    server.start()
-    try:
+    with started(env, port=API_PORT, log_path=data_dir / "server.log") as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import drop_pg_database, fresh_pg_database
+from tests.conftest import DATABASES, drop_pg_database, fresh_pg_database
 from vedika.protocol import utcnow
 from vedika.store import conversations as data
 from vedika.store.engine import Store, make_engine, migrate
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=DATABASES)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path}/v.db"

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import drop_pg_database, fresh_pg_database
+from tests.conftest import DATABASES, drop_pg_database, fresh_pg_database
 from tests.fakes.search import FakeSearch
 from tests.sources.corpus import QUESTIONS, documents
 from vedika.settings import Settings
@@ -23,7 +23,7 @@ from vedika.sources.retrieval import Retriever
 from vedika.store.engine import Store, make_engine, migrate
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=DATABASES)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path}/v.db"

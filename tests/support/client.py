@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import websockets
+
+if TYPE_CHECKING:
+    from tests.support.server import VedikaServer
+
+Events = list[dict[str, Any]]
+TERMINAL = ("stream_complete", "stream_error", "credits_exhausted")
 
 
 class Api:
@@ -30,6 +36,26 @@ class Api:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.http.aclose()
+
+    @property
+    def ws_url(self) -> str:
+        """The socket of this device's server."""
+        return self.base_url.replace("http", "ws", 1) + "/ws"
+
+    async def ask(
+        self,
+        message: str | None = None,
+        *,
+        on: VedikaServer | None = None,
+        limit: int | None = None,
+        until: str | None = None,
+        timeout: float = 20,
+        **fields: Any,
+    ) -> Events:
+        """One `stream_chat` as this device over a socket of its own (to this device's
+        server, or to the instance `on`), closed once the events are in: see Socket.ask."""
+        async with Socket(on.ws_url if on else self.ws_url) as ws:
+            return await ws.ask(self, message, limit=limit, until=until, timeout=timeout, **fields)
 
     async def start(self, message: str, **fields: Any) -> dict[str, Any]:
         r = await self.http.post("/ai/chat/start", json={"message": message, **fields})
@@ -79,15 +105,40 @@ class Socket:
     async def send(self, **msg: Any) -> None:
         await self.ws.send(json.dumps(msg))
 
+    async def send_chat(
+        self, session: Api | str, message: str | None = None, **fields: Any
+    ) -> None:
+        """Send one `stream_chat` for `session` (an Api or a session id): a new turn with
+        `message`, or an attach / resume with conversation_id, message_id, resume_from."""
+        if message is not None:
+            fields["message"] = message
+        session_id = session if isinstance(session, str) else session.session_id
+        await self.send(routeKey="stream_chat", session_id=session_id, **fields)
+
+    async def ask(
+        self,
+        session: Api | str,
+        message: str | None = None,
+        *,
+        limit: int | None = None,
+        until: str | None = None,
+        timeout: float = 20,
+        **fields: Any,
+    ) -> Events:
+        """send_chat, then the events until the terminal one (see until_terminal)."""
+        await self.send_chat(session, message, **fields)
+        return await self.until_terminal(limit, timeout, until=until)
+
     async def recv(self, timeout: float = 15) -> dict[str, Any]:
         raw = await asyncio.wait_for(self.ws.recv(), timeout)
         return json.loads(raw)  # type: ignore[no-any-return]
 
     async def until_terminal(
-        self, limit: int | None = None, timeout: float = 20
-    ) -> list[dict[str, Any]]:
-        """Events until stream_complete / stream_error (or `limit` chunks)."""
-        events: list[dict[str, Any]] = []
+        self, limit: int | None = None, timeout: float = 20, *, until: str | None = None
+    ) -> Events:
+        """Events until stream_complete / stream_error / credits_exhausted, or sooner:
+        the `limit`-th chunk, or the first event of type `until`."""
+        events: Events = []
         chunks = 0
         while True:
             event = await self.recv(timeout)
@@ -96,7 +147,7 @@ class Socket:
                 chunks += 1
                 if limit is not None and chunks >= limit:
                     return events
-            if event["type"] in ("stream_complete", "stream_error", "credits_exhausted"):
+            if event["type"] in TERMINAL or event["type"] == until:
                 return events
 
 

@@ -1,4 +1,10 @@
-"""Run a real `vedika serve` process on a free port, for system tests."""
+"""Run a real `vedika serve` process on a free port, for system tests.
+
+The one way to have a server in a test is a context manager: `serving(...)` (the
+usual test settings, tests/conftest.py's fake upstream and models file) or
+`started(env)` (an environment of the test's own); both stop the server on the way
+out, whatever the test did to it.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,15 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
+
+if TYPE_CHECKING:
+    from tests.fakes.upstream import FakeUpstream
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,3 +106,68 @@ class VedikaServer:
         code = self.proc.returncode
         self.proc = None
         return code
+
+
+def sqlite_url(path: Path) -> str:
+    """The database URL of a SQLite file."""
+    return f"sqlite+aiosqlite:///{path}"
+
+
+def server_env(
+    db_url: str, data_dir: Path, upstream: FakeUpstream, models_file: Path, **extra: str
+) -> dict[str, str]:
+    """The test settings: the fake upstream, the test models, quick timers, no limits."""
+    env = {
+        "VEDIKA_DATABASE_URL": db_url,
+        "VEDIKA_DATA_DIR": str(data_dir),
+        "OPENAI_BASE_URL": upstream.base_url,
+        "VEDIKA_MODELS_FILE": str(models_file),
+        "VEDIKA_OLLAMA_AUTODETECT": "false",
+        "VEDIKA_UPSTREAM_IDLE_TIMEOUT": "1.5",
+        "VEDIKA_FLUSH_SECONDS": "0.3",
+        "VEDIKA_REAPER_INTERVAL": "0.5",
+        "VEDIKA_HEARTBEAT_STALE_SECONDS": "10",
+        "VEDIKA_LOG_LEVEL": "warning",
+        # Tests open many sessions and turns from one address; limits get their own tests.
+        "VEDIKA_RATE_SESSIONS_PER_MINUTE": "100000",
+        "VEDIKA_RATE_MESSAGES_PER_MINUTE": "100000",
+        "VEDIKA_MAX_CONCURRENT_ANSWERS": "0",
+    }
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def started(
+    env: dict[str, str],
+    *,
+    log_path: Path | None = None,
+    port: int | None = None,
+    args: tuple[str, ...] = (),
+) -> Iterator[VedikaServer]:
+    """A healthy `vedika serve` with exactly `env`, stopped (SIGTERM) on the way out; a
+    test may stop it itself, or stop and start it again on its port."""
+    srv = VedikaServer(env, port=port, log_path=log_path, args=args).start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@contextmanager
+def serving(
+    data_dir: Path,
+    upstream: FakeUpstream,
+    models_file: Path,
+    *,
+    db: str | None = None,
+    log: str = "server.log",
+    port: int | None = None,
+    args: tuple[str, ...] = (),
+    **extra: str,
+) -> Iterator[VedikaServer]:
+    """`started` with server_env(...) + `extra`: data and the log (`log`) in `data_dir`,
+    the database `db` (a SQLite file `data_dir/v.db` unless given)."""
+    env = server_env(db or sqlite_url(data_dir / "v.db"), data_dir, upstream, models_file, **extra)
+    with started(env, log_path=data_dir / log, port=port, args=args) as srv:
+        yield srv
