@@ -259,6 +259,9 @@ async def test_ops_endpoints(server, api: Api) -> None:
     config = (await api.http.get("/api/config")).json()
     assert config["websocket_url"].endswith("/ws") and config["environment"] == "development"
     r = await api.http.get("/health")
+    # With an Origin the call goes through the framework (CORS); the answer is the same.
+    routed = (await api.http.get("/health", headers={"Origin": "http://elsewhere.example"})).json()
+    assert routed.keys() == health.keys() and routed["instance_id"] == health["instance_id"]
     assert "default-src 'self'" in r.headers["content-security-policy"]
     assert r.headers["x-content-type-options"] == "nosniff" and r.headers["x-request-id"]
     schema = (await api.http.get("/openapi.json")).json()

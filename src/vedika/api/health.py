@@ -9,7 +9,7 @@ live_generations}`, 503 when the database or Redis (when configured) is unreacha
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -19,7 +19,24 @@ from vedika import __version__
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
+    from vedika.services import Services
+
 _JSON = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
+
+
+async def health_report(services: Services) -> tuple[int, dict[str, Any]]:
+    """(status code, body) of `GET /health`, for this fast path and the route alike."""
+    database, redis = await services.health.state()
+    ok = database == "ok" and redis != "unavailable"
+    accepting = services.generations.accepting
+    return 200 if ok else 503, {
+        "status": "ok" if ok and accepting else ("draining" if ok else "degraded"),
+        "version": __version__,
+        "database": database,
+        "redis": redis,
+        "instance_id": services.instance_id,
+        "live_generations": len(services.generations.live),
+    }
 
 
 class HealthFirst:
@@ -40,24 +57,10 @@ class HealthFirst:
         ):
             await self.app(scope, receive, send)
             return
-        services = self.owner.state.services
-        database, redis = await services.health.state()
-        ok = database == "ok" and redis != "unavailable"
-        accepting = services.generations.accepting
-        body = orjson.dumps(
-            {
-                "status": "ok" if ok and accepting else ("draining" if ok else "degraded"),
-                "version": __version__,
-                "database": database,
-                "redis": redis,
-                "instance_id": services.instance_id,
-                "live_generations": len(services.generations.live),
-            }
-        )
+        status, report = await health_report(self.owner.state.services)
+        body = orjson.dumps(report)
         headers = [*_JSON, (b"content-length", str(len(body)).encode())]
-        await send(
-            {"type": "http.response.start", "status": 200 if ok else 503, "headers": headers}
-        )
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send(
             {"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body}
         )

@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from vedika import __version__
 from vedika.api.deps import ServicesDep
+from vedika.api.health import health_report
 from vedika.api.responses import JSONResponse
 from vedika.errors import NotFound
 from vedika.metrics import METRICS
@@ -27,20 +27,8 @@ async def health(services: ServicesDep) -> Response:
     database or Redis (when configured) is unreachable, so a load balancer stops sending
     new turns here. Checked at most once a second; calls without an `Origin` are
     answered before this route (vedika.api.health)."""
-    database, redis = await services.health.state()
-    ok = database == "ok" and redis != "unavailable"
-    status = "ok" if ok and services.generations.accepting else ("draining" if ok else "degraded")
-    return JSONResponse(
-        {
-            "status": status,
-            "version": __version__,
-            "database": database,
-            "redis": redis,
-            "instance_id": services.instance_id,
-            "live_generations": len(services.generations.live),
-        },
-        status_code=200 if ok else 503,
-    )
+    status, report = await health_report(services)
+    return JSONResponse(report, status_code=status)
 
 
 @router.get("/metrics", include_in_schema=False)
