@@ -72,7 +72,7 @@ clean:
 
 # Speed against QUALITY.md (bench/, docs/benchmarks/README.md): `bench` is the full run
 # (< 15 min; writes bench/results/ and docs/benchmarks/), `bench-quick` every scenario
-# reduced (< 90 s; CI proves it works, no timing is asserted).
+# reduced (about 2 min; CI proves it works, no timing is asserted).
 BENCH_STAMP := $(VENV)/.installed-bench
 $(BENCH_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test,bench]'
