@@ -19,7 +19,7 @@ from starlette.types import ASGIApp
 from vedika import __version__
 from vedika.api import routers
 from vedika.api.errors import install_error_handlers
-from vedika.api.health import HealthFirst
+from vedika.api.fastlane import FastLane
 from vedika.api.middleware import BodyLimit, BodyRule, RequestContext, UnstorableUrl
 from vedika.api.openapi import install_openapi
 from vedika.api.ops import docs_exposed
@@ -53,8 +53,9 @@ class VedikaApp(FastAPI):
                 ("POST", "/ai/transcribe"): BodyRule(self.audio_limit, multipart),
             },
         )
-        # /ws first (it needs no HTTP layer), /health next (inside the security headers).
-        inner_http = HealthFirst(UnstorableUrl(limited), self)
+        # /ws first (it needs no HTTP layer), the hot GETs next (inside the security
+        # headers): vedika.api.fastlane.
+        inner_http = FastLane(UnstorableUrl(limited), self)
         return SocketFirst(RequestContext(inner_http, hsts=self.hsts), self)
 
 

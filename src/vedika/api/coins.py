@@ -7,35 +7,45 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from vedika.api.deps import CurrentSession, ServicesDep
-from vedika.api.responses import JSONResponse
+from vedika.api.fastlane import SESSION_PARAMS, HotCall, hot
+from vedika.api.responses import JSONResponse, dumps
 from vedika.credits import ledger
+from vedika.identity.sessions import DeviceSession
 from vedika.protocol import iso
+from vedika.services import Services
 
 router = APIRouter(tags=["coins"])
 
 
-@router.get("/coins/balance", response_model=None)
-async def coin_balance(services: ServicesDep, session: CurrentSession) -> JSONResponse:
+async def balance_body(services: Services, session: DeviceSession) -> dict[str, Any]:
     bal = await ledger.balance(
         services.store, device_id=session.device_id, daily=services.settings.daily_credits
     )
-    return JSONResponse(
-        {
-            "balance": bal.remaining,
-            "available": bal.remaining,
-            "locked": 0,
-            "expiring_soon": bal.remaining,
-            "total_earned": bal.daily,
-            "total_spent": bal.used,
-            "plan": session.plan,
-            "daily_credits": bal.daily,
-            "credits_used": bal.used,
-            "credits_remaining": bal.remaining,
-            "daily_vedika_coins": bal.daily,
-            "vedika_coins_remaining": bal.remaining,
-            "expires_at": iso(ledger.resets_at()),
-        }
-    )
+    return {
+        "balance": bal.remaining,
+        "available": bal.remaining,
+        "locked": 0,
+        "expiring_soon": bal.remaining,
+        "total_earned": bal.daily,
+        "total_spent": bal.used,
+        "plan": session.plan,
+        "daily_credits": bal.daily,
+        "credits_used": bal.used,
+        "credits_remaining": bal.remaining,
+        "daily_vedika_coins": bal.daily,
+        "vedika_coins_remaining": bal.remaining,
+        "expires_at": iso(ledger.resets_at()),
+    }
+
+
+@router.get("/coins/balance", response_model=None)
+async def coin_balance(services: ServicesDep, session: CurrentSession) -> JSONResponse:
+    return JSONResponse(await balance_body(services, session))
+
+
+@hot("/coins/balance", params=SESSION_PARAMS)
+async def hot_balance(call: HotCall) -> tuple[int, bytes]:
+    return 200, dumps(await balance_body(call.services, await call.session()))
 
 
 @router.get("/coins/transactions")

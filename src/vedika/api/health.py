@@ -1,4 +1,4 @@
-"""`GET /health`, answered before the framework.
+"""`GET /health`, answered in the fast lane (vedika.api.fastlane).
 
 Each call used to cost a database round trip and FastAPI's whole request path; now the
 checks come from vedika.health.HealthProbe (at most one per second) and the answer is
@@ -11,17 +11,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import orjson
-from starlette.types import ASGIApp, Receive, Scope, Send
-
 from vedika import __version__
+from vedika.api.fastlane import HotCall, hot
+from vedika.api.responses import dumps
 
 if TYPE_CHECKING:
-    from starlette.applications import Starlette
-
     from vedika.services import Services
-
-_JSON = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
 
 
 async def health_report(services: Services) -> tuple[int, dict[str, Any]]:
@@ -39,28 +34,7 @@ async def health_report(services: Services) -> tuple[int, dict[str, Any]]:
     }
 
 
-class HealthFirst:
-    """`GET`/`HEAD /health` without an `Origin` (load balancers, probes) is answered
-    here; anything else goes to `app` (a browser's cross-origin call gets its CORS
-    headers there)."""
-
-    def __init__(self, app: ASGIApp, owner: Starlette) -> None:
-        self.app = app
-        self.owner = owner  # its state holds the services
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["path"] != "/health"
-            or scope["method"] not in ("GET", "HEAD")
-            or any(name == b"origin" for name, _ in scope["headers"])
-        ):
-            await self.app(scope, receive, send)
-            return
-        status, report = await health_report(self.owner.state.services)
-        body = orjson.dumps(report)
-        headers = [*_JSON, (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send(
-            {"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body}
-        )
+@hot("/health", head=True, headers=((b"cache-control", b"no-store"),))
+async def hot_health(call: HotCall) -> tuple[int, bytes]:
+    status, report = await health_report(call.services)
+    return status, dumps(report)

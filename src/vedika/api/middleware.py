@@ -15,7 +15,7 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vedika.errors import BadRequest, PayloadTooLarge, VedikaError, error_body
-from vedika.ids import uuid7
+from vedika.ids import request_id as new_request_id
 from vedika.metrics import METRICS
 from vedika.protocol import UNSTORABLE as _UNSTORABLE
 
@@ -70,7 +70,7 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = (_header(scope, b"x-request-id") or uuid7())[:64]
+        request_id = (_header(scope, b"x-request-id") or new_request_id())[:64]
         path: str = scope.get("path", "")
         quiet = path in QUIET_PATHS or path.startswith("/static")
         if not quiet:
@@ -115,7 +115,7 @@ class UnstorableUrl:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        where = _unstorable(scope) if scope["type"] == "http" else None
+        where = unstorable(scope) if scope["type"] == "http" else None
         if where is None:
             await self.app(scope, receive, send)
             return
@@ -127,7 +127,7 @@ class UnstorableUrl:
         await send_error(send, exc)
 
 
-def _unstorable(scope: Scope) -> str | None:
+def unstorable(scope: Scope) -> str | None:
     """Where the request's address holds unstorable text: `path`, a query parameter's
     name, or None."""
     if _UNSTORABLE.search(scope.get("path", "")):

@@ -16,6 +16,7 @@ import orjson
 from fastapi import APIRouter, Query, Request, Response
 
 from vedika.api.deps import OptionalSession, ServicesDep
+from vedika.api.fastlane import HotCall, hot
 from vedika.errors import BadRequest, Unauthorized
 from vedika.identity.sessions import DeviceSession
 from vedika.protocol import PreferenceRequest
@@ -61,6 +62,12 @@ async def list_models(services: ServicesDep) -> Response:
 @router.get("/api/models", include_in_schema=False)
 async def list_models_alias(services: ServicesDep) -> Response:
     return await list_models(services)
+
+
+@hot("/routing/models")
+@hot("/api/models")
+async def hot_models(call: HotCall) -> tuple[int, bytes]:
+    return 200, _models_body(call.services)
 
 
 async def _owner(

@@ -26,7 +26,7 @@ async def health(services: ServicesDep) -> Response:
     """`{status, version, database, redis, instance_id, live_generations}`; 503 when the
     database or Redis (when configured) is unreachable, so a load balancer stops sending
     new turns here. Checked at most once a second; calls without an `Origin` are
-    answered before this route (vedika.api.health)."""
+    answered before this route (vedika.api.fastlane, vedika.api.health)."""
     status, report = await health_report(services)
     return JSONResponse(report, status_code=status)
 

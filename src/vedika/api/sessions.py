@@ -7,7 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Query, Request, Response
 
 from vedika.api.deps import COOKIE, ServicesDep, session_id_from
-from vedika.api.responses import JSONResponse
+from vedika.api.fastlane import HotCall, hot
+from vedika.api.responses import JSONResponse, dumps
 from vedika.credits import ledger
 from vedika.errors import Unauthorized
 from vedika.identity import devices
@@ -118,9 +119,20 @@ async def validate_device_session(
     sid = session_id or session_id_from(
         request.headers.get("authorization"), request.cookies.get(COOKIE), None
     )
+    return JSONResponse(await _validated(services, sid))  # no second encoding pass
+
+
+async def _validated(services: Services, sid: str | None) -> dict[str, Any]:
     session = await find_session(services.store, session_id=sid) if sid else None
     if session is None:
         raise Unauthorized(
             "This session is unknown or has expired. Create a new one.", code="session_expired"
         )
-    return JSONResponse(await session_object(services, session))  # no second encoding pass
+    return await session_object(services, session)
+
+
+@hot("/auth/device-session/validate", params=frozenset({"session_id"}))
+async def hot_validate(call: HotCall) -> tuple[int, bytes]:
+    """The query's `session_id` first, as the route reads it."""
+    sid = call.query.get("session_id") or call.session_id()
+    return 200, dumps(await _validated(call.services, sid))

@@ -6,8 +6,10 @@ wakes the thread, hands the GIL over and back, and wakes the event loop through 
 self-pipe. That cost more CPU than the query itself (`bench/rest.py`: a one-row read
 made five trips, four of them for the statement). Here the statement runs whole in one
 trip: execute, fetch the rows, read `description`, `rowcount` and `lastrowid`, close. The
-cursor SQLAlchemy sees keeps what came back. Commit and rollback are one trip each, as
-before. Errors are sqlite3's own, as before.
+cursor SQLAlchemy sees keeps what came back. Commit and rollback are one trip each, and
+none at all when no transaction is open: the pool rolls back every connection it gets
+back, and after a read (sqlite3 opens a transaction only for a write) that was a trip
+to the thread for nothing. Errors are sqlite3's own, as before.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 
 def _run(
     conn: sqlite3.Connection, operation: str, parameters: Any, many: bool
-) -> tuple[Any, list[Any], int, int | None]:
+) -> tuple[Any, list[Any], int, int | None, bool]:
     """In the connection's thread: the whole statement."""
     cur = conn.cursor()
     try:
@@ -38,7 +40,7 @@ def _run(
             cur.execute(operation, parameters)
         description = cur.description
         rows = cur.fetchall() if description else []
-        return description, rows, cur.rowcount, cur.lastrowid
+        return description, rows, cur.rowcount, cur.lastrowid, conn.in_transaction
     finally:
         cur.close()
 
@@ -70,9 +72,10 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     async def _run(self, operation: Any, parameters: Any, many: bool) -> None:
         async with self._adapt_connection._execute_mutex:
             conn: aiosqlite.Connection = self._connection  # type: ignore[assignment]
-            description, rows, rowcount, lastrowid = await conn._execute(
+            description, rows, rowcount, lastrowid, in_tx = await conn._execute(
                 _run, conn._conn, operation, parameters, many
             )
+        self._adapt_connection._in_tx = in_tx  # type: ignore[attr-defined]
         done = self._cursor
         done.description, done.rowcount, done.lastrowid = description, rowcount, lastrowid  # type: ignore[misc]
         self._rows = collections.deque(rows)
@@ -85,8 +88,22 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ()
+    __slots__ = ("_in_tx",)
     _cursor_cls = OneTripCursor
+
+    def __init__(self, dbapi: Any, connection: Any) -> None:
+        super().__init__(dbapi, connection)
+        self._in_tx = False  # as sqlite3 said after the last statement
+
+    def rollback(self) -> None:
+        if self._in_tx:
+            super().rollback()
+            self._in_tx = False
+
+    def commit(self) -> None:
+        if self._in_tx:
+            super().commit()
+            self._in_tx = False
 
 
 class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
