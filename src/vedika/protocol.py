@@ -28,10 +28,13 @@ def iso(dt: datetime | None) -> str | None:
     if dt is None:
         return None
     # isoformat is several times faster than strftime, and this runs per chunk and
-    # per message listed. Naive values (SQLite) are UTC already.
-    if dt.tzinfo is not None and dt.utcoffset():
+    # per message listed. Naive values (SQLite) are UTC already; an aware one ends in
+    # "+00:00" once in UTC, cut instead of copying the value without its zone.
+    if dt.tzinfo is None:
+        return dt.isoformat(timespec="milliseconds") + "Z"
+    if dt.utcoffset():
         dt = dt.astimezone(UTC)
-    return dt.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    return dt.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def now_iso() -> str:

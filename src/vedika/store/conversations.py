@@ -8,7 +8,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, Row, and_, bindparam, delete, exists, func, or_, select, update
+from sqlalchemy import (
+    Integer,
+    Row,
+    String,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vedika.protocol import MessageStatus, aware
@@ -72,30 +84,28 @@ def _stored(row: Row[Any] | None) -> StoredMessage | None:
     return StoredMessage.of(row) if row is not None else None
 
 
-_MESSAGE_VIEW = [
-    messages.c[name]
-    for name in (
-        "id",
-        "role",
-        "content",
-        "created_at",
-        "input_tokens",
-        "output_tokens",
-        "status",
-        "model",
-        "citations",
-        "sources",
-        "attachments",
-        "chunk_count",
-        "finish_reason",
-        "error_message",
-        "error_code",
-        "routing",
-        "mode",
-        "interaction_mode",
-        "steps",
-    )
-]
+MESSAGE_VIEW = (  # the columns of `list_messages`, in order
+    "id",
+    "role",
+    "content",
+    "created_at",
+    "input_tokens",
+    "output_tokens",
+    "status",
+    "model",
+    "citations",
+    "sources",
+    "attachments",
+    "chunk_count",
+    "finish_reason",
+    "error_message",
+    "error_code",
+    "routing",
+    "mode",
+    "interaction_mode",
+    "steps",
+)
+_MESSAGE_VIEW = [messages.c[name] for name in MESSAGE_VIEW]
 
 # The statements of every turn are built once, with their values passed at execute time:
 # SQLAlchemy then reuses their compiled form instead of building and keying a new
@@ -260,20 +270,25 @@ async def count_streaming(conn: AsyncConnection, *, device_id: str) -> int:
     return int((await conn.execute(_COUNT_STREAMING, {"b_device": device_id})).scalar_one())
 
 
+_MESSAGES = (
+    select(*_MESSAGE_VIEW)
+    .where(messages.c.conversation_id == bindparam("b_conversation"))
+    .order_by(messages.c.created_at, messages.c.id)
+)
+_FIRST_MESSAGES = _MESSAGES.limit(bindparam("b_limit", type_=Integer))
+
+
 async def list_messages(
     conn: AsyncConnection, *, conversation_id: str, limit: int | None = None
 ) -> Sequence[Row[Any]]:
     """The conversation's messages, oldest first: the columns a client is shown (plus
     `status`), not the bookkeeping ones, whose decoding (timestamps parsed from text on
-    SQLite) would cost as much as the rest for a long conversation."""
-    query = (
-        select(*_MESSAGE_VIEW)
-        .where(messages.c.conversation_id == conversation_id)
-        .order_by(messages.c.created_at, messages.c.id)
-    )
+    SQLite) would cost as much as the rest for a long conversation. Each row is in the
+    order of `MESSAGE_VIEW`."""
     if limit:
-        query = query.limit(limit)
-    return (await conn.execute(query)).all()
+        values = {"b_conversation": conversation_id, "b_limit": limit}
+        return (await conn.execute(_FIRST_MESSAGES, values)).all()
+    return (await conn.execute(_MESSAGES, {"b_conversation": conversation_id})).all()
 
 
 async def history(
@@ -340,6 +355,69 @@ async def stale_streaming(
     return list((await conn.execute(query)).all())
 
 
+# A page of the device's conversations: the listed columns only, newest first, built
+# once per shape (no search / search, first page / after a cursor) with values bound
+# at execute time, as the turn's statements are.
+_LISTED = (
+    conversations.c.id,
+    conversations.c.title,
+    conversations.c.model,
+    conversations.c.created_at,
+    conversations.c.updated_at,
+    conversations.c.message_count,
+    conversations.c.total_tokens,
+)
+_OWNED = conversations.c.device_id == bindparam("b_device")
+_PATTERN = bindparam("b_pattern", type_=String)
+_MATCHES = or_(
+    func.lower(conversations.c.title).like(_PATTERN, escape="\\"),
+    exists().where(
+        and_(
+            messages.c.conversation_id == conversations.c.id,
+            func.lower(messages.c.content).like(_PATTERN, escape="\\"),
+        )
+    ),
+)
+_AFTER = or_(
+    conversations.c.updated_at < bindparam("b_at", type_=TS),
+    and_(
+        conversations.c.updated_at == bindparam("b_at", type_=TS),
+        conversations.c.id < bindparam("b_cid"),
+    ),
+)
+_NEWEST_FIRST = (conversations.c.updated_at.desc(), conversations.c.id.desc())
+_LIMIT = bindparam("b_limit", type_=Integer)
+
+
+def _page(*where: Any) -> Any:
+    return select(*_LISTED).where(and_(*where)).order_by(*_NEWEST_FIRST).limit(_LIMIT)
+
+
+_COUNT = {
+    False: select(func.count()).select_from(conversations).where(_OWNED),
+    True: select(func.count()).select_from(conversations).where(and_(_OWNED, _MATCHES)),
+}
+_PAGE = {  # (searching, after a cursor)
+    (False, False): _page(_OWNED),
+    (False, True): _page(_OWNED, _AFTER),
+    (True, False): _page(_OWNED, _MATCHES),
+    (True, True): _page(_OWNED, _MATCHES, _AFTER),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A conversation as the list shows it."""
+
+    id: str
+    title: str
+    model: str
+    created_at: datetime
+    updated_at: datetime
+    message_count: int
+    total_tokens: int
+
+
 async def page_conversations(
     conn: AsyncConnection,
     *,
@@ -347,37 +425,17 @@ async def page_conversations(
     limit: int,
     cursor: tuple[datetime, str] | None,
     q: str | None,
-) -> tuple[Sequence[Row[Any]], int]:
-    cond = [conversations.c.device_id == device_id]
+) -> tuple[list[Listed], int]:
+    """Up to `limit` conversations of the device after `cursor`, newest first, whose
+    title or messages contain `q`; and how many match in all."""
+    values: dict[str, Any] = {"b_device": device_id, "b_limit": limit}
     if q:
-        pattern = f"%{_escape_like(q.lower())}%"
-        in_text = exists().where(
-            and_(
-                messages.c.conversation_id == conversations.c.id,
-                func.lower(messages.c.content).like(pattern, escape="\\"),
-            )
-        )
-        cond.append(or_(func.lower(conversations.c.title).like(pattern, escape="\\"), in_text))
-    total = (
-        await conn.execute(select(func.count()).select_from(conversations).where(and_(*cond)))
-    ).scalar_one()
+        values["b_pattern"] = f"%{_escape_like(q.lower())}%"
+    total = (await conn.execute(_COUNT[bool(q)], values)).scalar_one()
     if cursor is not None:
-        at, cid = cursor
-        cond.append(
-            or_(
-                conversations.c.updated_at < at,
-                and_(conversations.c.updated_at == at, conversations.c.id < cid),
-            )
-        )
-    rows = (
-        await conn.execute(
-            select(conversations)
-            .where(and_(*cond))
-            .order_by(conversations.c.updated_at.desc(), conversations.c.id.desc())
-            .limit(limit)
-        )
-    ).all()
-    return rows, int(total)
+        values["b_at"], values["b_cid"] = cursor
+    result = await conn.execute(_PAGE[bool(q), cursor is not None], values)
+    return [Listed(*row) for row in result.tuples()], int(total)
 
 
 def _escape_like(text: str) -> str:
