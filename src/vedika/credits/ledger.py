@@ -20,12 +20,14 @@ from vedika.ids import uuid7
 from vedika.protocol import iso, utcnow
 from vedika.store.dialect import insert_ignore
 from vedika.store.engine import Store
+from vedika.store.pointread import PointRead
 from vedika.store.tables import coin_days, coin_ledger
 
 # Built once, values at execute time (every turn charges): see store/conversations.py.
 _DAY = and_(coin_days.c.device_id == bindparam("b_device"), coin_days.c.day == bindparam("b_day"))
 _AMOUNT = bindparam("b_amount", type_=Integer)
 _BALANCE = select(coin_days.c.allowance, coin_days.c.used).where(_DAY)
+_BALANCE_READ = PointRead(_BALANCE)  # a page load and every turn read it
 _OPEN_DAY = {dialect: insert_ignore(dialect, coin_days) for dialect in ("sqlite", "postgresql")}
 _TAKE = (
     update(coin_days)
@@ -72,8 +74,11 @@ def exhausted_message(daily: int) -> str:
 
 
 async def balance(store: Store, *, device_id: str, daily: int) -> Balance:
-    async with store.read() as conn:
-        return await balance_in(conn, device_id=device_id, daily=daily)
+    row = await store.first(_BALANCE_READ, {"b_device": device_id, "b_day": today()})
+    if row is None:
+        return Balance(daily=daily, used=0)
+    allowance, used = row
+    return Balance(daily=allowance, used=used)
 
 
 async def balance_in(conn: AsyncConnection, *, device_id: str, daily: int) -> Balance:

@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from vedika.store import sqlite_driver
+from vedika.store.pointread import PointRead, PointReads
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -75,6 +76,10 @@ class Store:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
+        # Off SQLAlchemy's path (vedika.store.pointread), but for an in-memory SQLite,
+        # which other connections would not see.
+        in_memory = self.dialect == "sqlite" and engine.url.database in (None, "", ":memory:")
+        self._points = None if in_memory else PointReads(engine.url, engine.dialect)
 
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[AsyncConnection]:
@@ -100,7 +105,17 @@ class Store:
         finally:
             await reads.close()
 
+    async def first(self, read: PointRead, values: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The first row of a point read (outside any transaction), or None."""
+        if self._points is not None:
+            return await self._points.first(read, values)
+        async with self.read() as conn:
+            row = (await conn.execute(read.statement, values)).first()
+        return tuple(row) if row is not None else None
+
     async def close(self) -> None:
+        if self._points is not None:
+            await self._points.close()
         await self.engine.dispose()
 
 

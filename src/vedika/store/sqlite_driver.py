@@ -26,7 +26,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 )
 
 
-def _run(
+def run_statement(
     conn: sqlite3.Connection, operation: str, parameters: Any, many: bool
 ) -> tuple[Any, list[Any], int, int | None, bool]:
     """In the connection's thread: the whole statement."""
@@ -73,7 +73,7 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         async with self._adapt_connection._execute_mutex:
             conn: aiosqlite.Connection = self._connection  # type: ignore[assignment]
             description, rows, rowcount, lastrowid, in_tx = await conn._execute(
-                _run, conn._conn, operation, parameters, many
+                run_statement, conn._conn, operation, parameters, many
             )
         self._adapt_connection._in_tx = in_tx  # type: ignore[attr-defined]
         done = self._cursor
