@@ -91,7 +91,8 @@ async def build_services(settings: Settings) -> Services:
         interval=settings.reaper_interval,
         # A live generation refreshes its heartbeat every flush; one that has missed
         # several (and at least VEDIKA_HEARTBEAT_STALE_SECONDS) is presumed dead. Too
-        # short a limit would reap answers of an instance that is merely busy.
+        # short a limit would reap answers of an instance that is merely busy. A death
+        # is settled within stale_after + interval (13 s with the defaults).
         stale_after=max(3 * settings.flush_seconds, settings.heartbeat_stale_seconds),
     )
     stop_bus = None
