@@ -304,6 +304,20 @@ class Settings(BaseSettings):
     def is_production(self) -> bool:
         return self.env == "production"
 
+    @property
+    def heartbeat_stale_after(self) -> float:
+        """How old an answer's heartbeat may be before it is presumed dead. A live
+        generation refreshes it every flush; one that missed three flushes and at least
+        VEDIKA_HEARTBEAT_STALE_SECONDS died (too short a limit would reap the answers of
+        an instance that is merely busy)."""
+        return max(3 * self.flush_seconds, self.heartbeat_stale_seconds)
+
+    @property
+    def reaped_within(self) -> float:
+        """The longest time from an instance's death to its answers being settled: the
+        heartbeat goes stale, then the next reaper round finds it."""
+        return self.heartbeat_stale_after + self.reaper_interval
+
     def masked(self) -> dict[str, Any]:
         """Effective settings for `vedika config`, every credential masked."""
         from vedika.redact import masked_settings  # redact imports nothing of ours
