@@ -89,10 +89,8 @@ async def build_services(settings: Settings) -> Services:
         hub=hub,
         generations=generations,
         interval=settings.reaper_interval,
-        # A live generation refreshes its heartbeat every flush; one that has missed
-        # several (and at least VEDIKA_HEARTBEAT_STALE_SECONDS) is presumed dead. Too
-        # short a limit would reap answers of an instance that is merely busy.
-        stale_after=max(3 * settings.flush_seconds, settings.heartbeat_stale_seconds),
+        # A death is settled within settings.reaped_within (13 s with the defaults).
+        stale_after=settings.heartbeat_stale_after,
     )
     stop_bus = None
     if isinstance(hub, RedisHub) and redis is not None:

@@ -49,7 +49,7 @@ class Settings(BaseSettings):
         32_000, ge=1, le=1_000_000, validation_alias="VEDIKA_MAX_MESSAGE_CHARS"
     )
     max_body_bytes: int = Field(2_000_000, ge=1024, validation_alias="VEDIKA_MAX_BODY_BYTES")
-    flush_seconds: float = Field(5.0, gt=0, le=3600, validation_alias="VEDIKA_FLUSH_SECONDS")
+    flush_seconds: float = Field(1.0, gt=0, le=3600, validation_alias="VEDIKA_FLUSH_SECONDS")
     stream_retention_seconds: float = Field(
         120.0, ge=0, validation_alias="VEDIKA_STREAM_RETENTION_SECONDS"
     )
@@ -59,9 +59,9 @@ class Settings(BaseSettings):
     upstream_idle_timeout: float = Field(
         60.0, gt=0, validation_alias="VEDIKA_UPSTREAM_IDLE_TIMEOUT"
     )
-    reaper_interval: float = Field(10.0, gt=0, validation_alias="VEDIKA_REAPER_INTERVAL")
+    reaper_interval: float = Field(3.0, gt=0, validation_alias="VEDIKA_REAPER_INTERVAL")
     heartbeat_stale_seconds: float = Field(
-        30.0, gt=0, validation_alias="VEDIKA_HEARTBEAT_STALE_SECONDS"
+        10.0, gt=0, validation_alias="VEDIKA_HEARTBEAT_STALE_SECONDS"
     )
     drain_seconds: float = Field(20.0, ge=0, validation_alias="VEDIKA_DRAIN_SECONDS")
     coalesce_ms: float = Field(20.0, ge=0, le=1000, validation_alias="VEDIKA_COALESCE_MS")
@@ -303,6 +303,20 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def heartbeat_stale_after(self) -> float:
+        """How old an answer's heartbeat may be before it is presumed dead. A live
+        generation refreshes it every flush; one that missed three flushes and at least
+        VEDIKA_HEARTBEAT_STALE_SECONDS died (too short a limit would reap the answers of
+        an instance that is merely busy)."""
+        return max(3 * self.flush_seconds, self.heartbeat_stale_seconds)
+
+    @property
+    def reaped_within(self) -> float:
+        """The longest time from an instance's death to its answers being settled: the
+        heartbeat goes stale, then the next reaper round finds it."""
+        return self.heartbeat_stale_after + self.reaper_interval
 
     def masked(self) -> dict[str, Any]:
         """Effective settings for `vedika config`, every credential masked."""

@@ -28,6 +28,17 @@ def test_defaults_are_the_embedded_sqlite() -> None:
     assert s.effective_database_url == "sqlite+aiosqlite:///var/vedika.db"
 
 
+def test_defaults_settle_a_dead_instance_within_15_s_and_flush_every_second() -> None:
+    # Issue 16: a lone instance loses at most one flush interval of text at a SIGKILL,
+    # and with several, a dead instance's answers are settled within 15 s.
+    s = load_settings()
+    assert s.flush_seconds <= 1.0
+    assert s.reaped_within <= 15.0
+    assert s.heartbeat_stale_after >= 3 * s.flush_seconds  # not reaped while alive
+    slow = Settings(VEDIKA_FLUSH_SECONDS=10, VEDIKA_HEARTBEAT_STALE_SECONDS=5)
+    assert slow.heartbeat_stale_after == 30.0 and slow.reaped_within == 33.0
+
+
 def test_env_file_for_the_environment_wins_over_dot_env(monkeypatch, tmp_path) -> None:
     (tmp_path / ".env").write_text("VEDIKA_DAILY_CREDITS=5\nVEDIKA_FLUSH_SECONDS=2\n")
     (tmp_path / ".env.uat").write_text("VEDIKA_DAILY_CREDITS=7\n")

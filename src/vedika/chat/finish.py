@@ -66,8 +66,8 @@ class Ending:
 
 @dataclass(slots=True)
 class Written:
-    """What a generation wrote, stored with its ending. The reaper has none of it: the
-    row keeps what the last flush stored."""
+    """What was written, stored with its ending: by the generation, or by the reaper
+    (the last flush plus the chunks the stream hub holds after it)."""
 
     content: str
     chunk_count: int

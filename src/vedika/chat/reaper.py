@@ -4,6 +4,12 @@ At start-up (one-process mode) every `streaming` answer is dead: a previous run
 left it. Periodically, answers whose heartbeat is stale and that no live
 generation here owns are marked `interrupted`; their coins come back if nothing
 was delivered, and a terminal event is published to anyone still listening.
+
+What was streamed is stored: the row holds the text of the generation's last flush,
+and the chunks after it that reached the stream hub (the Redis stream, when the dead
+instance published there) are added before settling, so the stored text is what any
+client of the hub saw. If Redis cannot be read, the answer is left for the next round
+rather than settled without the text it holds.
 """
 
 from __future__ import annotations
@@ -16,11 +22,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from vedika import protocol as p
 from vedika.chat.events import EventFactory, entry
-from vedika.chat.finish import Ending, settle, terminal
+from vedika.chat.finish import Ending, Written, settle, terminal
 from vedika.chat.generation import INTERRUPTED, Generations
+from vedika.chat.streamed import after_stored
 from vedika.metrics import METRICS
 from vedika.protocol import MessageStatus
 from vedika.scale.hub import StreamHub
+from vedika.scale.redis_hub import RedisUnavailable
 from vedika.store import conversations as data
 from vedika.store.engine import Store
 
@@ -71,10 +79,18 @@ class Reaper:
         for row in rows:
             if self.generations.is_alive(row.id):
                 continue
-            delivered = bool(row.chunk_count or row.has_steps)
-            if await self.interrupt(
-                row.id, row.conversation_id, row.device_id, row.chunk_count, delivered=delivered
-            ):
+            try:
+                written = await self.interrupt(
+                    row.id,
+                    row.conversation_id,
+                    row.device_id,
+                    content=row.content or "",
+                    chunk_count=row.chunk_count,
+                    has_steps=bool(row.has_steps),
+                )
+            except RedisUnavailable:
+                continue  # its text is in Redis: the next round stores it
+            if written is not None:
                 count += 1
         if count:
             log.info("reaper.interrupted", count=count)
@@ -85,12 +101,21 @@ class Reaper:
         message_id: str,
         conversation_id: str,
         device_id: str,
-        chunk_count: int,
         *,
-        delivered: bool,
-    ) -> bool:
-        """Settle an answer nobody is writing; refund it only if nothing of it (text or
-        steps) went out."""
+        content: str,
+        chunk_count: int,
+        has_steps: bool,
+    ) -> Written | None:
+        """Settle an answer nobody is writing, with the stored text (`content`, chunks
+        1..`chunk_count`) plus the chunks after it that reached the stream hub; refund it
+        only if nothing of it (text, sources or steps) went out. Returns what was stored,
+        or None if the answer had already ended. Raises RedisUnavailable when the hub
+        cannot be read (nothing is settled then)."""
+        more = after_stored(await self.hub.read(message_id), chunk_count)
+        chunks = more.last_chunk
+        # Output tokens as a generation counts them without the model's usage: one a chunk.
+        written = Written(content + more.text, chunks, 0, chunks, citations=more.citations)
+        delivered = bool(chunks or has_steps or more.steps or more.citations)
         ending = Ending.failed(INTERRUPTED, MessageStatus.INTERRUPTED)
         settled = await settle(
             self.store,
@@ -99,15 +124,16 @@ class Reaper:
             device_id=device_id,
             ending=ending,
             delivered=delivered,
+            written=written,
         )
         if settled is None:
-            return False
+            return None
         METRICS.reaped.inc()
+        if more.text:
+            log.info("reaper.stored_streamed", message_id=message_id, chunks=chunks - chunk_count)
         events = EventFactory(conversation_id, message_id)
         await self.hub.finish_foreign(
             message_id,
-            lambda last: entry(
-                terminal(events, ending, chunks=chunk_count), max(last, chunk_count)
-            ),
+            lambda last: entry(terminal(events, ending, chunks=chunks), max(last, chunks)),
         )
-        return True
+        return written

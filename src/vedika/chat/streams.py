@@ -122,10 +122,20 @@ async def subscribe(
             yield [_unavailable(row, after)]
             return
         # Nobody is generating it and nobody will: settle it now rather than hang.
-        delivered = bool(row.chunk_count or row.steps)
-        await reaper.interrupt(
-            row.id, row.conversation_id, device_id, row.chunk_count, delivered=delivered
-        )
+        try:
+            written = await reaper.interrupt(
+                row.id,
+                row.conversation_id,
+                device_id,
+                content=row.content,
+                chunk_count=row.chunk_count,
+                has_steps=bool(row.steps),
+            )
+        except RedisUnavailable:
+            yield [_unavailable(row, after)]
+            return
+        if written is not None:
+            row = row.but(content=written.content, chunk_count=written.chunk_count)
         row = row.but(
             status=MessageStatus.INTERRUPTED,
             error_code=INTERRUPTED.code,

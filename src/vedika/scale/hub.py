@@ -43,6 +43,10 @@ class StreamHub(Protocol):
         """Batches of events after chunk `after`, then the live tail, until the terminal
         event. Yields nothing at all when the hub does not know the answer."""
 
+    async def read(self, message_id: str) -> list[Entry]:
+        """Every event the hub holds of the answer now, in order, without waiting for
+        more (empty when it holds none). The reaper stores a dead answer's text from it."""
+
     async def finish_foreign(self, message_id: str, build: Callable[[int], Entry]) -> None:
         """Publish the terminal event of an answer whose generation died (the reaper);
         `build(last_chunk_id)` makes it."""
@@ -95,6 +99,10 @@ class MemoryHub:
         log = self._logs.get(message_id)
         if log is not None and not log.done:
             self.publish(message_id, build(len(log.chunk_pos)))
+
+    async def read(self, message_id: str) -> list[Entry]:
+        log = self._logs.get(message_id)
+        return list(log.entries) if log is not None else []
 
     def open(self, message_id: str) -> None:
         self._logs.setdefault(message_id, _Log())

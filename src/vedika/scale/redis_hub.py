@@ -36,6 +36,7 @@ PREFIX = "vedika:stream:"
 FOREIGN_OFFSET = 1_000_000_000
 MAXLEN = 50_000  # a guard; answers are far shorter
 BLOCK_MS = 10_000
+READ_PAGE = 1000  # entries per XRANGE when the reaper reads a whole stream
 
 
 def key_for(message_id: str) -> str:
@@ -218,6 +219,27 @@ class RedisHub:
         except (RedisError, OSError) as exc:
             log.warning("redis.finish_foreign_failed", error=str(exc)[:200])
 
+    async def read(self, message_id: str) -> list[Entry]:
+        """The answer's stream as it is now: pages of XRANGE, never a blocking read, so
+        the reaper gets exactly what reached Redis (and waits for nothing more)."""
+        if self.local.has(message_id):
+            return await self.local.read(message_id)
+        key = key_for(message_id)
+        out: list[Entry] = []
+        start = "-"
+        try:
+            while True:
+                page: Any = await self.writer.xrange(key, min=start, max="+", count=READ_PAGE)
+                for raw_id, fields in page:
+                    sid, item = _entry(raw_id, fields)
+                    out.append(item)
+                    start = f"({sid}"  # exclusive: the next page starts after it
+                if len(page) < READ_PAGE:
+                    return out
+        except (RedisError, OSError) as exc:
+            log.warning("redis.read_failed", message_id=message_id, error=str(exc)[:200])
+            raise RedisUnavailable(str(exc)) from None
+
     # ------------------------------------------------------------ subscribing
 
     async def subscribe(self, message_id: str, after: int = 0) -> AsyncIterator[list[Entry]]:
@@ -240,12 +262,9 @@ class RedisHub:
                 batch: list[Entry] = []
                 done = False
                 for raw_id, fields in entries:
-                    sid = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
-                    kind = _text(fields, "t")
-                    at = int(sid.split("-", 1)[0]) % FOREIGN_OFFSET
-                    batch.append(Entry(kind, at, _text(fields, "d")))
-                    last = sid
-                    if kind in TERMINAL_TYPES:
+                    last, item = _entry(raw_id, fields)
+                    batch.append(item)
+                    if item.type in TERMINAL_TYPES:
                         done = True
                         break
                 yield batch
@@ -260,6 +279,13 @@ def _release(barriers: list[asyncio.Future[None]]) -> None:
     for fut in barriers:
         if not fut.done():
             fut.set_result(None)
+
+
+def _entry(raw_id: Any, fields: Any) -> tuple[str, Entry]:
+    """(stream id, Entry) of one Redis stream entry: the id's first part is the chunk."""
+    sid = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
+    at = int(sid.split("-", 1)[0]) % FOREIGN_OFFSET
+    return sid, Entry(_text(fields, "t"), at, _text(fields, "d"))
 
 
 def _text(fields: Any, name: str) -> str:
