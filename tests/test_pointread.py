@@ -1,19 +1,21 @@
-"""Point reads (vedika.store.pointread) read what SQLAlchemy reads, on both databases,
-and a database that cannot be reached is a ConnectionError (the API's 503)."""
+"""Point reads (vedika.store.pointread) read what SQLAlchemy reads, on both databases
+(timestamps, JSON, cursors, search), and a database that cannot be reached is a
+ConnectionError (the API's 503)."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
 from tests.conftest import DATABASES, sqlite_url
 from vedika.credits import ledger
+from vedika.protocol import aware
+from vedika.store import conversations as data
+from vedika.store.conversations import MESSAGE_VIEW
 from vedika.store.engine import Store, make_engine, migrate
-from vedika.store.pointread import PointRead
-from vedika.store.tables import coin_days, conversations
 
 
 @pytest.fixture(params=DATABASES)
@@ -45,10 +47,56 @@ async def test_the_balance_read_matches_sqlalchemys(db_url: str) -> None:
         await store.close()
 
 
-def test_only_columns_the_driver_gives_as_they_are() -> None:
-    PointRead(select(coin_days.c.allowance, coin_days.c.day))
-    with pytest.raises(TypeError):
-        PointRead(select(conversations.c.updated_at))  # a timestamp needs converting
+async def test_timestamps_json_and_cursors_convert_as_sqlalchemys(db_url: str) -> None:
+    store = Store(make_engine(db_url))
+    t0 = datetime(2026, 12, 3, 10, 0, 0, 123456, tzinfo=UTC)
+    try:
+        async with store.tx() as conn:
+            for i in range(3):
+                await data.create_conversation(
+                    conn,
+                    conversation_id=f"c{i}",
+                    device_id="dev-a",
+                    title=f"Title {i}",
+                    model="m",
+                    now=t0 + timedelta(minutes=i),
+                    message_count=1,
+                )
+            await data.insert_message(
+                conn,
+                id="m1",
+                conversation_id="c1",
+                role="assistant",
+                content="Héllo",
+                status="complete",
+                citations=[{"n": 1, "url": "https://example.org/ü"}],
+                routing={"reason": "why", "confidence": 0.5},
+                created_at=t0,
+                updated_at=t0,
+            )
+        page, total = await data.page_conversations(
+            store, device_id="dev-a", limit=2, cursor=None, q=None
+        )
+        assert total == 3 and [c.id for c in page] == ["c2", "c1"]
+        assert aware(page[0].updated_at) == t0 + timedelta(minutes=2)
+        after = (page[-1].updated_at, page[-1].id)
+        rest, _ = await data.page_conversations(
+            store, device_id="dev-a", limit=2, cursor=after, q=None
+        )
+        assert [c.id for c in rest] == ["c0"]
+        found, _ = await data.page_conversations(
+            store, device_id="dev-a", limit=5, cursor=None, q="héllo"
+        )
+        assert [c.id for c in found] == ["c1"]
+        assert (
+            await data.listed_conversation(store, conversation_id="c1", device_id="dev-b") is None
+        )
+        async with store.read() as conn:
+            expected = [tuple(r) for r in await data.list_messages(conn, conversation_id="c1")]
+        got = await data.read_messages(store, conversation_id="c1")
+        assert got == expected and got[0][MESSAGE_VIEW.index("citations")][0]["n"] == 1
+    finally:
+        await store.close()
 
 
 async def test_an_unreachable_database_is_a_connection_error() -> None:

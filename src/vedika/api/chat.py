@@ -183,14 +183,13 @@ async def conversations_page(
     services: Services, session: DeviceSession, limit: int, cursor: str | None, q: str | None
 ) -> dict[str, Any]:
     after = _cursor_in(cursor) if cursor else None
-    async with services.store.read() as conn:
-        rows, total = await data.page_conversations(
-            conn,
-            device_id=session.device_id,
-            limit=limit + 1,
-            cursor=after,
-            q=(q or "").strip() or None,
-        )
+    rows, total = await data.page_conversations(
+        services.store,
+        device_id=session.device_id,
+        limit=limit + 1,
+        cursor=after,
+        q=(q or "").strip() or None,
+    )
     more = len(rows) > limit
     rows = rows[:limit]
     plan = session.plan
@@ -278,13 +277,12 @@ async def hot_conversation(call: HotCall) -> tuple[int, bytes]:
 async def conversation_body(
     services: Services, session: DeviceSession, conversation_id: str
 ) -> dict[str, Any]:
-    async with services.store.read() as conn:
-        conv = await data.get_conversation(
-            conn, conversation_id=conversation_id, device_id=session.device_id
-        )
-        if conv is None:
-            raise NotFound("There is no conversation with that id.", code="conversation_not_found")
-        rows = await data.list_messages(conn, conversation_id=conversation_id)
+    conv = await data.listed_conversation(
+        services.store, conversation_id=conversation_id, device_id=session.device_id
+    )
+    if conv is None:
+        raise NotFound("There is no conversation with that id.", code="conversation_not_found")
+    rows = await data.read_messages(services.store, conversation_id=conversation_id)
     messages = [_message(r) for r in rows]
     for m in messages:
         if m["status"] == data.ASSISTANT_LIVE:  # what has streamed, not the last flush

@@ -24,6 +24,8 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vedika.protocol import MessageStatus, aware
+from vedika.store.engine import Store
+from vedika.store.pointread import PointRead
 from vedika.store.tables import TS, conversations, messages
 
 ASSISTANT_LIVE = MessageStatus.STREAMING.value
@@ -278,6 +280,14 @@ _MESSAGES = (
 _FIRST_MESSAGES = _MESSAGES.limit(bindparam("b_limit", type_=Integer))
 
 
+_MESSAGES_READ = PointRead(_MESSAGES)
+
+
+async def read_messages(store: Store, *, conversation_id: str) -> list[tuple[Any, ...]]:
+    """`list_messages` as a point read, outside any transaction."""
+    return await store.all(_MESSAGES_READ, {"b_conversation": conversation_id})
+
+
 async def list_messages(
     conn: AsyncConnection, *, conversation_id: str, limit: int | None = None
 ) -> Sequence[Row[Any]]:
@@ -418,8 +428,15 @@ class Listed:
     total_tokens: int
 
 
+_COUNT_READS = {searching: PointRead(q) for searching, q in _COUNT.items()}
+_PAGE_READS = {shape: PointRead(q) for shape, q in _PAGE.items()}
+_ONE_LISTED = PointRead(
+    select(*_LISTED).where(and_(conversations.c.id == bindparam("b_id"), _OWNED))
+)
+
+
 async def page_conversations(
-    conn: AsyncConnection,
+    store: Store,
     *,
     device_id: str,
     limit: int,
@@ -427,15 +444,23 @@ async def page_conversations(
     q: str | None,
 ) -> tuple[list[Listed], int]:
     """Up to `limit` conversations of the device after `cursor`, newest first, whose
-    title or messages contain `q`; and how many match in all."""
+    title or messages contain `q`; and how many match in all (point reads)."""
     values: dict[str, Any] = {"b_device": device_id, "b_limit": limit}
     if q:
         values["b_pattern"] = f"%{_escape_like(q.lower())}%"
-    total = (await conn.execute(_COUNT[bool(q)], values)).scalar_one()
+    counted = await store.first(_COUNT_READS[bool(q)], values)
     if cursor is not None:
         values["b_at"], values["b_cid"] = cursor
-    result = await conn.execute(_PAGE[bool(q), cursor is not None], values)
-    return [Listed(*row) for row in result.tuples()], int(total)
+    rows = await store.all(_PAGE_READS[bool(q), cursor is not None], values)
+    return [Listed(*row) for row in rows], int(counted[0]) if counted else 0
+
+
+async def listed_conversation(
+    store: Store, *, conversation_id: str, device_id: str
+) -> Listed | None:
+    """The device's conversation as the list shows it, or None (a point read)."""
+    row = await store.first(_ONE_LISTED, {"b_id": conversation_id, "b_device": device_id})
+    return Listed(*row) if row is not None else None
 
 
 def _escape_like(text: str) -> str:

@@ -107,11 +107,15 @@ class Store:
 
     async def first(self, read: PointRead, values: dict[str, Any]) -> tuple[Any, ...] | None:
         """The first row of a point read (outside any transaction), or None."""
+        rows = await self.all(read, values)
+        return rows[0] if rows else None
+
+    async def all(self, read: PointRead, values: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """The rows of a point read (outside any transaction)."""
         if self._points is not None:
-            return await self._points.first(read, values)
+            return await self._points.all(read, values)
         async with self.read() as conn:
-            row = (await conn.execute(read.statement, values)).first()
-        return tuple(row) if row is not None else None
+            return [tuple(row) for row in await conn.execute(read.statement, values)]
 
     async def close(self) -> None:
         if self._points is not None:

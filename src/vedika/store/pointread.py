@@ -1,13 +1,15 @@
-"""Point reads: the hottest one-row reads, run on the database driver itself.
+"""Point reads: the hottest reads, run on the database driver itself.
 
 A page load and every turn read the device's balance: one indexed row of two integers.
 Through SQLAlchemy's async engine that read cost about 280 µs of CPU on the benchmark
 machine, against about 75 µs for the same statement on the driver: the pool checkout
 and return (an AsyncConnection, a greenlet hand-off, the reset) and the execution
-context cost more than the query (`bench/rest.py`, docs/benchmarks/). So a few reads
-that need none of what SQLAlchemy adds (no transaction, no type conversion of their
-results) run here instead: the statement is still a SQLAlchemy Core select, compiled
-once per dialect, and its values are bound by name as they are for `conn.execute`.
+context cost more than the query (`bench/rest.py`, docs/benchmarks/). So the reads
+of every page load (the balance, the conversation list, a conversation), which need
+no transaction, run here instead. The statement is still a SQLAlchemy Core select,
+compiled once per dialect; its values are bound by name as for `conn.execute`, and
+values and columns go through the conversions SQLAlchemy's types define for that
+dialect (timestamps kept as text on SQLite, JSON decoded with the engine's decoder).
 
 - SQLite: two aiosqlite connections of their own (WAL: readers never wait on the
   writer), each statement one trip to the connection's thread.
@@ -23,10 +25,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import aiosqlite
-from sqlalchemy import Integer, Select, String
+from sqlalchemy import Select
 from sqlalchemy.engine import URL, Dialect
 
 from vedika.store.sqlite_driver import run_statement
@@ -35,25 +40,68 @@ SQLITE_READERS = 2
 PG_READERS = 4
 
 
+Processor = Callable[[Any], Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """A read as one dialect's driver takes it, with SQLAlchemy's own conversions."""
+
+    sql: str
+    names: tuple[str, ...]  # the bound names, in the order of the SQL's parameters
+    fixed: dict[str, Any]  # the values the statement holds itself (a LIKE's escape...)
+    binds: tuple[Processor, ...]  # each parameter's conversion (a datetime to text...)
+    results: tuple[Processor, ...]  # each column's (text to a datetime, JSON...)
+    plain: bool  # no column needs converting
+
+    def args(self, values: dict[str, Any]) -> tuple[Any, ...]:
+        given = (values[n] if n in values else self.fixed[n] for n in self.names)
+        return tuple(
+            value if convert is None else convert(value)
+            for value, convert in zip(given, self.binds, strict=True)
+        )
+
+    def row(self, raw: Any) -> tuple[Any, ...]:
+        if self.plain:
+            return tuple(raw)
+        return tuple(
+            value if convert is None or value is None else convert(value)
+            for value, convert in zip(raw, self.results, strict=True)
+        )
+
+
 class PointRead:
-    """A select whose columns come back as the driver gives them (integers, strings),
-    compiled once for each dialect it runs on."""
+    """A select run on the driver, compiled once for each dialect it runs on; its
+    parameters and columns converted by the processors SQLAlchemy itself would use."""
 
     def __init__(self, statement: Select[Any]) -> None:
-        for column in statement.selected_columns:
-            if not isinstance(column.type, Integer | String):
-                raise TypeError(f"{column} needs SQLAlchemy's result processing")
         self.statement = statement
-        self._compiled: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._compiled: dict[str, Compiled] = {}
 
-    def compiled(self, dialect: Dialect) -> tuple[str, tuple[str, ...]]:
-        """(SQL in the driver's parameter style, the bound names in their order)."""
+    def compiled(self, dialect: Dialect) -> Compiled:
         found = self._compiled.get(dialect.name)
         if found is None:
-            compiled = self.statement.compile(dialect=dialect)
-            found = (str(compiled), tuple(compiled.positiontup or ()))
-            self._compiled[dialect.name] = found
+            found = self._compiled[dialect.name] = self._compile(dialect)
         return found
+
+    def _compile(self, dialect: Dialect) -> Compiled:
+        compiled = self.statement.compile(dialect=dialect)
+        names = tuple(compiled.positiontup or ())
+        binds = tuple(
+            compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+            for name in names
+        )
+        results = tuple(
+            column.type.dialect_impl(dialect).result_processor(dialect, None)
+            for column in self.statement.selected_columns
+        )
+        fixed = {
+            name: bind.effective_value
+            for name, bind in compiled.binds.items()
+            if not bind.required and bind.value is not None
+        }
+        plain = not any(results)
+        return Compiled(str(compiled), names, fixed, binds, results, plain)
 
 
 class PointReads:
@@ -69,22 +117,29 @@ class PointReads:
 
     async def first(self, read: PointRead, values: dict[str, Any]) -> tuple[Any, ...] | None:
         """The first row of `read` with `values`, or None."""
-        sql, names = read.compiled(self.dialect)
-        args = tuple(values[name] for name in names)
+        rows = await self.all(read, values)
+        return rows[0] if rows else None
+
+    async def all(self, read: PointRead, values: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Every row of `read` with `values`."""
+        compiled = read.compiled(self.dialect)
+        args = compiled.args(values)
         try:
             if self.dialect.name == "sqlite":
                 conn = await self._sqlite_reader()
-                _, rows, _, _, _ = await conn._execute(run_statement, conn._conn, sql, args, False)
-                return tuple(rows[0]) if rows else None
-            pool = await self._pg_pool()
-            row = await pool.fetchrow(sql, *args)
-            return tuple(row) if row is not None else None
+                _, rows, _, _, _ = await conn._execute(
+                    run_statement, conn._conn, compiled.sql, args, False
+                )
+            else:
+                pool = await self._pg_pool()
+                rows = await pool.fetch(compiled.sql, *args)
         except (OSError, sqlite3.Error, ValueError) as exc:
             raise ConnectionError(f"database read failed: {exc}") from exc
         except Exception as exc:  # asyncpg's own errors: not imported on SQLite
             if type(exc).__module__.startswith("asyncpg"):
                 raise ConnectionError(f"database read failed: {exc}") from exc
             raise
+        return [compiled.row(raw) for raw in rows]
 
     async def _sqlite_reader(self) -> aiosqlite.Connection:
         if len(self._sqlite) < SQLITE_READERS:
@@ -105,9 +160,21 @@ class PointReads:
                         hide_password=False
                     )
                     self._pg = await asyncpg.create_pool(
-                        dsn, min_size=1, max_size=PG_READERS, statement_cache_size=64
+                        dsn,
+                        min_size=1,
+                        max_size=PG_READERS,
+                        statement_cache_size=64,
+                        init=self._pg_codecs,
                     )
         return self._pg
+
+    async def _pg_codecs(self, conn: Any) -> None:
+        """JSON columns decoded as SQLAlchemy's engine decodes them (its dialect sets
+        these codecs on each of its own connections; it is given this one)."""
+        dialect: Any = self.dialect
+        adapted = SimpleNamespace(_connection=conn)
+        await dialect.setup_asyncpg_json_codec(adapted)
+        await dialect.setup_asyncpg_jsonb_codec(adapted)
 
     async def close(self) -> None:
         for conn in self._sqlite:
