@@ -84,6 +84,13 @@ async def test_timestamps_json_and_cursors_convert_as_sqlalchemys(db_url: str) -
             store, device_id="dev-a", limit=2, cursor=after, q=None
         )
         assert [c.id for c in rest] == ["c0"]
+        past = (rest[-1].updated_at, rest[-1].id)
+        beyond = await data.page_conversations(
+            store, device_id="dev-a", limit=2, cursor=past, q=None
+        )
+        assert beyond == ([], 3)  # no row to carry the count: it is counted apart
+        none = await data.page_conversations(store, device_id="dev-b", limit=2, cursor=None, q=None)
+        assert none == ([], 0)
         found, _ = await data.page_conversations(
             store, device_id="dev-a", limit=5, cursor=None, q="héllo"
         )

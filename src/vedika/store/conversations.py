@@ -399,19 +399,24 @@ _NEWEST_FIRST = (conversations.c.updated_at.desc(), conversations.c.id.desc())
 _LIMIT = bindparam("b_limit", type_=Integer)
 
 
-def _page(*where: Any) -> Any:
-    return select(*_LISTED).where(and_(*where)).order_by(*_NEWEST_FIRST).limit(_LIMIT)
-
-
 _COUNT = {
     False: select(func.count()).select_from(conversations).where(_OWNED),
     True: select(func.count()).select_from(conversations).where(and_(_OWNED, _MATCHES)),
 }
+
+
+def _page(searching: bool, *where: Any) -> Any:
+    """The page, each row carrying the count of all that match (the cursor aside): an
+    uncorrelated subquery, run once per statement, saves a round trip per page."""
+    total = _COUNT[searching].scalar_subquery()
+    return select(*_LISTED, total).where(and_(*where)).order_by(*_NEWEST_FIRST).limit(_LIMIT)
+
+
 _PAGE = {  # (searching, after a cursor)
-    (False, False): _page(_OWNED),
-    (False, True): _page(_OWNED, _AFTER),
-    (True, False): _page(_OWNED, _MATCHES),
-    (True, True): _page(_OWNED, _MATCHES, _AFTER),
+    (False, False): _page(False, _OWNED),
+    (False, True): _page(False, _OWNED, _AFTER),
+    (True, False): _page(True, _OWNED, _MATCHES),
+    (True, True): _page(True, _OWNED, _MATCHES, _AFTER),
 }
 
 
@@ -448,11 +453,15 @@ async def page_conversations(
     values: dict[str, Any] = {"b_device": device_id, "b_limit": limit}
     if q:
         values["b_pattern"] = f"%{_escape_like(q.lower())}%"
-    counted = await store.first(_COUNT_READS[bool(q)], values)
     if cursor is not None:
         values["b_at"], values["b_cid"] = cursor
     rows = await store.all(_PAGE_READS[bool(q), cursor is not None], values)
-    return [Listed(*row) for row in rows], int(counted[0]) if counted else 0
+    if rows:
+        return [Listed(*row[:-1]) for row in rows], int(rows[0][-1])
+    if cursor is None:  # nothing matches at all
+        return [], 0
+    counted = await store.first(_COUNT_READS[bool(q)], values)  # past the last page
+    return [], int(counted[0]) if counted else 0
 
 
 async def listed_conversation(
