@@ -76,6 +76,7 @@ class Plan:
     levels: tuple[int, ...] = (10, 25, 50, 75, 100, 150, 200, 300, 400, 600, 800, 1000)
     coalesce_ms: float = 20.0
     coalesce_min_streams: int | None = None  # the server's default
+    coalesce_lag_ms: float | None = None  # the server's default (merge only when behind)
     warm_factor: float = 1.0
     measure_factor: float = 1.5
     persistence_level: int = 50
@@ -130,6 +131,7 @@ class Plan:
             harness_levels=(12,),
             levels=(6,),
             coalesce_min_streams=1,  # exercise merging even at these tiny levels
+            coalesce_lag_ms=0.0,  # and on a loop that is not behind
             measure_factor=1.0,
             persistence_level=6,
             flush_seconds=0.5,
@@ -411,6 +413,8 @@ class Bench:
         settings = {"VEDIKA_COALESCE_MS": f"{self.plan.coalesce_ms:g}" if coalesce else "0"}
         if coalesce and self.plan.coalesce_min_streams is not None:
             settings["VEDIKA_COALESCE_MIN_STREAMS"] = str(self.plan.coalesce_min_streams)
+        if coalesce and self.plan.coalesce_lag_ms is not None:
+            settings["VEDIKA_COALESCE_LAG_MS"] = f"{self.plan.coalesce_lag_ms:g}"
         srv, sess = await self.vedika(
             20.0, sessions=max(levels) * 2 + 1, key=None if coalesce else "main", **settings
         )

@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     drain_seconds: float = Field(20.0, ge=0, validation_alias="VEDIKA_DRAIN_SECONDS")
     coalesce_ms: float = Field(20.0, ge=0, le=1000, validation_alias="VEDIKA_COALESCE_MS")
     coalesce_min_streams: int = Field(64, ge=1, validation_alias="VEDIKA_COALESCE_MIN_STREAMS")
+    coalesce_lag_ms: float = Field(5.0, ge=0, le=1000, validation_alias="VEDIKA_COALESCE_LAG_MS")
     offline_delay_ms: float = Field(8.0, ge=0, validation_alias="VEDIKA_OFFLINE_DELAY_MS")
     early_start: bool = Field(True, validation_alias="VEDIKA_EARLY_START")
     redis_url: str | None = Field(None, validation_alias="VEDIKA_REDIS_URL")

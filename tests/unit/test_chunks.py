@@ -7,6 +7,7 @@ import asyncio
 import orjson
 
 from vedika.chat.chunks import ChunkWriter
+from vedika.chat.coalescing import Coalescing
 from vedika.chat.events import EventFactory
 from vedika.scale.hub import MemoryHub
 
@@ -15,9 +16,8 @@ def make(window: float, live: list[int]) -> tuple[ChunkWriter, MemoryHub, list[s
     hub = MemoryHub(retention=60)
     hub.open("m")
     parts: list[str] = []
-    writer = ChunkWriter(
-        hub=hub, events=EventFactory("c", "m"), parts=parts, window=window, min_streams=3, live=live
-    )
+    coalescing = Coalescing(window=window, min_streams=3, behind=0, live=live)
+    writer = ChunkWriter(hub=hub, events=EventFactory("c", "m"), parts=parts, coalescing=coalescing)
     return writer, hub, parts
 
 
@@ -50,3 +50,41 @@ async def test_window_zero_never_merges() -> None:
     writer.add("x")
     writer.add("y")
     assert [e["content"] for e in published(hub)] == ["x", "y"]
+
+
+def test_merging_starts_when_the_loop_is_behind_and_stops_when_it_catches_up() -> None:
+    live = [1, 2, 3]
+    coalescing = Coalescing(window=0.02, min_streams=3, behind=0.005, live=live)
+    assert not coalescing.active()  # on time: every delta at once
+    for _ in range(10):
+        coalescing.note(0.001)
+    assert not coalescing.active() and coalescing.lag < 0.005
+    for _ in range(10):
+        coalescing.note(0.030)  # 30 ms late, again and again: the CPU is the bottleneck
+    assert coalescing.active()
+    coalescing.note(0.004)  # under the threshold but above half of it: keeps merging
+    assert coalescing.active()
+    for _ in range(20):
+        coalescing.note(0.0)
+    assert not coalescing.active()
+    for _ in range(10):
+        coalescing.note(0.030)
+    live.pop()  # behind, but too few answers live for merging to matter
+    assert not coalescing.active()
+
+
+async def test_the_loop_watch_sees_a_blocked_loop() -> None:
+    import time
+
+    coalescing = Coalescing(window=0.02, min_streams=1, behind=0.005, live=[1])
+    coalescing.start()
+    try:
+        await asyncio.sleep(0.2)
+        assert not coalescing.active()
+        for _ in range(8):  # the loop blocked for 40 ms at a time
+            time.sleep(0.04)  # noqa: ASYNC251  (blocking the loop is the point)
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.06)
+        assert coalescing.active() and coalescing.lag >= 0.005
+    finally:
+        await coalescing.close()

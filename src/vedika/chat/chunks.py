@@ -1,17 +1,18 @@
 """Turning deltas into numbered chunks, merging them under load.
 
-One stream: every delta goes out at once as its own chunk (lowest latency). Under
-load (at least `min_streams` answers live in this process), deltas that arrive
-within `window` seconds of the first pending one are merged into one chunk, which
-cuts frames, encodes and syscalls per token. Merging never reorders or drops text:
-chunks stay contiguous and `flush()` runs before every terminal event.
+Every delta goes out at once as its own chunk (lowest latency), unless merging pays
+(vedika.chat.coalescing: the process is behind, with enough answers live): then
+deltas that arrive within `window` seconds of the first pending one are merged into
+one chunk, which cuts frames, encodes and syscalls per token. Merging never reorders
+or drops text: chunks stay contiguous and `flush()` runs before every terminal event.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sized
+from collections.abc import Callable
 
+from vedika.chat.coalescing import Coalescing
 from vedika.chat.events import EventFactory
 from vedika.scale.hub import StreamHub
 
@@ -21,13 +22,11 @@ class ChunkWriter:
         "_handle",
         "_pending",
         "chunk_id",
+        "coalescing",
         "events",
         "hub",
-        "live",
         "message_id",
-        "min_streams",
         "parts",
-        "window",
     )
 
     def __init__(
@@ -36,27 +35,24 @@ class ChunkWriter:
         hub: StreamHub,
         events: EventFactory,
         parts: list[str],
-        window: float,
-        min_streams: int,
-        live: Sized,
+        coalescing: Coalescing,
     ) -> None:
         self.hub = hub
         self.events = events
         self.message_id = events.message_id
         self.parts = parts  # the whole answer so far (published or pending)
-        self.window = window
-        self.min_streams = min_streams
-        self.live = live
+        self.coalescing = coalescing
         self.chunk_id = 0
         self._pending: list[str] = []
         self._handle: asyncio.TimerHandle | None = None
 
     def add(self, text: str) -> None:
         self.parts.append(text)
-        if self._pending or (self.window > 0 and len(self.live) >= self.min_streams):
+        if self._pending or self.coalescing.active():
             self._pending.append(text)
             if self._handle is None:
-                self._handle = asyncio.get_running_loop().call_later(self.window, self.flush)
+                loop = asyncio.get_running_loop()
+                self._handle = loop.call_later(self.coalescing.window, self.flush)
             return
         self.chunk_id += 1
         self.hub.publish(self.message_id, self.events.chunk(text, self.chunk_id))

@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from vedika import protocol as p
 from vedika.chat.chunks import ChunkWriter
+from vedika.chat.coalescing import Coalescing
 from vedika.chat.events import EventFactory, entry
 from vedika.chat.finish import Ending, Terminal, Written, settle, terminal
 from vedika.chat.turns import Turn
@@ -151,13 +152,21 @@ class Generations:
         self.live: dict[str, Generation] = {}
         self.accepting = True
         self._flusher: asyncio.Task[None] | None = None
+        self.coalescing = Coalescing(
+            window=settings.coalesce_ms / 1000,
+            min_streams=settings.coalesce_min_streams,
+            behind=settings.coalesce_lag_ms / 1000,
+            live=self.live,
+        )
 
     # ------------------------------------------------------------ lifecycle
 
     def start_background(self) -> None:
         self._flusher = asyncio.create_task(self._flush_loop(), name="vedika-flush")
+        self.coalescing.start()
 
     async def close(self) -> None:
+        await self.coalescing.close()
         if self._flusher:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -171,14 +180,7 @@ class Generations:
         turn's prefetched model call, if its mode sent one while it was stored)."""
         events = EventFactory(turn.conversation_id, turn.message_id)
         parts: list[str] = []
-        writer = ChunkWriter(
-            hub=self.hub,
-            events=events,
-            parts=parts,
-            window=self.settings.coalesce_ms / 1000,
-            min_streams=self.settings.coalesce_min_streams,
-            live=self.live,
-        )
+        writer = ChunkWriter(hub=self.hub, events=events, parts=parts, coalescing=self.coalescing)
         gen = Generation(
             turn=turn, events=events, writer=writer, parts=parts, prefetched=turn.prefetched
         )
