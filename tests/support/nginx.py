@@ -50,7 +50,9 @@ def tested_config(upstreams: list[str], listen: str) -> str:
     for n, address in enumerate(upstreams, start=1):
         line = next(x for x in config.splitlines() if x.rstrip().endswith(f"# INSTANCE {n}"))
         options = line.split("#")[0].strip().rstrip(";").split()[2:]  # after `server host`
-        config = _replace_marked(config, f"INSTANCE {n}", f"server {' '.join([address, *options])};")
+        config = _replace_marked(
+            config, f"INSTANCE {n}", f"server {' '.join([address, *options])};"
+        )
     return _replace_marked(config, "LISTEN", f"listen {listen};")
 
 
