@@ -6,7 +6,9 @@ dies) or a handshake that fails (the proxy found no instance: 502) is retried af
 short backoff, through the same URL: the proxy sends it to an instance that is up. The
 answer then continues with `resume_from` = the chunks seen. A turn whose message id the
 client has not seen yet is sent again with the same `client_message_id`: it attaches to
-the turn if the server took it, never starting a second one.
+the turn if the server took it, never starting a second one. A retryable
+`stream_unavailable` (the answer's stream is not reachable from that instance yet) is
+retried too, a few times.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ DROPPED = (
     OSError,
     asyncio.TimeoutError,
 )
+
+# A retryable `stream_unavailable` is retried this many times before it counts as the
+# answer's end (after a Redis outage it is: the answer ended so).
+UNAVAILABLE_RETRIES = 10
 
 
 @dataclass
@@ -77,6 +83,7 @@ async def follow(
     out = Followed(events=list(seen or []), connections=1 if seen else 0)
     mid = message_id
     backoff = 0.0
+    unavailable = 0
     while True:
         if loop.time() > deadline:
             raise TimeoutError(f"answer {mid} not finished in {patience}s: {out.failures[-5:]}")
@@ -103,6 +110,16 @@ async def follow(
                         # not about an answer: the turn was refused (`draining`: the
                         # instance began to stop under it); send it again elsewhere
                         raise ConnectionRefusedError(f"{event['code']}: {event['error']}")
+                    if (
+                        event["type"] == "stream_error"
+                        and event["code"] == "stream_unavailable"
+                        and unavailable < UNAVAILABLE_RETRIES
+                    ):
+                        # "unavailable right now, retry in a moment": the answer lives
+                        # on, but its stream is not reachable from this instance yet
+                        unavailable += 1
+                        mid = mid or event.get("message_id") or None
+                        raise ConnectionRefusedError(f"stream_unavailable: {mid}")
                     mid = mid or event.get("message_id") or None
                     out.events.append(event)
                     if event["type"] in TERMINAL:
