@@ -128,7 +128,10 @@ async def follow(
                         seen_here += 1
                         if cuts and cut_after is not None and seen_here >= cut_after:
                             cuts -= 1
-                            break  # the client drops the socket; resume on a new one
+                            # The client's network drops (no closing handshake: one
+                            # would wait for the frames in flight): resume on a new one.
+                            ws.ws.transport.abort()
+                            break
             backoff = 0.0
         except DROPPED as exc:
             out.failures.append(f"{type(exc).__name__}: {exc}"[:200])
