@@ -27,7 +27,7 @@ from tests.fakes.upstream import FakeUpstream, fake_reply
 from tests.support.client import TERMINAL, Api, Socket, assert_invariants, text_of
 from tests.support.nginx import Nginx, tested_config
 from tests.support.reconnecting import DROPPED, Followed, follow
-from tests.support.server import VedikaServer, server_env, serving
+from tests.support.server import ROOT, VedikaServer, server_env, serving
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -101,7 +101,8 @@ def proxy(cluster: Cluster) -> Cluster:
 
 
 def test_the_config_is_the_documented_one() -> None:
-    """Only the three marked lines differ from docs/deployment.md's block."""
+    """Only the three marked lines differ from docs/deployment.md's block, and
+    deploy/nginx.conf is that block too."""
     from tests.support.nginx import documented_config
 
     doc = documented_config().splitlines()
@@ -112,6 +113,9 @@ def test_the_config_is_the_documented_one() -> None:
         "server 127.0.0.1:2 max_fails=1 fail_timeout=5s;",
         "listen 127.0.0.1:3;",
     ]
+    # docker-compose's nginx (deploy/nginx.conf) is the same block with its addresses.
+    compose = tested_config(["vedika-a:8000", "vedika-b:8000"], "80")
+    assert (ROOT / "deploy" / "nginx.conf").read_text() == compose
     text = "\n".join(doc)
     for must in (
         "proxy_set_header Upgrade $http_upgrade;",
