@@ -82,6 +82,10 @@ async def one_answer(urls: list[str], sid: str, i: int, rng: random.Random, tall
                 turn = {"message_id": mid, "resume_from": len(ids)}
                 tally.reconnects += 1
             events = await ws.ask(sid, limit=cut_after, timeout=60, **turn)
+            if events[-1]["type"] == "content_chunk":
+                # Cut: the network drops the socket. A closing handshake here waited
+                # 10 s (websockets' close_timeout) for the frames still in flight.
+                ws.ws.transport.abort()
         for event in events:
             mid = event.get("message_id") or mid
             cid = event.get("conversation_id") or cid

@@ -42,7 +42,7 @@ def _replace_marked(config: str, mark: str, line: str) -> str:
     return pattern.sub(lambda m: f"{m.group(1)}{line}", config)
 
 
-def tested_config(upstreams: list[str], listen: str) -> str:
+def proxy_config(upstreams: list[str], listen: str) -> str:
     """The documented configuration with the test's addresses: `upstreams` are the two
     instances' `host:port`, `listen` the proxy's."""
     config = documented_config()
@@ -85,7 +85,7 @@ class Nginx:
         )
         # As root, nginx would run its workers as `nobody`: keep them as this user.
         user = f"user {pwd.getpwuid(os.geteuid()).pw_name};\n" if os.geteuid() == 0 else ""
-        site = tested_config(self.upstreams, f"127.0.0.1:{self.port}")
+        site = proxy_config(self.upstreams, f"127.0.0.1:{self.port}")
         return (
             f"{user}daemon off;\nworker_processes 1;\npid {p / 'nginx.pid'};\n"
             f"error_log {self.error_log} info;\n"
