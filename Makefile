@@ -61,11 +61,17 @@ typecheck: $(TEST_STAMP)
 check: lint typecheck test
 
 # N concurrent answers for M minutes with 10% of clients reconnecting; all counts must be 0.
+# Three runs: one instance on SQLite; two on PostgreSQL + Redis (reconnects to the other);
+# two behind nginx (docs/deployment.md's config), one SIGKILLed every SOAK_KILL_EVERY
+# seconds and started again (clients reconnect through nginx and resume).
 SOAK_STREAMS ?= 100
 SOAK_MINUTES ?= 5
+SOAK_KILL_EVERY ?= 20
 soak: $(TEST_STAMP) services
 	$(BIN)/python -m tests.soak --streams $(SOAK_STREAMS) --minutes $(SOAK_MINUTES)
 	$(BIN)/python -m tests.soak --streams $(SOAK_STREAMS) --minutes $(SOAK_MINUTES) --redis
+	$(BIN)/python -m tests.soak --streams $(SOAK_STREAMS) --minutes $(SOAK_MINUTES) --nginx \
+		--kill-every $(SOAK_KILL_EVERY)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

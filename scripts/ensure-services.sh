@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Make sure what the tests need is installed and running: PostgreSQL on
 # 127.0.0.1:5432 (database `test`, trust auth), Redis on 127.0.0.1:6379, and
-# Debian's Chromium for the browser tests, wrk for the REST benchmarks. Idempotent;
+# Debian's Chromium for the browser tests, wrk for the REST benchmarks, nginx for the
+# reverse-proxy tests (tests/test_proxy.py runs its own; the packaged service is left
+# stopped). Idempotent;
 # quiet when all is well.
 set -euo pipefail
 
@@ -51,6 +53,18 @@ fi
 # --- wrk for the REST and turn benchmarks (bench/rest.py; the bench smoke test runs them)
 if ! command -v wrk >/dev/null; then
   apt_install wrk
+fi
+
+# --- nginx for the reverse-proxy tests (tests/test_proxy.py, make soak) -----------------
+# The tests run /usr/sbin/nginx themselves, as a child process with a config of their
+# own. policy-rc.d keeps the package from starting its system-wide service on port 80.
+if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+  no_start="/usr/sbin/policy-rc.d"
+  if [ ! -e "$no_start" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$no_start" >/dev/null && $SUDO chmod +x "$no_start"
+    trap '$SUDO rm -f "$no_start"' EXIT
+  fi
+  apt_install nginx-light
 fi
 
 # --- Node.js for the compatibility tests ------------------------------------------------

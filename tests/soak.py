@@ -2,9 +2,14 @@
 
 Reports lost, duplicated and reordered chunks and stored-vs-streamed mismatches, all
 of which must be 0. Runs against one instance on SQLite, or with `--redis` against two
-instances on PostgreSQL + Redis with reconnects going to the other instance.
+instances on PostgreSQL + Redis with reconnects going to the other instance, or with
+`--nginx` against two such instances behind nginx (docs/deployment.md's configuration,
+tests/support/nginx.py), one of them SIGKILLed every `--kill-every` seconds and started
+again: clients reconnect through nginx and resume. An answer cut by a kill is correct
+when it ends with one terminal event (`interrupted`) and the client's text is the
+conversation's stored text.
 
-    .venv/bin/python -m tests.soak --streams 100 --minutes 5 [--redis]
+    .venv/bin/python -m tests.soak --streams 100 --minutes 5 [--redis | --nginx]
 """
 
 from __future__ import annotations
@@ -13,9 +18,11 @@ import argparse
 import asyncio
 import json
 import random
+import signal
 import sys
 import tempfile
 import time
+import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +32,9 @@ import httpx
 from tests.conftest import MODELS_TOML, drop_pg_database, fresh_pg_database
 from tests.fakes.upstream import FakeUpstream, fake_reply
 from tests.support.client import Socket
-from tests.support.server import serving
+from tests.support.nginx import Nginx
+from tests.support.reconnecting import follow
+from tests.support.server import VedikaServer, serving
 
 
 @dataclass
@@ -38,6 +47,8 @@ class Tally:
     reordered: int = 0
     wrong_text: int = 0
     stored_mismatch: int = 0
+    kills: int = 0  # --nginx: instances SIGKILLed
+    interrupted: int = 0  # answers cut by a kill (correct ones: see the module's doc)
     errors: list[str] = field(default_factory=list)
 
     def clean(self) -> bool:
@@ -71,6 +82,10 @@ async def one_answer(urls: list[str], sid: str, i: int, rng: random.Random, tall
                 turn = {"message_id": mid, "resume_from": len(ids)}
                 tally.reconnects += 1
             events = await ws.ask(sid, limit=cut_after, timeout=60, **turn)
+            if events[-1]["type"] == "content_chunk":
+                # Cut: the network drops the socket. A closing handshake here waited
+                # 10 s (websockets' close_timeout) for the frames still in flight.
+                ws.ws.transport.abort()
         for event in events:
             mid = event.get("message_id") or mid
             cid = event.get("conversation_id") or cid
@@ -105,7 +120,77 @@ async def one_answer(urls: list[str], sid: str, i: int, rng: random.Random, tall
         tally.stored_mismatch += 1
 
 
-async def soak(urls: list[str], streams: int, seconds: float, seed: int) -> Tally:
+async def one_answer_via_proxy(
+    url: str, sid: str, i: int, rng: random.Random, tally: Tally
+) -> None:
+    """One answer through the proxy at `url` (a socket URL), following it across the
+    instance kills; 10% of clients also drop their socket 1-3 times themselves."""
+    prompt = f"soak answer {i} {rng.randint(0, 10**6)}"
+    expected = "".join(fake_reply("fake-steady", prompt))
+    cuts = rng.randint(1, 3) if rng.random() < 0.10 else 0
+    out = await follow(
+        url,
+        sid,
+        message=prompt,
+        client_message_id=str(uuid.uuid4()),
+        model_id="fake-steady",
+        cuts=cuts,
+        cut_after=rng.randint(1, 8),
+        patience=120,
+    )
+    tally.answers += 1
+    tally.chunks += out.chunks
+    tally.reconnects += out.connections - 1
+    ids = [e["chunk_id"] for e in out.events if e["type"] == "content_chunk"]
+    if ids != list(range(1, len(ids) + 1)):
+        if len(set(ids)) != len(ids):
+            tally.duplicated += len(ids) - len(set(ids))
+        elif sorted(ids) != ids:
+            tally.reordered += 1
+        else:
+            tally.lost += len(set(range(1, max(ids) + 1)) - set(ids))
+    types = [e["type"] for e in out.events]
+    done = out.terminal
+    cid, mid = out.ids()
+    if types.count("stream_start") != 1 or done is None:
+        tally.errors.append(f"{mid}: events {types[:3]}...{types[-3:]}")
+        return
+    if sum(t in ("stream_complete", "stream_error") for t in types) != 1:
+        tally.duplicated += 1  # two terminal events
+    if done["type"] == "stream_complete":
+        status = "complete"
+        if out.text != done["full_response"] or out.text != expected:
+            tally.wrong_text += 1
+    elif done.get("code") == "interrupted":
+        status = "interrupted"
+        tally.interrupted += 1
+        if not expected.startswith(out.text):
+            tally.wrong_text += 1
+    else:
+        tally.errors.append(f"{mid}: {done.get('code')}: {done.get('error')}")
+        return
+    http_base = url.replace("ws://", "http://")[: -len("/ws")]
+    async with httpx.AsyncClient(base_url=http_base, timeout=30) as http:
+        for _ in range(20):  # a request that met a dying instance is not retried by nginx
+            r = await http.get(
+                f"/ai/conversations/{cid}", headers={"Authorization": f"Bearer {sid}"}
+            )
+            if r.status_code == 200:
+                break
+            await asyncio.sleep(0.5)
+    stored = next(m for m in r.json()["messages"] if m["message_id"] == mid)
+    if stored["content"] != out.text or stored["status"] != status:
+        tally.stored_mismatch += 1
+        if len(tally.errors) < 50:
+            tally.errors.append(
+                f"{mid}: stored {stored['status']} {len(stored['content'])} chars, "
+                f"streamed {status} {len(out.text)} chars"
+            )
+
+
+async def soak(
+    urls: list[str], streams: int, seconds: float, seed: int, proxied: bool = False
+) -> Tally:
     rng = random.Random(seed)
     tally = Tally()
     http_base = urls[0].replace("ws://", "http://")[:-3]
@@ -122,7 +207,12 @@ async def soak(urls: list[str], streams: int, seconds: float, seed: int) -> Tall
         while time.monotonic() < deadline:
             counter += 1
             try:
-                await one_answer(urls, sessions[w % len(sessions)], counter, rng, tally)
+                if proxied:
+                    await one_answer_via_proxy(
+                        urls[0], sessions[w % len(sessions)], counter, rng, tally
+                    )
+                else:
+                    await one_answer(urls, sessions[w % len(sessions)], counter, rng, tally)
             except Exception as exc:  # a client-side failure is a finding, not a crash
                 tally.errors.append(f"{type(exc).__name__}: {exc}")
 
@@ -130,7 +220,53 @@ async def soak(urls: list[str], streams: int, seconds: float, seed: int) -> Tall
     return tally
 
 
-def run(streams: int, seconds: float, redis: bool, seed: int = 1) -> Tally:
+async def chaos(servers: list[VedikaServer], tally: Tally, every: float, seconds: float) -> None:
+    """Every `every` seconds, SIGKILL one instance (in turn) and start it again."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    victim = 0
+    while loop.time() + every < deadline:
+        await asyncio.sleep(every)
+        srv = servers[victim % len(servers)]
+        victim += 1
+        await loop.run_in_executor(None, srv.stop, signal.SIGKILL)
+        tally.kills += 1
+        await asyncio.sleep(1.0)  # nginx meets a dead instance meanwhile
+        await loop.run_in_executor(None, srv.start)
+
+
+async def soak_with_kills(
+    url: str, servers: list[VedikaServer], streams: int, seconds: float, seed: int, every: float
+) -> Tally:
+    tally_box: list[Tally] = []
+
+    async def clients() -> None:
+        tally_box.append(await soak([url], streams, seconds, seed, proxied=True))
+
+    kills = Tally()
+    await asyncio.gather(clients(), chaos(servers, kills, every, seconds))
+    tally = tally_box[0]
+    tally.kills = kills.kills
+    return tally
+
+
+# --nginx: the reaper settles a killed instance's answers this soon (tests/test_proxy.py).
+PROXY_ENV = {
+    "VEDIKA_TRUSTED_PROXIES": "127.0.0.1",
+    "VEDIKA_HEARTBEAT_STALE_SECONDS": "5",
+    "VEDIKA_REAPER_INTERVAL": "0.5",
+}
+
+
+def run(
+    streams: int,
+    seconds: float,
+    redis: bool,
+    seed: int = 1,
+    *,
+    nginx: bool = False,
+    kill_every: float = 20.0,
+) -> Tally:
     with ExitStack() as stack:
         tmp_path = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         fake = stack.enter_context(FakeUpstream(delay_ms=20))
@@ -139,25 +275,45 @@ def run(streams: int, seconds: float, redis: bool, seed: int = 1) -> Tally:
         extra = {"VEDIKA_DAILY_CREDITS": "1000000", "VEDIKA_LOG_LEVEL": "warning"}
         db = None  # one instance on SQLite (tmp_path/v.db)
         names = ["a"]
-        if redis:  # two instances on a fresh PostgreSQL database and Redis
+        if redis or nginx:  # two instances on a fresh PostgreSQL database and Redis
             db = fresh_pg_database()
             stack.callback(drop_pg_database, db)
             extra["VEDIKA_REDIS_URL"] = "redis://127.0.0.1:6379/0"
             names = ["a", "b"]
+        if nginx:
+            extra |= PROXY_ENV
         servers = [
             stack.enter_context(serving(tmp_path, fake, models, db=db, log=f"{n}.log", **extra))
             for n in names
         ]
-        return asyncio.run(soak([s.ws_url for s in servers], streams, seconds, seed))
+        if not nginx:
+            return asyncio.run(soak([s.ws_url for s in servers], streams, seconds, seed))
+        for srv in servers:  # restarts after a kill: the schema is there (production)
+            srv.args = ("--no-migrate",)
+        proxy = stack.enter_context(
+            Nginx(tmp_path / "nginx", [f"127.0.0.1:{s.port}" for s in servers])
+        )
+        return asyncio.run(
+            soak_with_kills(proxy.ws_url, servers, streams, seconds, seed, kill_every)
+        )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--streams", type=int, default=100)
     parser.add_argument("--minutes", type=float, default=5)
-    parser.add_argument("--redis", action="store_true", help="two instances over Redis")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--redis", action="store_true", help="two instances over Redis")
+    mode.add_argument(
+        "--nginx", action="store_true", help="two instances behind nginx, one killed at times"
+    )
+    parser.add_argument(
+        "--kill-every", type=float, default=20, help="--nginx: seconds between kills"
+    )
     args = parser.parse_args()
-    tally = run(args.streams, args.minutes * 60, args.redis)
+    tally = run(
+        args.streams, args.minutes * 60, args.redis, nginx=args.nginx, kill_every=args.kill_every
+    )
     print(json.dumps(tally.__dict__ | {"errors": tally.errors[:20]}, indent=2))
     return 0 if tally.clean() else 1
 

@@ -21,3 +21,14 @@ def test_short_soak_two_instances_over_redis() -> None:
     tally = run(streams=40, seconds=6, redis=True)
     assert tally.answers >= 40 and tally.reconnects > 0
     assert tally.clean(), tally
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_short_soak_behind_nginx_with_a_kill() -> None:
+    """Two instances behind nginx (docs/deployment.md), one SIGKILLed mid-soak and
+    started again: every answer ends once, in order, and as stored."""
+    tally = run(streams=40, seconds=12, redis=False, nginx=True, kill_every=4)
+    assert tally.kills == 1 and tally.answers >= 40 and tally.reconnects > 0
+    assert tally.interrupted > 0  # the kill cut answers short (their text must be stored)
+    assert tally.clean(), tally
