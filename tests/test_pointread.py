@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Connection
 
 from tests.conftest import DATABASES, sqlite_url
 from vedika.credits import ledger
@@ -32,10 +33,12 @@ async def test_the_balance_read_matches_sqlalchemys(db_url: str) -> None:
     store = Store(make_engine(db_url))
     try:
         assert await ledger.balance(store, device_id="dev-a", daily=20) == ledger.Balance(20, 0)
-        async with store.tx() as conn:
-            await ledger.charge(conn, device_id="dev-a", amount=3, daily=20, message_id="m1")
-        async with store.tx() as conn:
-            await ledger.charge(conn, device_id="dev-b", amount=1, daily=20, message_id="m2")
+        await store.run_tx(
+            lambda c: ledger.charge(c, device_id="dev-a", amount=3, daily=20, message_id="m1")
+        )
+        await store.run_tx(
+            lambda c: ledger.charge(c, device_id="dev-b", amount=1, daily=20, message_id="m2")
+        )
         reads = await asyncio.gather(
             *(ledger.balance(store, device_id=d, daily=20) for d in ["dev-a", "dev-b"] * 20)
         )
@@ -51,9 +54,10 @@ async def test_timestamps_json_and_cursors_convert_as_sqlalchemys(db_url: str) -
     store = Store(make_engine(db_url))
     t0 = datetime(2026, 12, 3, 10, 0, 0, 123456, tzinfo=UTC)
     try:
-        async with store.tx() as conn:
+
+        def write(conn: Connection) -> None:
             for i in range(3):
-                await data.create_conversation(
+                data.create_conversation(
                     conn,
                     conversation_id=f"c{i}",
                     device_id="dev-a",
@@ -62,7 +66,7 @@ async def test_timestamps_json_and_cursors_convert_as_sqlalchemys(db_url: str) -
                     now=t0 + timedelta(minutes=i),
                     message_count=1,
                 )
-            await data.insert_message(
+            data.insert_message(
                 conn,
                 id="m1",
                 conversation_id="c1",
@@ -74,6 +78,8 @@ async def test_timestamps_json_and_cursors_convert_as_sqlalchemys(db_url: str) -
                 created_at=t0,
                 updated_at=t0,
             )
+
+        await store.run_tx(write)
         page, total = await data.page_conversations(
             store, device_id="dev-a", limit=2, cursor=None, q=None
         )

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Connection
 
 from tests.conftest import DATABASES, drop_pg_database, fresh_pg_database
 from vedika.protocol import utcnow
@@ -32,12 +33,13 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 async def test_flushed_steps_land_only_on_live_answers(store: Store) -> None:
     now = utcnow()
-    async with store.tx() as conn:
-        await data.create_conversation(
+
+    def write(conn: Connection) -> None:
+        data.create_conversation(
             conn, conversation_id="c1", device_id="d1", title="t", model="m", now=now
         )
         for mid, status in (("live", "streaming"), ("done", "complete")):
-            await data.insert_message(
+            data.insert_message(
                 conn,
                 id=mid,
                 conversation_id="c1",
@@ -47,6 +49,8 @@ async def test_flushed_steps_land_only_on_live_answers(store: Store) -> None:
                 created_at=now,
                 updated_at=now,
             )
+
+    await store.run_tx(write)
     steps = [
         {
             "type": "tool_call",

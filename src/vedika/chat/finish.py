@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+from sqlalchemy import Connection
 
 from vedika import protocol as p
 from vedika.chat.events import EventFactory
@@ -111,15 +112,18 @@ async def settle(
             values["citations"] = [msgspec.to_builtins(c) for c in written.citations]
         if written.steps:
             values["steps"] = list(written.steps)
-    async with store.tx() as conn:
-        if not await data.finish_message(conn, message_id=message_id, **values):
+
+    def write(conn: Connection) -> int | None:
+        if not data.finish_message(conn, message_id=message_id, **values):
             return None
         if written is not None and ending.error is None:
             tokens = written.input_tokens + written.output_tokens
-            await data.add_tokens(conn, conversation_id=conversation_id, tokens=tokens, now=now)
+            data.add_tokens(conn, conversation_id=conversation_id, tokens=tokens, now=now)
         if delivered:
             return 0
-        return await ledger.refund(conn, device_id=device_id, message_id=message_id)
+        return ledger.refund(conn, device_id=device_id, message_id=message_id)
+
+    return await store.run_tx(write)  # one trip to the database thread on SQLite
 
 
 def terminal(

@@ -29,7 +29,7 @@ from vedika.scale.stop_bus import StopBus
 from vedika.settings import Settings
 from vedika.store import conversations as data
 from vedika.store.conversations import StoredMessage
-from vedika.store.engine import Reads, Store
+from vedika.store.engine import Store
 
 # A `stream_chat` repeating the newest question attaches to its answer if that answer
 # is still streaming or this recent (the start-over-REST-then-socket flow).
@@ -81,21 +81,21 @@ class ChatService:
         turn = await self.turns.accept(
             session,
             req,
-            before_charge=lambda reads: self._limits(session, reads),
+            before_charge=lambda _reads: self._limits(session),
             prefetch=get_mode(req.mode).prefetcher(req, self.modes),
         )
         if not turn.replayed:
             await self.generations.start(turn)
         return turn
 
-    async def _limits(self, session: DeviceSession, reads: Reads) -> None:
+    async def _limits(self, session: DeviceSession) -> None:
         """Checks that run for new turns only (an idempotent retry is never limited
         twice)."""
         settings = self.settings
         if settings.max_concurrent_answers:
             # A first look, so a refused turn sends nothing upstream early; the count
             # that holds under concurrency is taken again in the turn's transaction.
-            live = await data.count_streaming(await reads.conn(), device_id=session.device_id)
+            live = await data.streaming_now(self.store, device_id=session.device_id)
             if live >= settings.max_concurrent_answers:
                 raise too_many_answers(live)
         # Counted last, so a message refused for another reason does not use up the rate.

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy import Connection
 from sqlalchemy import text as sql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -202,9 +203,7 @@ class TurnService:
             choice = self.models.resolve(model_id, text, req.query_type)
             if before_charge is not None:
                 await before_charge(reads)
-            affordable = prefetch is not None and await self._affordable(
-                reads, device_id, choice.model
-            )
+            affordable = prefetch is not None and await self._affordable(device_id, choice.model)
         model = choice.model
         now = utcnow()
         conversation_id = req.conversation_id or uuid7()
@@ -240,18 +239,18 @@ class TurnService:
                 turn.prefetched = early
         return turn
 
-    async def _affordable(self, reads: Reads, device_id: str, model: ModelInfo) -> bool:
+    async def _affordable(self, device_id: str, model: ModelInfo) -> bool:
         """Whether the device can pay for this turn, read before its model call may go
         out early, so a turn refused for its coins never sends its prompt upstream."""
         price = model.coins_per_message
         if price <= 0:
             return True
-        balance = await ledger.balance_in(
-            await reads.conn(), device_id=device_id, daily=self.settings.daily_credits
+        balance = await ledger.balance(
+            self.store, device_id=device_id, daily=self.settings.daily_credits
         )
         return balance.remaining >= price
 
-    async def _admit(self, conn: AsyncConnection, device_id: str) -> None:
+    def _admit(self, conn: Connection, device_id: str) -> None:
         """The concurrent-answers cap, inside the turn's transaction so that concurrent
         turns cannot all pass it: on PostgreSQL a transaction lock per device orders
         them (on every instance); on SQLite the process's write lock already does."""
@@ -259,127 +258,129 @@ class TurnService:
         if not cap:
             return
         if conn.dialect.name == "postgresql":
-            await conn.execute(_DEVICE_LOCK, {"b_key": device_lock_key(device_id)})
-        live = await data.count_streaming(conn, device_id=device_id)
+            conn.execute(_DEVICE_LOCK, {"b_key": device_lock_key(device_id)})
+        live = data.count_streaming(conn, device_id=device_id)
         if live >= cap:
             raise too_many_answers(live)
 
     async def _store(self, a: _Accepting) -> Turn:
-        """The turn's one transaction: conversation, charge, question, answer."""
-        req, text, choice, now = a.req, a.text, a.choice, a.now
-        sources, attachments, device_id = a.sources, a.attachments, a.device_id
-        conversation_id, user_message_id, message_id = (
-            a.conversation_id,
-            a.user_message_id,
-            a.message_id,
-        )
-        model = choice.model
+        """The turn's one transaction: conversation, charge, question, answer. A plain
+        function of the connection, so that on SQLite it is one trip to the database
+        thread (Store.run_tx)."""
+        model = a.choice.model
+        created = a.req.conversation_id is None
         try:
-            async with self.store.tx() as conn:
-                await self._admit(conn, device_id)
-                created = req.conversation_id is None
-                if not created:
-                    found = await data.get_conversation(
-                        conn, conversation_id=conversation_id, device_id=device_id
-                    )
-                    if found is None:
-                        raise NotFound(
-                            "There is no conversation with that id.", code="conversation_not_found"
-                        )
-                else:
-                    # Written with its final count and model: no touch follows.
-                    await data.create_conversation(
-                        conn,
-                        conversation_id=conversation_id,
-                        device_id=device_id,
-                        title=make_title(text),
-                        model=model.id,
-                        now=now,
-                        message_count=2,
-                    )
-                balance, txn = await ledger.charge(
-                    conn,
-                    device_id=device_id,
-                    amount=model.coins_per_message,
-                    daily=self.settings.daily_credits,
-                    message_id=message_id,
-                )
-                await data.insert_message(
-                    conn,
-                    id=user_message_id,
-                    conversation_id=conversation_id,
-                    role="user",
-                    content=text,
-                    status="complete",
-                    mode=req.mode,
-                    interaction_mode=req.interaction_mode or "type",
-                    created_at=now,
-                    updated_at=now,
-                    **({"sources": sources} if sources else {}),
-                    **({"attachments": attachments} if attachments else {}),
-                )
-                await data.insert_message(
-                    conn,
-                    id=message_id,
-                    conversation_id=conversation_id,
-                    role="assistant",
-                    content="",
-                    status=data.ASSISTANT_LIVE,
-                    model=model.id,
-                    routing={
-                        "selected_model": model.id,
-                        "reason": choice.reason,
-                        "confidence": choice.confidence,
-                    },
-                    mode=req.mode,
-                    interaction_mode=req.interaction_mode or "type",
-                    coins_charged=model.coins_per_message,
-                    instance_id=self.instance_id,
-                    created_at=now + ASSISTANT_AFTER,
-                    updated_at=now,
-                    heartbeat_at=now,
-                )
-                if not created:
-                    await data.touch_conversation(
-                        conn, conversation_id=conversation_id, model=model.id, now=now, added=2
-                    )
-                if req.client_message_id:
-                    await idempotency.save_key(
-                        conn,
-                        device_id=device_id,
-                        key=req.client_message_id,
-                        fingerprint=req.fingerprint(),
-                        conversation_id=conversation_id,
-                        user_message_id=user_message_id,
-                        message_id=message_id,
-                        now=now,
-                    )
+            balance, txn = await self.store.run_tx(lambda conn: self._write(conn, a, created))
         except IntegrityError:
             # Two concurrent sends with the same key: the other one won; answer with its ids.
-            if req.client_message_id:
+            if a.req.client_message_id:
                 async with self.store.read() as conn:
-                    replay = await self._replay(conn, device_id, req)
+                    replay = await self._replay(conn, a.device_id, a.req)
                 if replay is not None:
                     return replay
             raise
         return Turn(
-            conversation_id=conversation_id,
-            user_message_id=user_message_id,
-            message_id=message_id,
-            device_id=device_id,
+            conversation_id=a.conversation_id,
+            user_message_id=a.user_message_id,
+            message_id=a.message_id,
+            device_id=a.device_id,
             model=model,
-            routing=choice,
+            routing=a.choice,
             balance=balance,
             coins_charged=model.coins_per_message,
             transaction_id=txn,
-            sources=sources,
-            attachments=attachments,
+            sources=a.sources,
+            attachments=a.attachments,
             created_conversation=created,
             replayed=False,
-            text=text,
-            mode=req.mode,
-            created_at=now,
+            text=a.text,
+            mode=a.req.mode,
+            created_at=a.now,
         )
+
+    def _write(
+        self, conn: Connection, a: _Accepting, created: bool
+    ) -> tuple[ledger.Balance, str | None]:
+        req, text, choice, now, device_id = a.req, a.text, a.choice, a.now, a.device_id
+        conversation_id, message_id = a.conversation_id, a.message_id
+        model = choice.model
+        self._admit(conn, device_id)
+        if not created:
+            if not data.owns_conversation(
+                conn, conversation_id=conversation_id, device_id=device_id
+            ):
+                raise NotFound(
+                    "There is no conversation with that id.", code="conversation_not_found"
+                )
+        else:
+            # Written with its final count and model: no touch follows.
+            data.create_conversation(
+                conn,
+                conversation_id=conversation_id,
+                device_id=device_id,
+                title=make_title(text),
+                model=model.id,
+                now=now,
+                message_count=2,
+            )
+        balance, txn = ledger.charge(
+            conn,
+            device_id=device_id,
+            amount=model.coins_per_message,
+            daily=self.settings.daily_credits,
+            message_id=message_id,
+        )
+        data.insert_message(
+            conn,
+            id=a.user_message_id,
+            conversation_id=conversation_id,
+            role="user",
+            content=text,
+            status="complete",
+            mode=req.mode,
+            interaction_mode=req.interaction_mode or "type",
+            created_at=now,
+            updated_at=now,
+            **({"sources": a.sources} if a.sources else {}),
+            **({"attachments": a.attachments} if a.attachments else {}),
+        )
+        data.insert_message(
+            conn,
+            id=message_id,
+            conversation_id=conversation_id,
+            role="assistant",
+            content="",
+            status=data.ASSISTANT_LIVE,
+            model=model.id,
+            routing={
+                "selected_model": model.id,
+                "reason": choice.reason,
+                "confidence": choice.confidence,
+            },
+            mode=req.mode,
+            interaction_mode=req.interaction_mode or "type",
+            coins_charged=model.coins_per_message,
+            instance_id=self.instance_id,
+            created_at=now + ASSISTANT_AFTER,
+            updated_at=now,
+            heartbeat_at=now,
+        )
+        if not created:
+            data.touch_conversation(
+                conn, conversation_id=conversation_id, model=model.id, now=now, added=2
+            )
+        if req.client_message_id:
+            idempotency.save_key(
+                conn,
+                device_id=device_id,
+                key=req.client_message_id,
+                fingerprint=req.fingerprint(),
+                conversation_id=conversation_id,
+                user_message_id=a.user_message_id,
+                message_id=message_id,
+                now=now,
+            )
+        return balance, txn
 
     async def _sources(
         self, reads: Reads, device_id: str, req: ChatRequest

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, and_, bindparam, select, update
+from sqlalchemy import Connection, Integer, and_, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vedika.errors import CreditsExhausted
@@ -88,23 +88,23 @@ async def balance_in(conn: AsyncConnection, *, device_id: str, daily: int) -> Ba
     return Balance(daily=row.allowance, used=row.used)
 
 
-async def charge(
-    conn: AsyncConnection, *, device_id: str, amount: int, daily: int, message_id: str
+def charge(
+    conn: Connection, *, device_id: str, amount: int, daily: int, message_id: str
 ) -> tuple[Balance, str | None]:
     """Take `amount` coins inside the caller's transaction or raise CreditsExhausted.
 
     Returns the balance after the charge and the ledger entry's id (None for free models).
     """
     day = today()
-    await conn.execute(
+    conn.execute(
         _OPEN_DAY[conn.dialect.name],
         {"device_id": device_id, "day": day, "allowance": daily, "used": 0},
     )
     if amount > 0:
         params = {"b_device": device_id, "b_day": day, "b_amount": amount}
-        row = (await conn.execute(_TAKE, params)).first()
+        row = conn.execute(_TAKE, params).first()
         if row is None:
-            current = await balance_in(conn, device_id=device_id, daily=daily)
+            current = _balance_of(conn, device_id=device_id, daily=daily)
             raise CreditsExhausted(
                 exhausted_message(current.daily),
                 details={
@@ -112,30 +112,33 @@ async def charge(
                     "daily_credits": current.daily,
                 },
             )
-        txn = await _record(
+        txn = _record(
             conn, device_id=device_id, day=day, amount=-amount, kind="charge", message_id=message_id
         )
         return Balance(daily=row.allowance, used=row.used), txn
-    return await balance_in(conn, device_id=device_id, daily=daily), None
+    return _balance_of(conn, device_id=device_id, daily=daily), None
 
 
-async def refund(conn: AsyncConnection, *, device_id: str, message_id: str) -> int:
+def _balance_of(conn: Connection, *, device_id: str, daily: int) -> Balance:
+    row = conn.execute(_BALANCE, {"b_device": device_id, "b_day": today()}).first()
+    return Balance(daily=daily, used=0) if row is None else Balance(row.allowance, row.used)
+
+
+def refund(conn: Connection, *, device_id: str, message_id: str) -> int:
     """Give back what `message_id` was charged (once). Returns the coins returned."""
-    rows = (await conn.execute(_ENTRIES_OF, {"b_device": device_id, "b_message": message_id})).all()
+    rows = conn.execute(_ENTRIES_OF, {"b_device": device_id, "b_message": message_id}).all()
     net = sum(r.amount for r in rows)
     if net >= 0 or not rows:
         return 0
     day = next(r.day for r in rows if r.kind == "charge")
     amount = -net
-    await conn.execute(_GIVE_BACK, {"b_device": device_id, "b_day": day, "b_amount": amount})
-    await _record(
-        conn, device_id=device_id, day=day, amount=amount, kind="refund", message_id=message_id
-    )
+    conn.execute(_GIVE_BACK, {"b_device": device_id, "b_day": day, "b_amount": amount})
+    _record(conn, device_id=device_id, day=day, amount=amount, kind="refund", message_id=message_id)
     return amount
 
 
-async def _record(
-    conn: AsyncConnection,
+def _record(
+    conn: Connection,
     *,
     device_id: str,
     day: str,
@@ -144,7 +147,7 @@ async def _record(
     message_id: str | None,
 ) -> str:
     txn = uuid7()
-    await conn.execute(
+    conn.execute(
         _RECORD,
         {
             "id": txn,

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    Connection,
     Integer,
     Row,
     String,
@@ -189,8 +190,14 @@ async def get_conversation(
     return (await conn.execute(_GET_CONVERSATION, params)).first()
 
 
-async def create_conversation(
-    conn: AsyncConnection,
+def owns_conversation(conn: Connection, *, conversation_id: str, device_id: str) -> bool:
+    """Whether the device has this conversation (inside a transaction)."""
+    params = {"b_id": conversation_id, "b_device": device_id}
+    return conn.execute(_GET_CONVERSATION, params).first() is not None
+
+
+def create_conversation(
+    conn: Connection,
     *,
     conversation_id: str,
     device_id: str,
@@ -200,7 +207,7 @@ async def create_conversation(
     message_count: int = 0,
 ) -> None:
     """`message_count`: the messages inserted with it, so no touch has to follow."""
-    await conn.execute(
+    conn.execute(
         _INSERT_CONVERSATION,
         {
             "id": conversation_id,
@@ -215,19 +222,19 @@ async def create_conversation(
     )
 
 
-async def touch_conversation(
-    conn: AsyncConnection, *, conversation_id: str, model: str, now: datetime, added: int
+def touch_conversation(
+    conn: Connection, *, conversation_id: str, model: str, now: datetime, added: int
 ) -> None:
-    await conn.execute(
+    conn.execute(
         _TOUCH_CONVERSATION,
         {"b_id": conversation_id, "b_added": added, "updated_at": now, "model": model},
     )
 
 
-async def insert_message(conn: AsyncConnection, **values: Any) -> None:
+def insert_message(conn: Connection, **values: Any) -> None:
     """Columns not given are left out (NULL), never written as a JSON null. Each set of
     given columns compiles once: callers use a handful."""
-    await conn.execute(_INSERT_MESSAGE, _MESSAGE_DEFAULTS | values)
+    conn.execute(_INSERT_MESSAGE, _MESSAGE_DEFAULTS | values)
 
 
 async def find_message(
@@ -267,9 +274,18 @@ async def last_turn(conn: AsyncConnection, *, conversation_id: str) -> list[Stor
     return [StoredMessage.of(row) for row in rows]
 
 
-async def count_streaming(conn: AsyncConnection, *, device_id: str) -> int:
+def count_streaming(conn: Connection, *, device_id: str) -> int:
     """Answers of this device still being written (on any instance)."""
-    return int((await conn.execute(_COUNT_STREAMING, {"b_device": device_id})).scalar_one())
+    return int(conn.execute(_COUNT_STREAMING, {"b_device": device_id}).scalar_one())
+
+
+_COUNT_STREAMING_READ = PointRead(_COUNT_STREAMING)
+
+
+async def streaming_now(store: Store, *, device_id: str) -> int:
+    """`count_streaming` as a point read, outside any transaction (a turn's first look)."""
+    row = await store.first(_COUNT_STREAMING_READ, {"b_device": device_id})
+    return int(row[0]) if row else 0
 
 
 _MESSAGES = (
@@ -328,17 +344,15 @@ async def save_partials(conn: AsyncConnection, *, rows: list[dict[str, Any]]) ->
     await conn.execute(_SAVE_PARTIALS, rows)
 
 
-async def finish_message(conn: AsyncConnection, *, message_id: str, **values: Any) -> bool:
+def finish_message(conn: Connection, *, message_id: str, **values: Any) -> bool:
     """Write an answer's final state, once: only a message still streaming changes."""
-    result = await conn.execute(_FINISH_MESSAGE, {"b_id": message_id, **values})
+    result = conn.execute(_FINISH_MESSAGE, {"b_id": message_id, **values})
     return bool(result.rowcount)
 
 
-async def add_tokens(
-    conn: AsyncConnection, *, conversation_id: str, tokens: int, now: datetime
-) -> None:
+def add_tokens(conn: Connection, *, conversation_id: str, tokens: int, now: datetime) -> None:
     params = {"b_id": conversation_id, "b_tokens": tokens, "updated_at": now}
-    await conn.execute(_ADD_TOKENS, params)
+    conn.execute(_ADD_TOKENS, params)
 
 
 async def stale_streaming(

@@ -8,15 +8,15 @@ Python is cheaper and clearer than `database is locked` retries.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -24,6 +24,7 @@ from vedika.store import sqlite_driver
 from vedika.store.pointread import PointRead, PointReads
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+T = TypeVar("T")
 
 
 def _json_dumps(value: Any) -> str:
@@ -90,6 +91,17 @@ class Store:
             return
         async with self._write_lock, self.engine.begin() as conn:
             yield conn
+
+    async def run_tx(self, fn: Callable[[Connection], T]) -> T:
+        """One write transaction written as a plain function of a (synchronous)
+        connection: committed when it returns, rolled back when it raises. On SQLite the
+        whole of it is one trip to the database thread (vedika.store.sqlite_driver); on
+        PostgreSQL it runs through SQLAlchemy's bridge to asyncpg, as `tx()` does."""
+        if self._write_lock is None:
+            async with self.engine.begin() as conn:
+                return await conn.run_sync(fn)
+        async with self._write_lock, self.engine.connect() as conn:
+            return await sqlite_driver.run_transaction(conn, fn, _JSON)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

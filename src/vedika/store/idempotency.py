@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, select
+from sqlalchemy import Connection, Row, and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vedika.store.tables import idempotency_keys
@@ -24,8 +24,8 @@ async def find_key(conn: AsyncConnection, *, device_id: str, key: str) -> Row[An
     return (await conn.execute(_FIND, {"b_device": device_id, "b_key": key})).first()
 
 
-async def save_key(
-    conn: AsyncConnection,
+def save_key(
+    conn: Connection,
     *,
     device_id: str,
     key: str,
@@ -35,7 +35,7 @@ async def save_key(
     message_id: str,
     now: datetime,
 ) -> None:
-    await conn.execute(
+    conn.execute(
         _SAVE,
         {
             "device_id": device_id,

@@ -16,14 +16,20 @@ from __future__ import annotations
 
 import collections
 import sqlite3
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import aiosqlite
+from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
     AsyncAdapt_aiosqlite_cursor,
     AsyncAdapt_aiosqlite_dbapi,
 )
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.pool import StaticPool
+
+T = TypeVar("T")
 
 
 def run_statement(
@@ -88,12 +94,13 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ("_in_tx",)
+    __slots__ = ("_in_tx", "_sync")
     _cursor_cls = OneTripCursor
 
     def __init__(self, dbapi: Any, connection: Any) -> None:
         super().__init__(dbapi, connection)
         self._in_tx = False  # as sqlite3 said after the last statement
+        self._sync: Engine | None = None  # for whole transactions (run_transaction)
 
     def rollback(self) -> None:
         if self._in_tx:
@@ -117,3 +124,35 @@ class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
 def dbapi() -> OneTripDBAPI:
     """For `create_async_engine(url, module=dbapi())` with a `sqlite+aiosqlite` URL."""
     return OneTripDBAPI(aiosqlite, sqlite3)
+
+
+# ---------------------------------------------------------------- whole transactions
+
+
+def _transaction(engine: Engine, fn: Callable[[Connection], T]) -> T:
+    """In the connection's thread: `fn` in one transaction, committed or rolled back."""
+    with engine.begin() as sync:
+        return fn(sync)
+
+
+async def run_transaction(
+    aconn: AsyncConnection, fn: Callable[[Connection], T], engine_kw: dict[str, Any]
+) -> T:
+    """Run `fn(connection)` as one transaction in a single trip to the thread of the
+    aiosqlite connection `aconn` holds (checked out by the caller): a turn's dozen
+    statements used to be a dozen trips, each a hand-off to the thread and a wake-up of
+    the event loop. The statements are SQLAlchemy's as ever, run by its synchronous
+    SQLite dialect on the same sqlite3 connection (same types, same SQL)."""
+    raw = await aconn.get_raw_connection()
+    adapted: OneTripConnection = raw.dbapi_connection  # type: ignore[assignment]
+    aio: aiosqlite.Connection = adapted._connection  # type: ignore[assignment]
+    if adapted._sync is None:  # made once per pooled connection; it connects to nothing
+        sqlite_conn = aio._conn
+        adapted._sync = create_engine(
+            "sqlite://", creator=lambda: sqlite_conn, poolclass=StaticPool, **engine_kw
+        )
+    async with adapted._execute_mutex:
+        try:
+            return await aio._execute(_transaction, adapted._sync, fn)
+        finally:
+            adapted._in_tx = False  # committed or rolled back in the thread
