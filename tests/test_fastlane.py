@@ -12,6 +12,7 @@ import httpx
 from tests.support.client import Api
 
 FRAMEWORK = {"Origin": "https://not-allowed.example"}
+JSON_TYPE = {"Content-Type": "application/json"}
 
 
 async def both(api: Api, path: str, **kw: Any) -> tuple[httpx.Response, httpx.Response]:
@@ -94,3 +95,66 @@ async def test_errors_are_the_frameworks(server, api: Api, other: Api) -> None:
             assert fast.json() == slow.json(), path
             if code:
                 assert fast.json()["error"] == code, (path, fast.text)
+
+
+async def test_turns_answer_as_the_framework_does(server, api: Api) -> None:
+    """POST /ai/chat/start and /ai/chat in the fast lane (no Origin) and through the
+    framework: the same status, fields and headers; errors the same too."""
+    for path in ("/ai/chat/start", "/ai/chat"):
+        fast = await api.http.post(path, json={"message": "Why is the sky blue?"})
+        slow = await api.http.post(
+            path, json={"message": "Why is the sky blue?"}, headers=FRAMEWORK
+        )
+        assert fast.status_code == slow.status_code and fast.status_code in (200, 201), fast.text
+        assert set(fast.json()) == set(slow.json()), path
+        assert fast.headers["x-conversation-id"] == fast.json()["conversation_id"]
+        assert fast.headers["x-request-id"] and fast.headers["x-content-type-options"]
+    # An idempotent retry: 200 with the same ids, in either lane.
+    key = {"message": "Once only", "client_message_id": "fast-lane-key-1"}
+    first = await api.http.post("/ai/chat/start", json=key)
+    again = await api.http.post("/ai/chat/start", json=key, headers=FRAMEWORK)
+    third = await api.http.post("/ai/chat/start", json=key)
+    assert (first.status_code, again.status_code, third.status_code) == (201, 200, 200)
+    assert first.json()["message_id"] == again.json()["message_id"] == third.json()["message_id"]
+    conversation = await api.conversation(first.json()["conversation_id"])
+    assert [m["role"] for m in conversation["messages"]] == ["user", "assistant"]
+
+
+async def test_turn_errors_are_the_frameworks(server, api: Api, other: Api) -> None:
+    theirs = (await other.start("Something of theirs"))["conversation_id"]
+    anonymous = httpx.AsyncClient(base_url=server.url, timeout=10)
+    async with anonymous:
+        cases = [
+            (anonymous.post, {"json": {"message": "hi"}}, 401, "session_required"),
+            (api.http.post, {"json": {"message": ""}}, 400, "empty_message"),
+            (api.http.post, {"json": {"nothing": 1}}, 400, "validation_error"),
+            (api.http.post, {"json": [1, 2]}, 400, "validation_error"),
+            (api.http.post, {"content": b"{not json", "headers": JSON_TYPE}, 400, None),
+            (
+                api.http.post,
+                {"json": {"message": "hi", "conversation_id": theirs}},
+                404,
+                "conversation_not_found",
+            ),
+            (
+                api.http.post,
+                {"json": {"message": "hi", "device_id": other.device_id}},
+                403,
+                "device_mismatch",
+            ),
+            (  # the session in the body, as the original clients send it
+                anonymous.post,
+                {"json": {"message": "hi", "session_id": api.session_id}},
+                200,
+                None,
+            ),
+        ]
+        for post, kw, status, code in cases:
+            fast = await post("/ai/chat", **kw)
+            headers = {**kw.get("headers", {}), **FRAMEWORK}
+            slow = await post("/ai/chat", **{**kw, "headers": headers})
+            assert fast.status_code == slow.status_code == status, (kw, fast.text)
+            if status >= 400:
+                assert fast.json() == slow.json(), kw
+            if code:
+                assert fast.json()["error"] == code, (kw, fast.text)

@@ -55,7 +55,7 @@ class VedikaApp(FastAPI):
         )
         # /ws first (it needs no HTTP layer), the hot GETs next (inside the security
         # headers): vedika.api.fastlane.
-        inner_http = FastLane(UnstorableUrl(limited), self)
+        inner_http = FastLane(UnstorableUrl(limited), self, body_limit=self.body_limit)
         return SocketFirst(RequestContext(inner_http, hsts=self.hsts), self)
 
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from vedika.api.fastlane import FastLane, HotCall, HotRoutes, hot
+from vedika.api.fastlane import Answer, Defer, FastLane, HotCall, HotRoutes, hot
+from vedika.errors import CreditsExhausted
 
 Message = dict[str, Any]
 
@@ -18,9 +19,12 @@ class Framework:
 
     def __init__(self) -> None:
         self.paths: list[str] = []
+        self.bodies: list[bytes] = []
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         self.paths.append(scope["path"])
+        if scope["method"] == "POST":
+            self.bodies.append((await receive())["body"])
         await send({"type": "http.response.start", "status": 299, "headers": []})
         await send({"type": "http.response.body", "body": b"framework"})
 
@@ -50,21 +54,42 @@ def lane_with_routes() -> tuple[FastLane, Framework, list[HotCall]]:
             raise RuntimeError("the database went away")
         return 200, (call.param or "").encode()
 
+    @hot("/turns", method="POST", routes=routes)
+    async def turn(call: HotCall) -> Answer:
+        seen.append(call)
+        fields = call.json()  # Defer when the body is not a JSON object
+        if "message" not in fields:
+            raise Defer
+        if fields["message"] == "no coins":
+            raise CreditsExhausted("Today's Vedika coins are exhausted.")
+        return 201, b"{}", ((b"x-conversation-id", b"c-1"),)
+
     framework = Framework()
     owner = SimpleNamespace(state=SimpleNamespace(services="the services"))
-    return FastLane(framework, owner, routes), framework, seen  # type: ignore[arg-type]
+    lane = FastLane(framework, owner, routes, body_limit=100)  # type: ignore[arg-type]
+    return lane, framework, seen
 
 
 async def call(
-    lane: FastLane, path: str, *, method: str = "GET", query: bytes = b"", headers: Any = ()
+    lane: FastLane,
+    path: str,
+    *,
+    method: str = "GET",
+    query: bytes = b"",
+    headers: Any = (),
+    body: bytes = b"",
 ) -> tuple[int, dict[bytes, bytes], bytes]:
     sent: list[Message] = []
+    pieces = [body[:3], body[3:]] if body else [b""]
 
     async def send(message: Message) -> None:
         sent.append(message)
 
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b"", "more_body": False}
+    async def receive() -> Message:  # the body in two pieces, then the client leaves
+        if pieces:
+            piece = pieces.pop(0)
+            return {"type": "http.request", "body": piece, "more_body": bool(pieces)}
+        return {"type": "http.disconnect"}
 
     scope = {
         "type": "http",
@@ -104,6 +129,8 @@ async def test_route_headers_status_and_head() -> None:
         ("GET", "/unknown", b"", ()),
         ("GET", "/plain", b"", [(b"origin", b"https://elsewhere.example")]),
         ("GET", "/plain", b"", [(b"content-length", b"2")]),
+        ("GET", "/turns", b"", ()),  # a POST route
+        ("POST", "/plain", b"", [(b"content-length", b"0")]),  # a GET route
         ("GET", "/plain", b"", [(b"transfer-encoding", b"chunked")]),
         ("GET", "/plain", b"x=1", ()),  # a parameter the route does not take
         ("GET", "/items", b"limit=5&limit=6", ()),  # repeated
@@ -152,3 +179,77 @@ def test_the_session_id_is_read_as_the_framework_reads_it(
 ) -> None:
     scope = {"headers": headers}
     assert HotCall(None, scope, query, None).session_id() == expected  # type: ignore[arg-type]
+
+
+JSON = (b"content-type", b"application/json")
+
+
+def posted(body: bytes, *more: tuple[bytes, bytes]) -> list[tuple[bytes, bytes]]:
+    return [JSON, (b"content-length", str(len(body)).encode()), *more]
+
+
+async def test_a_post_is_answered_with_its_own_headers() -> None:
+    lane, framework, seen = lane_with_routes()
+    body = b'{"message": "hi"}'
+    status, headers, out = await call(
+        lane, "/turns", method="POST", headers=posted(body), body=body
+    )
+    assert (status, out, headers[b"x-conversation-id"]) == (201, b"{}", b"c-1")
+    assert seen[-1].body == body and framework.paths == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"other": 1}', b"not json", b"[1, 2]", b""],  # the handler defers: nothing was done
+)
+async def test_a_deferred_post_reaches_the_framework_with_its_body(body: bytes) -> None:
+    lane, framework, _ = lane_with_routes()
+    status, _, out = await call(lane, "/turns", method="POST", headers=posted(body), body=body)
+    assert (status, out) == (299, b"framework")
+    assert framework.bodies == [body]
+
+
+async def test_a_post_that_failed_after_starting_is_answered_here_not_tried_again() -> None:
+    lane, framework, _ = lane_with_routes()
+    body = b'{"message": "no coins"}'
+    status, _, out = await call(lane, "/turns", method="POST", headers=posted(body), body=body)
+    assert status == 402 and b"credits_exhausted" in out
+    assert framework.paths == []
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [(b"content-length", b"2")],  # not declared JSON
+        [(b"content-type", b"text/plain"), (b"content-length", b"2")],
+        [JSON],  # no length: chunked
+        [JSON, (b"content-length", b"2"), (b"transfer-encoding", b"chunked")],
+        [JSON, (b"content-length", b"101")],  # over the JSON cap: BodyLimit's 413
+        [JSON, (b"content-length", b"2"), (b"origin", b"https://elsewhere.example")],
+    ],
+)
+async def test_posts_the_lane_does_not_take(headers: Any) -> None:
+    lane, framework, _ = lane_with_routes()
+    status, _, _ = await call(lane, "/turns", method="POST", headers=headers, body=b"{}")
+    assert status == 299 and framework.paths == ["/turns"]
+
+
+async def test_a_body_other_than_declared_is_not_answered() -> None:
+    lane, framework, seen = lane_with_routes()
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b'{"message": "longer than said"}'}
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/turns",
+        "query_string": b"",
+        "headers": posted(b"{}"),
+    }
+    await lane(scope, receive, send)
+    assert sent == [] and seen == [] and framework.paths == []

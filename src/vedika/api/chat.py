@@ -10,9 +10,10 @@ from typing import Any
 
 import msgspec
 from fastapi import APIRouter, Query, Response
+from pydantic import ValidationError
 
 from vedika.api.deps import CurrentSession, ServicesDep
-from vedika.api.fastlane import SESSION_PARAMS, HotCall, hot
+from vedika.api.fastlane import SESSION_PARAMS, Answer, Defer, Headers, HotCall, hot
 from vedika.api.responses import JSONResponse, dumps
 from vedika.chat.live import live_text
 from vedika.chat.turns import Turn
@@ -42,6 +43,28 @@ async def chat_start(services: ServicesDep, session: CurrentSession, body: ChatR
         status_code=200 if turn.replayed else 201,
         headers={"x-conversation-id": turn.conversation_id},
     )
+
+
+async def _hot_turn(call: HotCall) -> tuple[DeviceSession, ChatRequest]:
+    """A POSTed question and its session, or Defer: the framework then answers the
+    invalid body (400) or the missing or wrong session (401/403) as it always does."""
+    try:
+        body = ChatRequest.model_validate(call.json())
+        return await call.session(), body
+    except (ValidationError, VedikaError):
+        raise Defer from None
+
+
+@hot("/ai/chat/start", method="POST", params=SESSION_PARAMS)
+async def hot_start(call: HotCall) -> Answer:
+    session, body = await _hot_turn(call)
+    turn = await call.services.chat.start(session, body)
+    status = 200 if turn.replayed else 201
+    return status, dumps(start_response(turn)), _conversation_header(turn.conversation_id)
+
+
+def _conversation_header(conversation_id: str) -> Headers:
+    return ((b"x-conversation-id", conversation_id.encode()),)
 
 
 def start_response(turn: Turn) -> dict[str, Any]:
@@ -75,10 +98,24 @@ async def chat_blocking(
     services: ServicesDep, session: CurrentSession, body: ChatRequest
 ) -> Response:
     """Blocking fallback: waits for the whole answer."""
+    status, answer, conversation_id = await blocking_answer(services, session, body)
+    return JSONResponse(answer, status_code=status, headers={"x-conversation-id": conversation_id})
+
+
+@hot("/ai/chat", method="POST", params=SESSION_PARAMS)
+async def hot_blocking(call: HotCall) -> Answer:
+    session, body = await _hot_turn(call)
+    status, answer, conversation_id = await blocking_answer(call.services, session, body)
+    return status, dumps(answer), _conversation_header(conversation_id)
+
+
+async def blocking_answer(
+    services: Services, session: DeviceSession, body: ChatRequest
+) -> tuple[int, dict[str, Any], str]:
+    """(status, body, conversation id) of a blocking turn, once its answer has ended."""
     started = time.perf_counter()
     turn = await services.chat.start(session, body)
     final = await services.chat.outcome(session, turn)
-    headers = {"x-conversation-id": turn.conversation_id}
     if isinstance(final, StreamError):
         err = VedikaError(
             final.error,
@@ -87,9 +124,10 @@ async def chat_blocking(
             retryable=final.retryable,
             details={"conversation_id": turn.conversation_id, "message_id": turn.message_id},
         )
-        return JSONResponse(error_body(err), status_code=err.status, headers=headers)
+        return err.status, error_body(err), turn.conversation_id
     credits = final.credits
-    return JSONResponse(
+    return (
+        200,
         {
             "conversation_id": turn.conversation_id,
             "message_id": turn.message_id,
@@ -110,7 +148,7 @@ async def chat_blocking(
                 "message": f"{credits.remaining} of {credits.daily_total} coins left today.",
             },
         },
-        headers=headers,
+        turn.conversation_id,
     )
 
 

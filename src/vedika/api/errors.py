@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vedika.api.responses import JSONResponse
 from vedika.errors import ServiceUnavailable, VedikaError, error_body
+from vedika.services import Services
 
 log = structlog.get_logger(__name__)
 
@@ -23,10 +24,34 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, object]]:
     return out
 
 
+def error_answer(exc: Exception, services: Services | None) -> tuple[int, VedikaError]:
+    """The status and error a client gets for `exc` raised while handling its call:
+    our own errors as they are, a database away as 503 (and /health checks anew), any
+    other failure as 500 (logged). The framework's handlers and the fast lane share it."""
+    if isinstance(exc, VedikaError):
+        return exc.status, exc
+    if isinstance(exc, OperationalError | DBAPIError | ConnectionError):
+        log.warning("database.unavailable", error=str(exc)[:300])
+        if services is not None:
+            services.health.invalidate()
+        err: VedikaError = ServiceUnavailable(
+            "The database is unavailable right now; nothing was changed. Please retry shortly.",
+            code="database_unavailable",
+            headers={"Retry-After": "5"},
+        )
+        return 503, err
+    log.error("http.crashed", exc_info=exc)
+    return 500, VedikaError("Something went wrong on our side. Please retry.")
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    def answer(req: Request, exc: Exception) -> JSONResponse:
+        status, err = error_answer(exc, getattr(req.app.state, "services", None))
+        return JSONResponse(error_body(err), status_code=status, headers=err.headers)
+
     @app.exception_handler(VedikaError)
-    async def _vedika(_req: Request, exc: VedikaError) -> JSONResponse:
-        return JSONResponse(error_body(exc), status_code=exc.status, headers=exc.headers)
+    async def _vedika(req: Request, exc: VedikaError) -> JSONResponse:
+        return answer(req, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_req: Request, exc: RequestValidationError) -> JSONResponse:
@@ -58,19 +83,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DBAPIError)
     @app.exception_handler(ConnectionError)
     async def _db_down(req: Request, exc: Exception) -> JSONResponse:
-        log.warning("database.unavailable", error=str(exc)[:300])
-        services = getattr(req.app.state, "services", None)
-        if services is not None:  # /health then checks anew instead of answering "ok"
-            services.health.invalidate()
-        err = ServiceUnavailable(
-            "The database is unavailable right now; nothing was changed. Please retry shortly.",
-            code="database_unavailable",
-            headers={"Retry-After": "5"},
-        )
-        return JSONResponse(error_body(err), status_code=503, headers=err.headers)
+        return answer(req, exc)
 
     @app.exception_handler(Exception)
-    async def _crash(_req: Request, exc: Exception) -> JSONResponse:
-        log.error("http.crashed", exc_info=exc)
-        err = VedikaError("Something went wrong on our side. Please retry.")
-        return JSONResponse(error_body(err), status_code=500)
+    async def _crash(req: Request, exc: Exception) -> JSONResponse:
+        return answer(req, exc)
