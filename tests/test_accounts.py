@@ -138,8 +138,13 @@ async def test_register_and_login_answer_alike_for_unknown_email_and_wrong_passw
 
     me = await device.http.get("/auth/me")
     assert me.status_code == 200 and me.json()["account"]["email"] == email.lower()
-    ok = await device.http.post("/auth/login", json={"email": email.title(), "password": PASSWORD})
-    assert ok.status_code == 200 and ok.json()["account"]["account_id"] == out["account_id"]
+    replaced = device.session_id
+    again_in = await sign(device, "/auth/login", email=email.title(), password=PASSWORD)
+    assert again_in["account"]["account_id"] == out["account_id"]
+    assert again_in["device_id"] == out["device_id"]
+    # Signing in over a signed-in session replaces it.
+    old = await device.http.get("/auth/me", headers=auth(replaced))
+    assert old.status_code == 401
 
 
 async def test_claim_on_sign_up_then_see_it_from_a_second_device(device: Api, device2: Api) -> None:
@@ -166,6 +171,9 @@ async def test_claim_on_sign_up_then_see_it_from_a_second_device(device: Api, de
     }
     opened = await device2.conversation(first)
     assert opened["messages"][0]["content"] == "What do herons eat?"
+    # Claimed once: signing in again on the first device moves nothing more.
+    again = await sign(device, "/auth/login", email=email, password=PASSWORD)
+    assert again["claimed_conversations"] == 0 and (await listed(device))["total"] == 2
 
     # One balance per account, shared by its devices, at the account plan's allowance.
     before = await device.balance()

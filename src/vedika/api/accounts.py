@@ -10,6 +10,7 @@ starts a new, empty anonymous device for the browser.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -92,12 +93,21 @@ async def limit_sign_in(services: Services, request: Request, email: str) -> Non
     )
 
 
+@dataclass(frozen=True, slots=True)
+class SignedInNow:
+    session: DeviceSession
+    binding: devices.Binding
+    claimed: int  # conversations moved from the device to the account
+    ended: str | None  # the id of the signed-in session this one replaces
+
+
 async def _sign_in(
     conn: AsyncConnection, services: Services, request: Request, account: Account
-) -> tuple[DeviceSession, devices.Binding, int]:
+) -> SignedInNow:
     """Inside the caller's transaction: the caller's device (its live session's, its
     device cookie's, or a new one), a new session of it bound to the account, and the
-    device's anonymous conversations and files moved to the account."""
+    device's anonymous conversations and files moved to the account. A signed-in session
+    sent along ends: the new one replaces it (switching accounts signs the first out)."""
     live = await live_session(services, request)
     binding = await devices.bind(
         conn,
@@ -117,22 +127,22 @@ async def _sign_in(
         account_id=account.id,
         plan=plans.ACCOUNT,
     )
-    return session, binding, claimed
+    ended = live.session_id if live and live.account_id else None
+    if ended:
+        await delete_sessions(conn, session_ids=[ended])
+    return SignedInNow(session, binding, claimed, ended)
 
 
 async def _signed_in_body(
-    services: Services,
-    response: Response,
-    session: DeviceSession,
-    binding: devices.Binding,
-    account: Account,
-    claimed: int,
+    services: Services, response: Response, now: SignedInNow, account: Account
 ) -> dict[str, Any]:
-    set_cookies(response, services.settings, session, binding)
-    body = await session_object(services, session)
-    if binding.issued:
-        body["device_secret"] = binding.secret
-    return {**body, "account": account_object(account), "claimed_conversations": claimed}
+    if now.ended:
+        forget(services.store, [now.ended])
+    set_cookies(response, services.settings, now.session, now.binding)
+    body = await session_object(services, now.session)
+    if now.binding.issued:
+        body["device_secret"] = now.binding.secret
+    return {**body, "account": account_object(account), "claimed_conversations": now.claimed}
 
 
 @router.post("/auth/register", status_code=201)
@@ -155,10 +165,10 @@ async def register(
             account = await accounts.create_account(
                 conn, email=email, name=name, password_hash=password_hash, plan=plans.ACCOUNT
             )
-            session, binding, claimed = await _sign_in(conn, services, request, account)
+            now = await _sign_in(conn, services, request, account)
     except IntegrityError:  # the same email registered concurrently
         raise accounts.email_taken() from None
-    return await _signed_in_body(services, response, session, binding, account, claimed)
+    return await _signed_in_body(services, response, now, account)
 
 
 @router.post("/auth/login")
@@ -179,8 +189,8 @@ async def login(
     if not await passwords.verify_password(stored, body.password) or account is None:
         raise Unauthorized(WRONG, code="invalid_credentials")
     async with services.store.tx() as conn:
-        session, binding, claimed = await _sign_in(conn, services, request, account)
-    return await _signed_in_body(services, response, session, binding, account, claimed)
+        now = await _sign_in(conn, services, request, account)
+    return await _signed_in_body(services, response, now, account)
 
 
 @router.post("/auth/logout")
