@@ -253,7 +253,9 @@ async def test_sessions_list_and_revoke(device: Api, device2: Api) -> None:
 
 async def test_nobody_sees_another_accounts_data(device: Api, device2: Api, srv) -> None:
     await sign(device, "/auth/register", email=new_email("u"), password=PASSWORD)
-    mine = await ask(device, "The user's own question")
+    answered = await device.http.post("/ai/chat", json={"message": "The user's own question"})
+    assert answered.status_code == 200, answered.text
+    mine, answer_id = answered.json()["conversation_id"], answered.json()["message_id"]
     uploaded = await device.http.post(
         "/files", files=[("files", ("notes.md", b"# Notes\n\nOnly mine.\n", "text/markdown"))]
     )
@@ -267,6 +269,8 @@ async def test_nobody_sees_another_accounts_data(device: Api, device2: Api, srv)
             assert (await intruder.http.get(f"/ai/conversations/{mine}")).status_code == 404
             assert (await intruder.http.delete(f"/ai/conversations/{mine}")).status_code == 404
             assert (await intruder.http.get(f"/files/{file_id}")).status_code == 404
+            stream = await intruder.http.get(f"/ai/chat/stream/{answer_id}")
+            assert stream.status_code == 404
             assert (await intruder.http.get("/ai/conversations")).json()["conversations"] == []
             assert (await intruder.http.get("/files")).json()["files"] == []
         r = await device2.http.delete(f"/auth/sessions/{my_handle}")
@@ -277,6 +281,7 @@ async def test_nobody_sees_another_accounts_data(device: Api, device2: Api, srv)
         for path in ("/auth/sessions", "/auth/export", "/auth/me"):
             assert (await anonymous.http.get(path)).status_code == 401
     assert (await device.http.get(f"/ai/conversations/{mine}")).status_code == 200
+    assert (await device.http.get(f"/ai/chat/stream/{answer_id}")).status_code == 200
 
 
 async def test_export_then_delete_leaves_nothing(
