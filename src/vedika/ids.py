@@ -39,3 +39,19 @@ def request_id() -> str:
     grants nothing), so a counter behind a per-process prefix; a uuid7's random bytes
     were a system call on every request."""
     return f"{_PROCESS}-{next(_REQUESTS):x}"
+
+
+# What owns conversations, files and coins is an *owner key*: a device's id while it is
+# anonymous, this for an account (docs/accounts.md). Device ids never contain "@" (the
+# request pattern refuses it, vedika.identity.devices checks the cookie's), so no device
+# can be named like an account.
+ACCOUNT_OWNER_PREFIX = "account@"
+
+
+def account_owner(account_id: str) -> str:
+    """The owner key of an account."""
+    return f"{ACCOUNT_OWNER_PREFIX}{account_id}"
+
+
+def is_account_owner(owner: str) -> bool:
+    return owner.startswith(ACCOUNT_OWNER_PREFIX)

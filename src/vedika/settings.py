@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("var"), validation_alias="VEDIKA_DATA_DIR")
     database_url: str | None = Field(None, validation_alias="VEDIKA_DATABASE_URL")
     daily_credits: int = Field(20, ge=0, le=1_000_000, validation_alias="VEDIKA_DAILY_CREDITS")
+    account_daily_credits: int = Field(
+        100, ge=0, le=1_000_000, validation_alias="VEDIKA_ACCOUNT_DAILY_CREDITS"
+    )
     models_file: Path | None = Field(None, validation_alias="VEDIKA_MODELS_FILE")
     default_model: str = Field("best", validation_alias="VEDIKA_DEFAULT_MODEL")
     cors_origins: Annotated[list[str], NoDecode] = Field(
@@ -72,6 +75,10 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, validation_alias="VEDIKA_REDIS_URL")
     rate_sessions_per_minute: int = Field(
         30, ge=0, validation_alias="VEDIKA_RATE_SESSIONS_PER_MINUTE"
+    )
+    rate_logins_per_minute: int = Field(10, ge=0, validation_alias="VEDIKA_RATE_LOGINS_PER_MINUTE")
+    rate_logins_per_account_hour: int = Field(
+        20, ge=0, validation_alias="VEDIKA_RATE_LOGINS_PER_ACCOUNT_HOUR"
     )
     rate_messages_per_minute: int = Field(
         30, ge=0, validation_alias="VEDIKA_RATE_MESSAGES_PER_MINUTE"

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from vedika.identity.devices import Binding, Proof, bind, cookie_value
+from vedika.ids import account_owner, is_account_owner
 from vedika.store.engine import Store, make_engine, migrate
 
 
@@ -59,3 +60,12 @@ async def test_trusted_legacy_mode_rebinds_by_id_alone(store: Store) -> None:
     trusted = await _bind(store, Proof(asked="device_legacy_1"), trust_ids=True)
     assert trusted.device_id == "device_legacy_1"
     assert (await _bind(store, Proof(asked="device_legacy_1"))).device_id != "device_legacy_1"
+
+
+async def test_a_cookie_cannot_name_an_accounts_owner_key(store: Store) -> None:
+    """An account's things are stored under `account@<id>`; a device of that name would
+    own them. A forged device cookie naming one gets a new, unrelated device."""
+    forged = cookie_value(account_owner("0190aaaa-0000-7000-8000-000000000000"), "s" * 43)
+    got = await _bind(store, Proof(cookie=forged))
+    assert got.device_id.startswith("dev_") and got.issued
+    assert not is_account_owner(got.device_id)

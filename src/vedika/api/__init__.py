@@ -5,13 +5,27 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from vedika.api import chat, coins, files, models, ops, sessions, socket, sse, voice
+from vedika.api import (
+    accounts,
+    chat,
+    coins,
+    files,
+    models,
+    mydata,
+    ops,
+    sessions,
+    socket,
+    sse,
+    voice,
+)
 
 
 def routers() -> list[APIRouter]:
     """Every router of the public API, in the order the OpenAPI document lists them."""
     return [
         sessions.router,
+        accounts.router,
+        mydata.router,
         coins.router,
         models.router,
         chat.router,

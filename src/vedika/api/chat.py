@@ -223,7 +223,7 @@ async def conversations_page(
     after = _cursor_in(cursor) if cursor else None
     rows, total = await data.page_conversations(
         services.store,
-        device_id=session.device_id,
+        device_id=session.owner,
         limit=limit + 1,
         cursor=after,
         q=(q or "").strip() or None,
@@ -246,8 +246,8 @@ async def conversations_page(
             for r in rows
         ],
         "total": total,
-        "owner_type": "device",
-        "owner_id": session.device_id,
+        "owner_type": "account" if session.account_id else "device",
+        "owner_id": session.account_id or session.device_id,
         "next_cursor": _cursor_out(rows[-1].updated_at, rows[-1].id) if more and rows else None,
     }
 
@@ -316,7 +316,7 @@ async def conversation_body(
     services: Services, session: DeviceSession, conversation_id: str
 ) -> dict[str, Any]:
     conv = await data.listed_conversation(
-        services.store, conversation_id=conversation_id, device_id=session.device_id
+        services.store, conversation_id=conversation_id, device_id=session.owner
     )
     if conv is None:
         raise NotFound("There is no conversation with that id.", code="conversation_not_found")
@@ -347,7 +347,7 @@ async def rename_conversation(
         raise BadRequest("A title cannot be blank.", code="empty_title")
     async with services.store.tx() as conn:
         ok = await data.rename_conversation(
-            conn, conversation_id=conversation_id, device_id=session.device_id, title=title
+            conn, conversation_id=conversation_id, device_id=session.owner, title=title
         )
     if not ok:
         raise NotFound("There is no conversation with that id.", code="conversation_not_found")

@@ -10,6 +10,7 @@ from vedika.api.deps import CurrentSession, ServicesDep
 from vedika.api.fastlane import SESSION_PARAMS, HotCall, hot
 from vedika.api.responses import JSONResponse, dumps
 from vedika.credits import ledger
+from vedika.credits.plans import daily_allowance
 from vedika.identity.sessions import DeviceSession
 from vedika.protocol import iso
 from vedika.services import Services
@@ -19,7 +20,9 @@ router = APIRouter(tags=["coins"])
 
 async def balance_body(services: Services, session: DeviceSession) -> dict[str, Any]:
     bal = await ledger.balance(
-        services.store, device_id=session.device_id, daily=services.settings.daily_credits
+        services.store,
+        device_id=session.owner,
+        daily=daily_allowance(services.settings, session.owner),
     )
     return {
         "balance": bal.remaining,
@@ -52,5 +55,5 @@ async def hot_balance(call: HotCall) -> tuple[int, bytes]:
 async def coin_transactions(
     services: ServicesDep, session: CurrentSession, limit: int = Query(100, ge=1, le=500)
 ) -> dict[str, Any]:
-    rows = await ledger.transactions(services.store, device_id=session.device_id, limit=limit)
+    rows = await ledger.transactions(services.store, device_id=session.owner, limit=limit)
     return {"transactions": rows, "total": len(rows)}

@@ -52,7 +52,7 @@ async def upload_files(
     # its limit costs neither disk nor a parse worker.
     await enforce(
         services.limiter,
-        f"uploads:{session.device_id}",
+        f"uploads:{session.owner}",
         services.settings.rate_uploads_per_minute,
         60,
         "uploads",
@@ -64,7 +64,7 @@ async def upload_files(
         incoming = [
             IncomingFile(name=u.filename or "file", size=u.size or 0, file=u.file) for u in uploads
         ]
-        return {"files": await library.add(session.device_id, incoming)}
+        return {"files": await library.add(session.owner, incoming)}
     finally:
         await form.close()
 
@@ -73,8 +73,8 @@ async def upload_files(
 async def list_files(services: ServicesDep, session: CurrentSession) -> dict[str, Any]:
     """The device's files, newest first, with its usage and the limits."""
     library = _library(services)
-    files = await library.list(session.device_id)
-    count, used = await library.usage(session.device_id)
+    files = await library.list(session.owner)
+    count, used = await library.usage(session.owner)
     return {
         "files": files,
         "total": count,
@@ -85,12 +85,12 @@ async def list_files(services: ServicesDep, session: CurrentSession) -> dict[str
 
 @router.get("/files/{file_id}")
 async def get_file(services: ServicesDep, session: CurrentSession, file_id: str) -> dict[str, Any]:
-    return await _library(services).get(session.device_id, file_id)
+    return await _library(services).get(session.owner, file_id)
 
 
 @router.delete("/files/{file_id}", status_code=204)
 async def delete_file(services: ServicesDep, session: CurrentSession, file_id: str) -> Response:
     """Delete a file, its passages and its stored bytes. Citations already given keep
     its name and id."""
-    await _library(services).delete(session.device_id, file_id)
+    await _library(services).delete(session.owner, file_id)
     return Response(status_code=204)

@@ -19,6 +19,7 @@ from vedika.api.deps import OptionalSession, ServicesDep
 from vedika.api.fastlane import HotCall, hot
 from vedika.errors import BadRequest, Unauthorized
 from vedika.identity.sessions import DeviceSession
+from vedika.ids import is_account_owner
 from vedika.protocol import PreferenceRequest
 from vedika.scale.ratelimit import enforce_per_address
 from vedika.services import Services
@@ -80,8 +81,8 @@ async def _owner(
 ) -> str:
     """Whose preference: the session's device, or the device id given alone."""
     if session is not None:
-        return session.device_id
-    if not device_id:
+        return session.owner
+    if not device_id or is_account_owner(device_id):  # an account's needs its session
         raise Unauthorized(
             "Send a device session ('Authorization: Bearer <session_id>') or a device_id.",
             code="session_required",

@@ -40,6 +40,12 @@ VOICE = {
     "Redis is unavailable.",
     "504": "The transcription or speech service timed out.",
 }
+ACCOUNTS = {
+    "401": "No session, a session not signed in, or a wrong email or password.",
+    "403": "A cross-site request (send X-Requested-With or a bearer), or a device mismatch.",
+    "404": "Unknown, or not yours.",
+    "409": "An account with this email already exists.",
+}
 CHAT = {
     "402": "No Vedika coins left today.",
     "409": "This client_message_id was used for a different message.",
@@ -68,6 +74,8 @@ def install_openapi(app: FastAPI) -> None:
                     codes |= AUTHED | CHAT
                 if "{" in path:
                     codes["404"] = AUTHED["404"]
+                if path.startswith("/auth/") and not path.startswith("/auth/device-session"):
+                    codes |= ACCOUNTS
                 if path == "/auth/device-session/validate":
                     codes["401"] = AUTHED["401"]
                 if path in ("/ai/transcribe", "/ai/speech"):

@@ -10,12 +10,14 @@ from vedika.api.deps import COOKIE, ServicesDep, session_id_from
 from vedika.api.fastlane import HotCall, hot
 from vedika.api.responses import JSONResponse, dumps
 from vedika.credits import ledger
+from vedika.credits.plans import daily_allowance
 from vedika.errors import Unauthorized
 from vedika.identity import devices
 from vedika.identity.sessions import DeviceSession, find_session, insert_session
 from vedika.protocol import DeviceSessionRequest, iso
 from vedika.scale.ratelimit import enforce_per_address
 from vedika.services import Services
+from vedika.settings import Settings
 
 router = APIRouter(tags=["identity"])
 
@@ -25,11 +27,14 @@ DEVICE_COOKIE_DAYS = 365
 
 async def session_object(services: Services, session: DeviceSession) -> dict[str, Any]:
     bal = await ledger.balance(
-        services.store, device_id=session.device_id, daily=services.settings.daily_credits
+        services.store,
+        device_id=session.owner,
+        daily=daily_allowance(services.settings, session.owner),
     )
     return {
         "session_id": session.session_id,
         "device_id": session.device_id,
+        "account_id": session.account_id,
         "expires_at": iso(session.expires_at),
         "plan": session.plan,
         "max_conversations": MAX_CONVERSATIONS,
@@ -59,7 +64,7 @@ async def create_device_session(
     )
     body = body or DeviceSessionRequest(device_id=None, device_secret=None, device_info=None)
     settings = services.settings
-    live = await _live_session(services, request)
+    live = await live_session(services, request)
     async with services.store.tx() as conn:
         binding = await devices.bind(
             conn,
@@ -80,6 +85,17 @@ async def create_device_session(
             if body.device_info
             else None,
         )
+    set_cookies(response, settings, session, binding)
+    body_out = await session_object(services, session)
+    if binding.issued:
+        body_out["device_secret"] = binding.secret  # shown once; keep it to come back
+    return body_out
+
+
+def set_cookies(
+    response: Response, settings: Settings, session: DeviceSession, binding: devices.Binding
+) -> None:
+    """The session cookie, and the device cookie when the device's secret is known."""
     max_age = settings.session_ttl_days * 86400
     secure = settings.env != "development"
     response.set_cookie(
@@ -95,13 +111,9 @@ async def create_device_session(
             samesite="lax",
             secure=secure,
         )
-    body_out = await session_object(services, session)
-    if binding.issued:
-        body_out["device_secret"] = binding.secret  # shown once; keep it to come back
-    return body_out
 
 
-async def _live_session(services: Services, request: Request) -> DeviceSession | None:
+async def live_session(services: Services, request: Request) -> DeviceSession | None:
     """A live session sent along (bearer or cookie): proof of holding its device."""
     sid = session_id_from(request.headers.get("authorization"), request.cookies.get(COOKIE), None)
     return await find_session(services.store, session_id=sid) if sid else None

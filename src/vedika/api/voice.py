@@ -67,7 +67,7 @@ async def transcribe(
     """Turn a recording into text (for dictation where the browser has no speech
     recognition). `503 transcription_unavailable` when VEDIKA_TRANSCRIBE_URL is not set;
     `413` over the size limit; `415` for anything that is not audio."""
-    await _limit(services, session.device_id)
+    await _limit(services, session.owner)
     form = await request.form(max_files=1, max_fields=4)
     try:
         upload = form.get("file")
@@ -88,7 +88,7 @@ async def transcribe(
 async def speech(services: ServicesDep, session: CurrentSession, body: SpeechRequest) -> Response:
     """Read text aloud (voice mode). `503 speech_unavailable` when VEDIKA_SPEECH_URL is
     not set; `413 text_too_long` over VEDIKA_SPEECH_MAX_CHARS."""
-    await _limit(services, session.device_id)
+    await _limit(services, session.owner)
     audio, media_type = await _voice(services).speak(body.text, voice=body.voice, fmt=body.format)
     return Response(audio, media_type=media_type, headers={"Cache-Control": "no-store"})
 

@@ -95,13 +95,13 @@ class ChatService:
         if settings.max_concurrent_answers:
             # A first look, so a refused turn sends nothing upstream early; the count
             # that holds under concurrency is taken again in the turn's transaction.
-            live = await data.streaming_now(self.store, device_id=session.device_id)
+            live = await data.streaming_now(self.store, device_id=session.owner)
             if live >= settings.max_concurrent_answers:
                 raise too_many_answers(live)
         # Counted last, so a message refused for another reason does not use up the rate.
         await enforce(
             self.limiter,
-            f"msg:{session.device_id}",
+            f"msg:{session.owner}",
             settings.rate_messages_per_minute,
             60,
             "messages",
@@ -124,7 +124,7 @@ class ChatService:
     async def answer(self, session: DeviceSession, message_id: str) -> StoredMessage:
         """The device's answer `message_id` (NotFound for anything else)."""
         async with self.store.read() as conn:
-            row = await data.find_message(conn, message_id=message_id, device_id=session.device_id)
+            row = await data.find_message(conn, message_id=message_id, device_id=session.owner)
         if row is None or row.role != "assistant":
             raise NotFound("There is no answer with that id.", code="message_not_found")
         return row
@@ -132,7 +132,7 @@ class ChatService:
     async def newest_answer(self, session: DeviceSession, conversation_id: str) -> StoredMessage:
         async with self.store.read() as conn:
             conv = await data.get_conversation(
-                conn, conversation_id=conversation_id, device_id=session.device_id
+                conn, conversation_id=conversation_id, device_id=session.owner
             )
             row = (
                 await data.newest_assistant(conn, conversation_id=conversation_id) if conv else None
@@ -148,7 +148,7 @@ class ChatService:
         accepted (over REST, before the socket asked again)."""
         async with self.store.read() as conn:
             conv = await data.get_conversation(
-                conn, conversation_id=req.conversation_id or "", device_id=session.device_id
+                conn, conversation_id=req.conversation_id or "", device_id=session.owner
             )
             if conv is None:
                 raise NotFound(
@@ -169,7 +169,7 @@ class ChatService:
         self, session: DeviceSession, answer: StoredMessage | streams.Accepted, after: int
     ) -> AsyncIterator[list[Entry]]:
         """The answer's events after chunk `after`, in batches, to its terminal event."""
-        return streams.subscribe(self.hub, self.reaper, answer, after, session.device_id)
+        return streams.subscribe(self.hub, self.reaper, answer, after, session.owner)
 
     def accepted(self, session: DeviceSession, turn: Turn) -> streams.Accepted:
         """What `follow` needs of an answer just started here, without reading its row."""
@@ -197,7 +197,7 @@ class ChatService:
         for _ in range(int(STOP_WAIT_SECONDS / 0.1)):
             await asyncio.sleep(0.1)
             async with self.store.read() as conn:
-                now = await data.find_message(conn, message_id=row.id, device_id=session.device_id)
+                now = await data.find_message(conn, message_id=row.id, device_id=session.owner)
             if now is None or now.status is not MessageStatus.STREAMING:
                 return row, bool(now is not None and now.status is MessageStatus.STOPPED)
         return row, False
@@ -207,7 +207,7 @@ class ChatService:
         it first, so nothing writes it back."""
         async with self.store.read() as conn:
             owned = await data.get_conversation(
-                conn, conversation_id=conversation_id, device_id=session.device_id
+                conn, conversation_id=conversation_id, device_id=session.owner
             )
             rows = await data.list_messages(conn, conversation_id=conversation_id) if owned else []
         if owned is None:
@@ -217,7 +217,7 @@ class ChatService:
                 await self.generations.stop(row.id)
         async with self.store.tx() as conn:
             await data.delete_conversation(
-                conn, conversation_id=conversation_id, device_id=session.device_id
+                conn, conversation_id=conversation_id, device_id=session.owner
             )
         for row in rows:
             self.hub.forget(row.id)

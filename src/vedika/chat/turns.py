@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vedika.credits import ledger
+from vedika.credits.plans import daily_allowance
 from vedika.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, RateLimited
 from vedika.identity.sessions import DeviceSession
 from vedika.ids import uuid7
@@ -177,7 +178,7 @@ class TurnService:
         model call before the transaction (vedika.modes.early); the call ends up on the
         new Turn, or is closed if the turn is not stored."""
         text = self.check_message(req.message)
-        device_id = session.device_id
+        device_id = session.owner
         ticket = self._accepting.begin(device_id)
         try:
             return await self._accept(ticket, device_id, text, req, before_charge, prefetch)
@@ -246,7 +247,7 @@ class TurnService:
         if price <= 0:
             return True
         balance = await ledger.balance(
-            self.store, device_id=device_id, daily=self.settings.daily_credits
+            self.store, device_id=device_id, daily=daily_allowance(self.settings, device_id)
         )
         return balance.remaining >= price
 
@@ -327,7 +328,7 @@ class TurnService:
             conn,
             device_id=device_id,
             amount=model.coins_per_message,
-            daily=self.settings.daily_credits,
+            daily=daily_allowance(self.settings, device_id),
             message_id=message_id,
         )
         data.insert_message(
@@ -423,7 +424,7 @@ class TurnService:
             )
         msg = await data.find_message(conn, message_id=key.message_id, device_id=device_id)
         balance = await ledger.balance_in(
-            conn, device_id=device_id, daily=self.settings.daily_credits
+            conn, device_id=device_id, daily=daily_allowance(self.settings, device_id)
         )
         if msg is None:  # the conversation was deleted since
             raise NotFound("That message no longer exists.", code="message_not_found")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, select, update
@@ -34,6 +35,9 @@ from vedika.store.dialect import insert_ignore
 from vedika.store.tables import devices
 
 DEVICE_COOKIE = "vedika_device"
+# What a device id may look like (protocol.DeviceSessionRequest's pattern): never an
+# account's owner key (vedika.ids.account_owner has an "@"), whatever a cookie says.
+_DEVICE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 
 _FIND = select(devices.c.secret_hash).where(devices.c.device_id == bindparam("b_id"))
 _SET_SECRET = (
@@ -74,7 +78,7 @@ def _from_cookie(value: str | None) -> tuple[str, str] | None:
     if not value or len(value) > 300:
         return None
     device_id, _, secret = value.rpartition(".")  # secrets are URL-safe base64: no dot
-    return (device_id, secret) if device_id and secret else None
+    return (device_id, secret) if _DEVICE_ID.fullmatch(device_id) and secret else None
 
 
 def _matches(secret: str | None, stored: str | None) -> bool:

@@ -33,6 +33,22 @@ device_sessions = Table(
     # The id the client asked for when it could not prove it held that device, so the
     # device id it keeps sending still matches (migration 0004; vedika.identity.devices).
     Column("client_device_id", String(128), nullable=True),
+    # The account signed in with this session, or NULL for an anonymous one (migration
+    # 0005; docs/accounts.md).
+    Column("account_id", String(36), nullable=True, index=True),
+)
+
+# Email + password accounts (migration 0005). What an account owns is stored under its
+# owner key (vedika.ids.account_owner) in the same `device_id` columns a device's is.
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("email", String(254), nullable=False, unique=True),  # normalised: lower case
+    Column("name", String(100), nullable=True),
+    Column("password_hash", String(200), nullable=False),  # Argon2id, PHC string
+    Column("plan", String(32), nullable=False),
+    Column("created_at", TS, nullable=False),
 )
 
 # Every device, with the hash of the secret that proves holding it (migration 0004).
