@@ -5,12 +5,22 @@ protocol's numbering: content chunk N is `N-0`, and the events after it are `N-1
 `N-2`, ... (`0-1`, `0-2` before the first chunk). Resuming after chunk N is then a
 plain XREAD from `N-0`: no scan, no renumbering, identical on every instance.
 
-The generating instance also keeps the events in a MemoryHub, so its own
-subscribers never wait on a Redis round trip; other instances read with a blocking
-XREAD per subscriber. Publishing never blocks the generation: entries go to an
-outbox that one writer task pipelines to Redis. If Redis fails, the hub says so
-loudly (`healthy` turns false, `on_failure` is told which answers were affected):
-it never falls back to in-process state, which would silently split instances.
+Publishing never blocks the generation: entries go to an outbox that one writer
+task pipelines to Redis, one round trip per batch. The generating instance also keeps
+the events in a MemoryHub for its own subscribers, but an entry goes there only once
+Redis has acknowledged it: a client never holds a chunk that Redis (and so the reaper
+of another instance) does not. Other instances read with a blocking XREAD per
+subscriber. If Redis fails, the hub says so loudly (`healthy` turns false,
+`on_failure` is told which answers were affected): it never falls back to in-process
+state, which would silently split instances.
+
+Another instance's reaper may end an answer that is still generating here (its
+heartbeat went stale under load, or the process was stopped for a while). It first
+writes a fence (an entry above any chunk id), so every later entry of the generation
+is refused by Redis; then it reads the stream, settles the row and writes the terminal
+event after the fence. The refusal tells this instance (`on_superseded`): the
+generation stops, its own clients get the terminal event the reaper wrote, and
+nothing else from here.
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ from typing import Any
 
 import structlog
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from vedika.protocol import TERMINAL_KINDS, TERMINAL_TYPES
 from vedika.scale.hub import Entry, MemoryHub
@@ -37,6 +47,8 @@ FOREIGN_OFFSET = 1_000_000_000
 MAXLEN = 50_000  # a guard; answers are far shorter
 BLOCK_MS = 10_000
 READ_PAGE = 1000  # entries per XRANGE when the reaper reads a whole stream
+FENCE = "fence"  # the reaper's entry that ends what the generation may still write
+END_WAIT = 30.0  # how long a superseded generation waits for the reaper's terminal event
 
 
 def key_for(message_id: str) -> str:
@@ -57,16 +69,23 @@ class RedisHub:
         reader: Redis,
         retention: float,
         on_failure: Callable[[set[str]], None] | None = None,
+        on_superseded: Callable[[set[str]], None] | None = None,
     ) -> None:
         self.writer = writer
         self.reader = reader
         self.retention = max(int(retention), 1)
         self.local = MemoryHub(retention=retention)
         self.on_failure = on_failure
+        self.on_superseded = on_superseded
         self.healthy = True
         self._outbox: list[tuple[str, Entry]] = []
         self._wake = asyncio.Event()
         self._mine: set[str] = set()
+        # Answers another instance ended while they generated here: the terminal event
+        # their local subscribers get (once Redis has it).
+        self._ending: dict[str, asyncio.Task[Entry]] = {}
+        self._fallback: dict[str, Entry] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._barriers: list[asyncio.Future[None]] = []
         self._task: asyncio.Task[None] | None = None
         self._pinger: asyncio.Task[None] | None = None
@@ -124,7 +143,7 @@ class RedisHub:
     def publish(self, message_id: str, entry: Entry) -> None:
         if message_id not in self._mine:
             return
-        self.local.publish(message_id, entry)
+        # Local subscribers get it once Redis has it (the writer loop).
         self._outbox.append((message_id, entry))
         if entry.type in TERMINAL_TYPES:
             self._mine.discard(message_id)
@@ -151,45 +170,168 @@ class RedisHub:
                 _release(barriers)
                 continue
             batch, self._outbox = self._outbox, []
-            pipe = self.writer.pipeline(transaction=False)
-            owners: list[str] = []  # the answer behind each queued command
-            for message_id, entry in batch:
-                key = key_for(message_id)
-                pipe.xadd(
-                    key,
-                    {"t": entry.type, "d": entry.data},
-                    id=f"{entry.chunk_id}-*",
-                    maxlen=MAXLEN,
-                    approximate=True,
-                )
-                owners.append(message_id)
-                if entry.type in TERMINAL_TYPES:
-                    pipe.expire(key, self.retention)
-                    owners.append(message_id)
             try:
-                results = await pipe.execute(raise_on_error=False)
-            except (RedisError, OSError) as exc:
-                # Redis itself is unreachable: every answer streaming from here is affected.
-                self.healthy = False
-                affected = {mid for mid, _ in batch} | set(self._mine)
-                log.error("redis.publish_failed", error=str(exc)[:200], answers=len(affected))
-                if self.on_failure:
-                    self.on_failure(affected)
-            else:
-                # A command refused on its own (e.g. another instance's reaper already
-                # ended that stream): only that answer is affected.
-                refused = {owners[i] for i, r in enumerate(results) if isinstance(r, Exception)}
-                if refused:
-                    log.warning(
-                        "redis.entries_refused",
-                        answers=len(refused),
-                        error=str(next(r for r in results if isinstance(r, Exception)))[:200],
-                    )
-                    self._mine -= refused
-                    if self.on_failure:
-                        self.on_failure(refused)
+                await self._write(batch)
             finally:
                 _release(barriers)
+
+    async def _write(self, batch: list[tuple[str, Entry]]) -> None:
+        """One round trip for the batch; then each acknowledged entry goes to this
+        instance's subscribers, in order. After an entry Redis refused, nothing more of
+        that answer is delivered here."""
+        if self._ending:
+            batch = [(mid, e) for mid, e in batch if mid not in self._ending]
+            if not batch:
+                return
+        pipe = self.writer.pipeline(transaction=False)
+        for message_id, entry in batch:
+            key = key_for(message_id)
+            pipe.xadd(
+                key,
+                {"t": entry.type, "d": entry.data},
+                id=f"{entry.chunk_id}-*",
+                maxlen=MAXLEN,
+                approximate=True,
+            )
+            if entry.type in TERMINAL_TYPES:
+                pipe.expire(key, self.retention)
+        try:
+            results = await pipe.execute(raise_on_error=False)
+        except (RedisError, OSError) as exc:
+            # Redis itself is unreachable: every answer streaming from here is affected.
+            self.healthy = False
+            affected = {mid for mid, _ in batch} | set(self._mine)
+            log.error("redis.publish_failed", error=str(exc)[:200], answers=len(affected))
+            if self.on_failure:
+                self.on_failure(affected)
+            return
+        refused: dict[str, Entry] = {}  # answer -> its first refused entry
+        error: Exception | None = None
+        i = 0
+        for message_id, entry in batch:
+            result = results[i]
+            i += 2 if entry.type in TERMINAL_TYPES else 1
+            if message_id in refused:
+                continue
+            if isinstance(result, Exception):
+                # E.g. another instance's reaper fenced or ended the stream.
+                refused[message_id] = entry
+                error = error or result
+                continue
+            self.local.publish(message_id, entry)
+        if refused:
+            log.warning("redis.entries_refused", answers=len(refused), error=str(error)[:200])
+            self._mine -= refused.keys()
+            for message_id, entry in refused.items():
+                own = entry if entry.type in TERMINAL_TYPES else None
+                self._end_locally(message_id, own)
+            superseded = {mid for mid, e in refused.items() if e.type not in TERMINAL_TYPES}
+            if superseded and self.on_superseded:
+                self.on_superseded(superseded)
+
+    # ------------------------------------------------------------ ended elsewhere
+
+    def _end_locally(self, message_id: str, own: Entry | None) -> asyncio.Task[Entry]:
+        task = self._ending.get(message_id)
+        if task is None:
+            task = asyncio.create_task(
+                self._adopt_end(message_id, own), name=f"vedika-redis-end-{message_id}"
+            )
+            self._ending[message_id] = task
+            task.add_done_callback(lambda _t: self._ending.pop(message_id, None))
+        elif own is not None:
+            # Already waiting for the reaper's terminal event, but the generation settled
+            # the row first (the reaper will write nothing): the waiter reads this one.
+            own_task = asyncio.create_task(self._end_after_fence(message_id, own))
+            self._tasks.add(own_task)
+            own_task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _end_after_fence(self, message_id: str, own: Entry) -> Entry | None:
+        """Write the generation's own terminal event above the fence, unless the stream
+        already ends with one; returns the terminal event the stream ends with."""
+        key = key_for(message_id)
+        try:
+            last: Any = await self.writer.xrevrange(key, count=1)
+            if last:
+                _sid, top = _entry(*last[0])
+                if top.type in TERMINAL_TYPES:
+                    return top
+            await self.writer.xadd(
+                key, {"t": own.type, "d": own.data}, id=f"{FOREIGN_OFFSET + own.chunk_id}-*"
+            )
+            await self.writer.expire(key, self.retention)
+            return own
+        except (RedisError, OSError) as exc:
+            log.warning("redis.end_failed", message_id=message_id, error=str(exc)[:200])
+            return None
+
+    async def _adopt_end(self, message_id: str, own: Entry | None) -> Entry:
+        """The terminal event of an answer this instance may not write any more, given
+        to its local subscribers: `own` (the generation settled the row, but a fence
+        refused its terminal event: it goes after the fence) or, when another instance
+        settled it, the terminal event that instance writes to the stream."""
+        end: Entry | None = None
+        if own is not None:
+            end = await self._end_after_fence(message_id, own) or own
+        else:
+            try:
+                end = await self._await_terminal(key_for(message_id))
+            except (RedisError, OSError) as exc:
+                log.warning("redis.end_failed", message_id=message_id, error=str(exc)[:200])
+            end = end or self._fallback.get(message_id)
+        if end is None:
+            raise RedisUnavailable("no terminal event for " + message_id)
+        self.local.publish(message_id, end)
+        return end
+
+    async def _await_terminal(self, key: str) -> Entry | None:
+        """The stream's terminal event, waiting for it up to END_WAIT s (else None)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + END_WAIT
+        last: Any = await self.writer.xrevrange(key, count=1)
+        if not last:
+            return None  # no stream (expired, or never written)
+        sid, top = _entry(*last[0])
+        if top.type in TERMINAL_TYPES:
+            return top
+        while (left := deadline - loop.time()) > 0:
+            block = max(int(min(left, BLOCK_MS / 1000) * 1000), 1)
+            resp: Any = await self.reader.xread({key: sid}, count=100, block=block)
+            for raw_id, fields in resp[0][1] if resp else ():
+                sid, item = _entry(raw_id, fields)
+                if item.type in TERMINAL_TYPES:
+                    return item
+        return None
+
+    async def ended(self, message_id: str, fallback: Entry) -> Entry:
+        """The generation found its answer already settled (by another instance's
+        reaper): it publishes nothing more, and its subscribers here get the terminal
+        event that instance wrote (or `fallback`, if none comes)."""
+        self._mine.discard(message_id)
+        self._fallback[message_id] = fallback
+        try:
+            return await asyncio.shield(self._end_locally(message_id, None))
+        except RedisUnavailable:
+            self.local.publish(message_id, fallback)
+            return fallback
+        finally:
+            self._fallback.pop(message_id, None)
+
+    async def fence(self, message_id: str) -> None:
+        """The reaper, before it reads an answer to settle it: from now on Redis refuses
+        whatever its generation may still write (it tells that instance so)."""
+        try:
+            await self.writer.xadd(
+                key_for(message_id),
+                {"t": FENCE, "d": ""},
+                id=f"{FOREIGN_OFFSET}-*",
+                nomkstream=True,
+            )
+        except ResponseError:
+            pass  # already ended (its terminal is above the fence's id)
+        except (RedisError, OSError) as exc:
+            raise RedisUnavailable(str(exc)) from None
 
     async def finish_foreign(self, message_id: str, build: Callable[[int], Entry]) -> None:
         """Publish a terminal event for an answer whose generator died elsewhere."""
@@ -208,11 +350,11 @@ class RedisHub:
             if kind in TERMINAL_KINDS or kind in TERMINAL_TYPES:
                 return
             at = int(last_id.split("-")[0]) % FOREIGN_OFFSET
-            entry = build(at)
+            entry = build(at)  # after a fence `at` is 0: the entry's own id counts
             await self.writer.xadd(
                 key,
                 {"t": entry.type, "d": entry.data},
-                id=f"{at + FOREIGN_OFFSET}-*",
+                id=f"{max(at, entry.chunk_id) + FOREIGN_OFFSET}-*",
                 nomkstream=True,
             )
             await self.writer.expire(key, self.retention)
@@ -232,7 +374,8 @@ class RedisHub:
                 page: Any = await self.writer.xrange(key, min=start, max="+", count=READ_PAGE)
                 for raw_id, fields in page:
                     sid, item = _entry(raw_id, fields)
-                    out.append(item)
+                    if item.type != FENCE:
+                        out.append(item)
                     start = f"({sid}"  # exclusive: the next page starts after it
                 if len(page) < READ_PAGE:
                     return out
@@ -263,11 +406,14 @@ class RedisHub:
                 done = False
                 for raw_id, fields in entries:
                     last, item = _entry(raw_id, fields)
+                    if item.type == FENCE:
+                        continue
                     batch.append(item)
                     if item.type in TERMINAL_TYPES:
                         done = True
                         break
-                yield batch
+                if batch:
+                    yield batch
                 if done:
                     return
         except (RedisError, OSError) as exc:
