@@ -4,7 +4,8 @@
 
 One process, as in a server: `streams` answers publish `tokens` chunks each at `rate`
 a second, each followed by one local subscriber; prints p50/p99/max of the delay (ms)
-and the process CPU per chunk. Needs Redis (VEDIKA_REDIS_URL or 127.0.0.1:6379).
+and the process CPU per chunk. Needs Redis (VEDIKA_REDIS_URL or 127.0.0.1:6379);
+`--memory` measures the MemoryHub (the floor) instead.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import uuid
 import orjson
 from redis.asyncio import Redis
 
-from vedika.scale.hub import Entry
+from vedika.scale.hub import Entry, MemoryHub, StreamHub
 from vedika.scale.redis_hub import RedisHub
 
 
@@ -28,8 +29,10 @@ def pct(xs: list[float], q: float) -> float:
     return xs[min(int(q * len(xs)), len(xs) - 1)]
 
 
-async def main(streams: int, tokens: int, rate: float, url: str) -> dict[str, float]:
-    hub = RedisHub(writer=Redis.from_url(url), reader=Redis.from_url(url), retention=60)
+async def main(streams: int, tokens: int, rate: float, url: str | None) -> dict[str, float]:
+    hub: StreamHub = MemoryHub(retention=60)
+    if url:
+        hub = RedisHub(writer=Redis.from_url(url), reader=Redis.from_url(url), retention=60)
     hub.start()
     sent: dict[tuple[str, int], int] = {}
     delays: list[float] = []
@@ -74,7 +77,8 @@ if __name__ == "__main__":
     ap.add_argument("--streams", type=int, default=50)
     ap.add_argument("--tokens", type=int, default=200)
     ap.add_argument("--rate", type=float, default=50.0)
+    ap.add_argument("--memory", action="store_true", help="the MemoryHub instead (the floor)")
     args = ap.parse_args()
-    url = os.environ.get("VEDIKA_REDIS_URL", "redis://127.0.0.1:6379/0")
+    url = None if args.memory else os.environ.get("VEDIKA_REDIS_URL", "redis://127.0.0.1:6379/0")
     out = asyncio.run(main(args.streams, args.tokens, args.rate, url))
     print(orjson.dumps(out).decode())

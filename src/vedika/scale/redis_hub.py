@@ -32,6 +32,7 @@ from typing import Any
 
 import structlog
 from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import RedisError, ResponseError
 
 from vedika.protocol import TERMINAL_KINDS, TERMINAL_TYPES
@@ -86,6 +87,8 @@ class RedisHub:
         self._ending: dict[str, asyncio.Task[Entry]] = {}
         self._fallback: dict[str, Entry] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._conn: AbstractConnection | None = None  # the writer's own connection (_send)
+        self._heads: dict[str, bytes] = {}  # answer -> its XADD's packed start
         self._barriers: list[asyncio.Future[None]] = []
         self._task: asyncio.Task[None] | None = None
         self._pinger: asyncio.Task[None] | None = None
@@ -103,6 +106,9 @@ class RedisHub:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self._conn is not None:
+            await self._conn.disconnect()
+            self._conn = None
 
     async def _drain_outbox(self, timeout: float = 5.0) -> None:
         """Shutdown: give the writer a moment to send what is queued."""
@@ -183,20 +189,8 @@ class RedisHub:
             batch = [(mid, e) for mid, e in batch if mid not in self._ending]
             if not batch:
                 return
-        pipe = self.writer.pipeline(transaction=False)
-        for message_id, entry in batch:
-            key = key_for(message_id)
-            pipe.xadd(
-                key,
-                {"t": entry.type, "d": entry.data},
-                id=f"{entry.chunk_id}-*",
-                maxlen=MAXLEN,
-                approximate=True,
-            )
-            if entry.type in TERMINAL_TYPES:
-                pipe.expire(key, self.retention)
         try:
-            results = await pipe.execute(raise_on_error=False)
+            results = await self._send(batch)
         except (RedisError, OSError) as exc:
             # Redis itself is unreachable: every answer streaming from here is affected.
             self.healthy = False
@@ -228,6 +222,49 @@ class RedisHub:
             superseded = {mid for mid, e in refused.items() if e.type not in TERMINAL_TYPES}
             if superseded and self.on_superseded:
                 self.on_superseded(superseded)
+
+    async def _send(self, batch: list[tuple[str, Entry]]) -> list[Any]:
+        """The batch's XADDs (and EXPIREs after terminal events) in one write on the
+        writer's own connection, then their replies (an exception for a refused one).
+        The commands are packed here, the stream key's part once per answer: redis-py's
+        pipeline cost more CPU than the rest of a token's path (bench/profile.py)."""
+        conn = self._conn
+        if conn is None:
+            conn = self.writer.connection_pool.make_connection()
+            await conn.connect()
+            self._conn = conn
+        out: list[bytes] = []
+        n = 0
+        for message_id, entry in batch:
+            head = self._heads.get(message_id)
+            if head is None:
+                head = self._heads[message_id] = _xadd_head(key_for(message_id))
+            sid = b"%d-*" % entry.chunk_id
+            kind = entry.type.encode()
+            data = entry.data.encode()
+            out.append(head)
+            out.append(
+                b"$%d\r\n%s\r\n$1\r\nt\r\n$%d\r\n%s\r\n$1\r\nd\r\n$%d\r\n%s\r\n"
+                % (len(sid), sid, len(kind), kind, len(data), data)
+            )
+            n += 1
+            if entry.type in TERMINAL_TYPES:
+                self._heads.pop(message_id, None)
+                out.append(_pack(b"EXPIRE", key_for(message_id).encode(), b"%d" % self.retention))
+                n += 1
+        try:
+            await conn.send_packed_command(b"".join(out), check_health=False)
+            results: list[Any] = []
+            for _ in range(n):
+                try:
+                    results.append(await conn.read_response())
+                except ResponseError as exc:
+                    results.append(exc)
+        except BaseException:
+            self._conn = None
+            await conn.disconnect(nowait=True)
+            raise
+        return results
 
     # ------------------------------------------------------------ ended elsewhere
 
@@ -419,6 +456,18 @@ class RedisHub:
         except (RedisError, OSError) as exc:
             log.warning("redis.subscribe_failed", message_id=message_id, error=str(exc)[:200])
             raise RedisUnavailable(str(exc)) from None
+
+
+def _pack(*args: bytes) -> bytes:
+    """A command in RESP (what redis-py's pack_command makes, without its overhead)."""
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+
+
+def _xadd_head(key: str) -> bytes:
+    """`XADD key MAXLEN ~ 50000` packed, counting the 5 arguments that follow it (id,
+    "t", type, "d", data: 10 in all)."""
+    k = key.encode()
+    return b"*10\r\n" + _pack(b"XADD", k, b"MAXLEN", b"~", b"%d" % MAXLEN)[4:]
 
 
 def _release(barriers: list[asyncio.Future[None]]) -> None:
