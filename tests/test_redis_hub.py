@@ -102,3 +102,49 @@ async def test_after_a_fence_only_the_other_instance_terminal_reaches_local_subs
     hub.publish(mid, chunk(6))  # the generation is told to stop; this goes nowhere
     await hub.barrier()
     assert [e.data for e in await other.read(mid)][-1] == "reaped"
+
+
+async def test_followers_on_another_instance_share_one_reader(hubs) -> None:
+    """B's subscribers of two answers, joining at different points, each get their
+    events once and in order; a stream that joins while B's reader blocks on another
+    one is read at once, not after the block times out."""
+    a, b = hubs
+    first, second = f"tail-{uuid.uuid4().hex}", f"tail-{uuid.uuid4().hex}"
+    for mid in (first, second):
+        a.open(mid)
+        a.publish(mid, Entry("stream_start", 0, f"start-{mid}"))
+        a.publish(mid, chunk(1))
+    await a.barrier()
+
+    async def collect(mid: str, after: int = 0) -> list[str]:
+        out: list[str] = []
+        async for batch in b.subscribe(mid, after):
+            out.extend(e.data for e in batch)
+        return out
+
+    early = asyncio.create_task(collect(first))
+    await asyncio.sleep(0.2)  # B's reader now blocks on `first` alone
+    loop = asyncio.get_running_loop()
+    joined = loop.time()
+    late = asyncio.create_task(collect(second, after=1))
+    resumed = asyncio.create_task(collect(first, after=1))
+    await asyncio.sleep(0.05)
+    for i in range(2, 41):
+        for mid in (first, second):
+            a.publish(mid, chunk(i))
+        await asyncio.sleep(0.001)
+    for mid in (first, second):
+        a.publish(mid, Entry("stream_complete", 40, f"done-{mid}"))
+    got_late = await asyncio.wait_for(late, 5)
+    took = loop.time() - joined
+    rest = [chunk(i).data for i in range(2, 41)]
+    assert await asyncio.wait_for(early, 5) == [
+        f"start-{first}",
+        chunk(1).data,
+        *rest,
+        f"done-{first}",
+    ]
+    assert await asyncio.wait_for(resumed, 5) == [*rest, f"done-{first}"]
+    assert got_late == [*rest, f"done-{second}"]
+    assert took < 0.9, took  # TAIL_BLOCK_MS is 1 s: the join interrupted the block
+    assert b.tails.streams == {}  # every follower left

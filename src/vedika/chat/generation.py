@@ -25,6 +25,7 @@ from vedika.chat.chunks import ChunkWriter
 from vedika.chat.coalescing import Coalescing
 from vedika.chat.events import EventFactory, entry
 from vedika.chat.finish import Ending, Terminal, Written, settle, terminal
+from vedika.chat.streamed import after_stored
 from vedika.chat.turns import Turn
 from vedika.errors import VedikaError
 from vedika.metrics import METRICS
@@ -323,8 +324,14 @@ class Generations:
             return
         gen.writer.flush()
         text = gen.text()
+        chunks = gen.chunk_id
+        if gen.failure is STREAM_LOST:
+            # Redis failed: the clients got the chunks it acknowledged, no others (the
+            # hub delivers nothing else), and that is the text to keep.
+            seen = after_stored(await self.hub.read(turn.message_id), 0)
+            text, chunks = seen.text, seen.last_chunk
         inp, out = self._tokens(gen)
-        written = Written(text, gen.chunk_id, inp, out, gen.citations, gen.steps)
+        written = Written(text, chunks, inp, out, gen.citations, gen.steps)
         refunded: int | None = 0
         try:
             refunded = await settle(

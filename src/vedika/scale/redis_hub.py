@@ -47,6 +47,9 @@ PREFIX = "vedika:stream:"
 FOREIGN_OFFSET = 1_000_000_000
 MAXLEN = 50_000  # a guard; answers are far shorter
 BLOCK_MS = 10_000
+# The shared reader's XREAD: a stream that joins interrupts it (CLIENT UNBLOCK); should
+# that come before Redis even started blocking, the join waits this long at most.
+TAIL_BLOCK_MS = 1_000
 READ_PAGE = 1000  # entries per XRANGE when the reaper reads a whole stream
 FENCE = "fence"  # the reaper's entry that ends what the generation may still write
 END_WAIT = 30.0  # how long a superseded generation waits for the reaper's terminal event
@@ -89,6 +92,7 @@ class RedisHub:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._conn: AbstractConnection | None = None  # the writer's own connection (_send)
         self._heads: dict[str, bytes] = {}  # answer -> its XADD's packed start
+        self.tails = _Tails(self)  # the live tails other instances' answers are read from
         self._barriers: list[asyncio.Future[None]] = []
         self._task: asyncio.Task[None] | None = None
         self._pinger: asyncio.Task[None] | None = None
@@ -109,6 +113,7 @@ class RedisHub:
         if self._conn is not None:
             await self._conn.disconnect()
             self._conn = None
+        await self.tails.close()
 
     async def _drain_outbox(self, timeout: float = 5.0) -> None:
         """Shutdown: give the writer a moment to send what is queued."""
@@ -198,6 +203,12 @@ class RedisHub:
             log.error("redis.publish_failed", error=str(exc)[:200], answers=len(affected))
             if self.on_failure:
                 self.on_failure(affected)
+            # The answers' ends still reach their subscribers here (their generations
+            # were told; the stream_error they publish comes through this way too), but
+            # no chunk that Redis may not hold.
+            for message_id, entry in batch:
+                if entry.type in TERMINAL_TYPES:
+                    self.local.publish(message_id, entry)
             return
         refused: dict[str, Entry] = {}  # answer -> its first refused entry
         error: Exception | None = None
@@ -428,21 +439,22 @@ class RedisHub:
                 yield local_batch
             return
         key = key_for(message_id)
-        last = f"{after}-0" if after > 0 else "0-0"
+        # Joined before the replay is read, so nothing falls between the two: what the
+        # shared reader hands over up to where the replay ended is dropped (`pos`).
+        follower = self.tails.join(key, (after, 0))
         try:
-            if not await self.reader.exists(key):
-                return
-            while True:
-                resp: Any = await self.reader.xread({key: last}, count=1000, block=BLOCK_MS)
-                if not resp:
-                    if not await self.reader.exists(key):
-                        return
-                    continue
-                entries = resp[0][1]
+            pos = (after, 0)
+            start = f"({after}-0" if after > 0 else "-"
+            done = False
+            while True:  # the replay, in pages
+                page: Any = await self.reader.xrange(key, min=start, max="+", count=READ_PAGE)
+                if not page and pos == (after, 0) and not await self.reader.exists(key):
+                    return
                 batch: list[Entry] = []
-                done = False
-                for raw_id, fields in entries:
-                    last, item = _entry(raw_id, fields)
+                for raw_id, fields in page:
+                    sid, item = _entry(raw_id, fields)
+                    pos = _sid(sid)
+                    start = f"({sid}"
                     if item.type == FENCE:
                         continue
                     batch.append(item)
@@ -451,11 +463,190 @@ class RedisHub:
                         break
                 if batch:
                     yield batch
-                if done:
-                    return
+                if done or len(page) < READ_PAGE:
+                    break
+            self.tails.advance(key, pos)
+            while not done:  # the live tail, from the instance's one reader
+                got = await follower.take(BLOCK_MS / 1000)
+                if got is None:
+                    if not await self.reader.exists(key):
+                        return  # expired without a terminal event
+                    continue
+                batch = []
+                for sid_t, item in got:
+                    if sid_t <= pos:
+                        continue
+                    pos = sid_t
+                    if item.type == FENCE:
+                        continue
+                    batch.append(item)
+                    if item.type in TERMINAL_TYPES:
+                        done = True
+                        break
+                if batch:
+                    yield batch
         except (RedisError, OSError) as exc:
             log.warning("redis.subscribe_failed", message_id=message_id, error=str(exc)[:200])
             raise RedisUnavailable(str(exc)) from None
+        finally:
+            self.tails.leave(key, follower)
+
+
+class _Follower:
+    """One subscriber's queue of what the shared reader read for its stream."""
+
+    __slots__ = ("error", "items", "waiter")
+
+    def __init__(self) -> None:
+        self.items: list[tuple[tuple[int, int], Entry]] = []
+        self.waiter: asyncio.Future[None] | None = None
+        self.error: Exception | None = None
+
+    def put(self, items: list[tuple[tuple[int, int], Entry]]) -> None:
+        self.items.extend(items)
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    def fail(self, error: Exception) -> None:
+        self.error = error
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def take(self, timeout: float) -> list[tuple[tuple[int, int], Entry]] | None:
+        """What arrived (waiting up to `timeout` s for something; None if nothing)."""
+        if not self.items and self.error is None:
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await asyncio.wait_for(self.waiter, timeout)
+            except TimeoutError:
+                return None
+            finally:
+                self.waiter = None
+        if self.error is not None:
+            raise self.error
+        items, self.items = self.items, []
+        return items
+
+
+class _Tails:
+    """One blocking XREAD per instance for every stream its subscribers follow live
+    (rather than one per subscriber): each entry is read and parsed once, then handed
+    to each follower of its stream. A stream joining while the XREAD blocks interrupts
+    it (CLIENT UNBLOCK from the writer connection), so it is read from then on."""
+
+    def __init__(self, hub: RedisHub) -> None:
+        self.hub = hub
+        self.streams: dict[str, tuple[list[_Follower], list[tuple[int, int]]]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._conn: AbstractConnection | None = None
+        self._client_id: int | None = None
+        self._blocked = False
+
+    def join(self, key: str, at: tuple[int, int]) -> _Follower:
+        follower = _Follower()
+        known = self.streams.get(key)
+        if known is None:
+            self.streams[key] = ([follower], [at])
+            self._wake()
+        else:
+            known[0].append(follower)  # its replay reaches past the reader's position
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._loop(), name="vedika-redis-tails")
+        return follower
+
+    def advance(self, key: str, at: tuple[int, int]) -> None:
+        """A follower's replay read up to `at`: the reader need not read it again."""
+        known = self.streams.get(key)
+        if known is not None and at > known[1][0]:
+            known[1][0] = at
+
+    def leave(self, key: str, follower: _Follower) -> None:
+        known = self.streams.get(key)
+        if known is not None:
+            with contextlib.suppress(ValueError):
+                known[0].remove(follower)
+            if not known[0]:
+                del self.streams[key]
+
+    def _wake(self) -> None:
+        if self._blocked and self._client_id is not None:
+            self._blocked = False
+            task = asyncio.create_task(
+                self.hub.writer.execute_command("CLIENT", "UNBLOCK", self._client_id)
+            )
+            self.hub._tasks.add(task)
+            task.add_done_callback(self.hub._tasks.discard)
+
+    async def _connect(self) -> AbstractConnection:
+        if self._conn is None:
+            conn = self.hub.reader.connection_pool.make_connection()
+            await conn.connect()
+            await conn.send_command("CLIENT", "ID")
+            self._client_id = int(await conn.read_response())
+            self._conn = conn
+        return self._conn
+
+    async def _loop(self) -> None:
+        try:
+            while self.streams:
+                conn = await self._connect()
+                keys = list(self.streams)
+                ids = [b"%d-%d" % self.streams[k][1][0] for k in keys]
+                await conn.send_command(
+                    "XREAD", "COUNT", 1000, "BLOCK", TAIL_BLOCK_MS, "STREAMS", *keys, *ids
+                )
+                self._blocked = True
+                resp: Any = await conn.read_response()
+                self._blocked = False
+                # RESP3 (redis-py's default protocol here) answers a map, RESP2 a list.
+                streams = resp.items() if isinstance(resp, dict) else resp or ()
+                for raw_key, entries in streams:
+                    key = raw_key.decode() if isinstance(raw_key, bytes) else raw_key
+                    known = self.streams.get(key)
+                    if known is None:
+                        continue
+                    items = []
+                    for raw_id, flat in entries:
+                        sid = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
+                        at = _sid(sid)
+                        fields = dict(zip(flat[::2], flat[1::2], strict=True))
+                        items.append(
+                            (
+                                at,
+                                Entry(
+                                    _text(fields, "t"), at[0] % FOREIGN_OFFSET, _text(fields, "d")
+                                ),
+                            )
+                        )
+                    if items:
+                        known[1][0] = items[-1][0]
+                        for follower in known[0]:
+                            follower.put(items)
+        except (RedisError, OSError) as exc:
+            log.warning("redis.tail_failed", error=str(exc)[:200])
+            error = RedisUnavailable(str(exc))
+            for followers, _at in self.streams.values():
+                for follower in followers:
+                    follower.fail(error)
+            if self._conn is not None:
+                await self._conn.disconnect(nowait=True)
+                self._conn = None
+        finally:
+            self._blocked = False
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._conn is not None:
+            await self._conn.disconnect()
+            self._conn = None
+
+
+def _sid(sid: str) -> tuple[int, int]:
+    ms, _, seq = sid.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def _pack(*args: bytes) -> bytes:
