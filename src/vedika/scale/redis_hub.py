@@ -34,6 +34,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeout
 
 from vedika.protocol import TERMINAL_KINDS, TERMINAL_TYPES
 from vedika.scale.hub import Entry, MemoryHub
@@ -50,6 +51,7 @@ BLOCK_MS = 10_000
 # The shared reader's XREAD: a stream that joins interrupts it (CLIENT UNBLOCK); should
 # that come before Redis even started blocking, the join waits this long at most.
 TAIL_BLOCK_MS = 1_000
+WRITE_TIMEOUT = 5.0  # s, for one batch's round trip (the writer's socket timeout before)
 READ_PAGE = 1000  # entries per XRANGE when the reaper reads a whole stream
 FENCE = "fence"  # the reaper's entry that ends what the generation may still write
 END_WAIT = 30.0  # how long a superseded generation waits for the reaper's terminal event
@@ -241,7 +243,10 @@ class RedisHub:
         pipeline cost more CPU than the rest of a token's path (bench/profile.py)."""
         conn = self._conn
         if conn is None:
-            conn = self.writer.connection_pool.make_connection()
+            # Without a socket timeout of its own: redis-py would wrap every send and
+            # read in a timer (a task per send); the round trip has one (WRITE_TIMEOUT).
+            pool = self.writer.connection_pool
+            conn = pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": None})
             await conn.connect()
             self._conn = conn
         out: list[bytes] = []
@@ -264,13 +269,18 @@ class RedisHub:
                 out.append(_pack(b"EXPIRE", key_for(message_id).encode(), b"%d" % self.retention))
                 n += 1
         try:
-            await conn.send_packed_command(b"".join(out), check_health=False)
-            results: list[Any] = []
-            for _ in range(n):
-                try:
-                    results.append(await conn.read_response())
-                except ResponseError as exc:
-                    results.append(exc)
+            async with asyncio.timeout(WRITE_TIMEOUT):
+                await conn.send_packed_command(b"".join(out), check_health=False)
+                results: list[Any] = []
+                for _ in range(n):
+                    try:
+                        results.append(await conn.read_response())
+                    except ResponseError as exc:
+                        results.append(exc)
+        except TimeoutError:
+            self._conn = None
+            await conn.disconnect(nowait=True)
+            raise RedisTimeout("Redis did not answer the writer in time") from None
         except BaseException:
             self._conn = None
             await conn.disconnect(nowait=True)
