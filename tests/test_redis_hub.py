@@ -148,3 +148,35 @@ async def test_followers_on_another_instance_share_one_reader(hubs) -> None:
     assert got_late == [*rest, f"done-{second}"]
     assert took < 0.9, took  # TAIL_BLOCK_MS is 1 s: the join interrupted the block
     assert b.tails.streams == {}  # every follower left
+
+
+async def test_a_generation_that_settled_first_ends_its_stream_above_the_fence(hubs) -> None:
+    """The reaper fenced the stream but lost the race to settle the row: the
+    generation's own terminal event (refused below the fence) goes above it, to every
+    subscriber, here and elsewhere."""
+    hub, other = hubs
+    superseded: list[set[str]] = []
+    hub.on_superseded = superseded.append
+    mid = f"won-{uuid.uuid4().hex}"
+    hub.open(mid)
+    hub.publish(mid, chunk(1))
+    await hub.barrier()
+    local = asyncio.create_task(collect_all(hub, mid))
+    remote = asyncio.create_task(collect_all(other, mid))
+    await asyncio.sleep(0.1)
+    await other.fence(mid)
+    hub.publish(mid, Entry("stream_complete", 1, "complete"))
+    await hub.barrier()
+    assert await asyncio.wait_for(local, 5) == [chunk(1).data, "complete"]
+    assert await asyncio.wait_for(remote, 5) == [chunk(1).data, "complete"]
+    assert superseded == []  # a refused terminal event does not stop anything
+    # The reaper, having lost, writes nothing; a late one finds the stream ended.
+    await other.finish_foreign(mid, lambda last: Entry("stream_error", last, "reaped"))
+    assert [e.data for e in await other.read(mid)] == [chunk(1).data, "complete"]
+
+
+async def collect_all(hub: RedisHub, mid: str) -> list[str]:
+    out: list[str] = []
+    async for batch in hub.subscribe(mid):
+        out.extend(e.data for e in batch)
+    return out

@@ -290,6 +290,7 @@ class RedisHub:
     # ------------------------------------------------------------ ended elsewhere
 
     def _end_locally(self, message_id: str, own: Entry | None) -> asyncio.Task[Entry]:
+        self._heads.pop(message_id, None)  # nothing more of it is written from here
         task = self._ending.get(message_id)
         if task is None:
             task = asyncio.create_task(
