@@ -162,7 +162,17 @@ async def test_sigkill_alone_loses_at_most_a_second(tmp_path, paced, models_file
 
 @pytest.mark.postgres
 @pytest.mark.redis
-async def test_a_reaped_generation_stops(tmp_path, pg_url, models_file) -> None:
+@pytest.mark.parametrize(
+    ("idle", "noticed"),
+    [
+        # Thawed, A reads the tokens the upstream sent meanwhile: Redis refuses them.
+        ("30", "redis.entries_refused"),
+        # Thawed, A's idle timer fires first: its settle finds the row settled.
+        ("1.5", "generation.superseded"),
+    ],
+    ids=["entries-refused", "settle-finds-it-settled"],
+)
+async def test_a_reaped_generation_stops(tmp_path, pg_url, models_file, idle, noticed) -> None:
     """A is frozen (SIGSTOP) mid-answer until B's reaper settles the answer, then thawed:
     A notices (Redis refuses its entries, or its settle finds the row settled), cancels
     its upstream call and sends nothing more; its client and B's both get exactly one
@@ -187,6 +197,7 @@ async def test_a_reaped_generation_stops(tmp_path, pg_url, models_file) -> None:
             db=pg_url,
             log="a.log",
             VEDIKA_FLUSH_SECONDS="0.5",
+            VEDIKA_UPSTREAM_IDLE_TIMEOUT=idle,
             VEDIKA_REDIS_URL=REDIS,
         ) as a,
     ):
@@ -224,5 +235,6 @@ async def test_a_reaped_generation_stops(tmp_path, pg_url, models_file) -> None:
             assert text_of(seen) == stored["content"]
             assert len(chunks_of(seen)) == stored["chunk_count"] >= 5
         a_log = (tmp_path / "a.log").read_text()
+        assert noticed in a_log
         assert "generation.superseded" in a_log
         assert "generation.crashed" not in a_log
