@@ -1,6 +1,7 @@
 """Profile `vedika serve` under a steady streaming load with py-spy.
 
     .venv/bin/python -m bench.profile [--streams 50] [--seconds 20] [--coalesce-ms 0]
+        [--redis redis://127.0.0.1:6379/0]
 
 Starts the fake upstream (20 ms per token) and a server pinned like in `bench.run`,
 drives `--streams` concurrent 200-token answers (open loop), samples the server with
@@ -195,8 +196,11 @@ def cli() -> None:
     parser.add_argument(
         "--words", type=int, default=175, help="question words (175: 200-token answers)"
     )
+    parser.add_argument("--redis", help="VEDIKA_REDIS_URL: profile the Redis hub")
     args = parser.parse_args()
     settings = {"VEDIKA_COALESCE_MS": args.coalesce_ms}
+    if args.redis:
+        settings["VEDIKA_REDIS_URL"] = args.redis
     loop_factory = None
     with contextlib.suppress(ImportError):
         import uvloop

@@ -10,6 +10,7 @@ most ~1 s of what it streamed (the default flush interval).
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import time
 from collections.abc import Iterator
@@ -157,3 +158,83 @@ async def test_sigkill_alone_loses_at_most_a_second(tmp_path, paced, models_file
         span = (_ts(lost[-1]) - _ts(lost[0])).total_seconds()
         assert span <= 1.0 + 0.3, span
     assert len(lost) <= 1.0 * 1000 / TOKEN_MS + 3, len(lost)
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.parametrize(
+    ("idle", "noticed"),
+    [
+        # Thawed, A reads the tokens the upstream sent meanwhile: Redis refuses them.
+        ("30", "redis.entries_refused"),
+        # Thawed, A's idle timer fires first: its settle finds the row settled.
+        ("1.5", "generation.superseded"),
+    ],
+    ids=["entries-refused", "settle-finds-it-settled"],
+)
+async def test_a_reaped_generation_stops(tmp_path, pg_url, models_file, idle, noticed) -> None:
+    """A is frozen (SIGSTOP) mid-answer until B's reaper settles the answer, then thawed:
+    A notices (Redis refuses its entries, or its settle finds the row settled), cancels
+    its upstream call and sends nothing more; its client and B's both get exactly one
+    terminal event, the one the database holds, and exactly the stored text."""
+    stale, interval = 2.0, 0.5
+    with (
+        FakeUpstream(delay_ms=TOKEN_MS) as fake,
+        serving(
+            tmp_path,
+            fake,
+            models_file,
+            db=pg_url,
+            log="b.log",
+            VEDIKA_HEARTBEAT_STALE_SECONDS=str(stale),
+            VEDIKA_REAPER_INTERVAL=str(interval),
+            VEDIKA_REDIS_URL=REDIS,
+        ) as b,
+        serving(
+            tmp_path,
+            fake,
+            models_file,
+            db=pg_url,
+            log="a.log",
+            VEDIKA_FLUSH_SECONDS="0.5",
+            VEDIKA_UPSTREAM_IDLE_TIMEOUT=idle,
+            VEDIKA_REDIS_URL=REDIS,
+        ) as a,
+    ):
+        assert a.proc is not None
+        async with Api(a.url) as api, Socket(a.ws_url) as mine, Socket(b.ws_url) as theirs:
+            start = await api.start("freeze me mid-answer", model_id=MODEL)
+            cid, mid = start["conversation_id"], start["message_id"]
+            await mine.send_chat(api, message_id=mid)
+            on_a = await mine.until_terminal(limit=5)
+            await theirs.send_chat(api, message_id=mid)
+            on_b = await theirs.until_terminal(limit=5)
+            hung_up = fake.hung_up()
+            os.kill(a.proc.pid, signal.SIGSTOP)
+            try:
+                # B's reaper takes A for dead and settles the answer.
+                on_b += await theirs.until_terminal(timeout=stale + 10)
+            finally:
+                os.kill(a.proc.pid, signal.SIGCONT)
+            on_a += await mine.until_terminal(timeout=20)
+            # Nothing after the terminal event on A's socket.
+            with pytest.raises(TimeoutError):
+                await mine.recv(timeout=1.5)
+            # A cancelled its upstream call instead of reading it to the end (40 s).
+            for _ in range(50):
+                if fake.hung_up() > hung_up:
+                    break
+                await asyncio.sleep(0.1)
+            assert fake.hung_up() == hung_up + 1
+        api.http.base_url = httpx.URL(b.url)
+        stored = await stored_message(b, api, cid, mid)
+        assert stored["status"] == "interrupted"
+        for seen in (on_a, on_b):
+            done = assert_invariants(seen)
+            assert done["type"] == "stream_error" and done["code"] == "interrupted", done
+            assert text_of(seen) == stored["content"]
+            assert len(chunks_of(seen)) == stored["chunk_count"] >= 5
+        a_log = (tmp_path / "a.log").read_text()
+        assert noticed in a_log
+        assert "generation.superseded" in a_log
+        assert "generation.crashed" not in a_log

@@ -95,6 +95,7 @@ async def build_services(settings: Settings) -> Services:
     stop_bus = None
     if isinstance(hub, RedisHub) and redis is not None:
         hub.on_failure = lambda mids: generations.fail(mids, STREAM_LOST)
+        hub.on_superseded = generations.supersede
         stop_bus = StopBus(redis, generations.stop)
     turns = TurnService(store, models, settings, instance_id)
     chat = ChatService(

@@ -25,6 +25,7 @@ from vedika.chat.chunks import ChunkWriter
 from vedika.chat.coalescing import Coalescing
 from vedika.chat.events import EventFactory, entry
 from vedika.chat.finish import Ending, Terminal, Written, settle, terminal
+from vedika.chat.streamed import after_stored
 from vedika.chat.turns import Turn
 from vedika.errors import VedikaError
 from vedika.metrics import METRICS
@@ -37,6 +38,7 @@ from vedika.store import conversations as data
 from vedika.store.engine import Store
 
 log = structlog.get_logger(__name__)
+_TERMINAL = msgspec.json.Decoder(Terminal)
 
 INTERRUPTED = VedikaError(
     "This answer was interrupted because the server stopped. You can retry it.",
@@ -66,6 +68,10 @@ class Generation:
     finish_reason: str | None = None
     stopping: bool = False
     failure: VedikaError | None = None  # set when something outside fails the answer
+    # Another instance's reaper settled the answer (this one looked dead): stop, store
+    # and publish nothing more; the subscribers here get that instance's terminal event.
+    superseded: bool = False
+    finishing: bool = False
     task: asyncio.Task[None] | None = None
     citations: list[p.Citation] = field(default_factory=list)
     steps: list[dict[str, Any]] = field(default_factory=list)  # step events, as stored
@@ -240,6 +246,15 @@ class Generations:
                 gen.failure = error
                 gen.task.cancel()
 
+    def supersede(self, message_ids: set[str]) -> None:
+        """Stop these answers at once: another instance settled them (the hub was told
+        so by Redis refusing their entries). Their upstream calls are cancelled."""
+        for mid in message_ids:
+            gen = self.live.get(mid)
+            if gen is not None and gen.task is not None and not gen.finishing:
+                gen.superseded = True
+                gen.task.cancel()
+
     async def drain(self, seconds: float) -> None:
         """Shutdown: no new turns; let answers finish, then store the rest as interrupted."""
         self.accepting = False
@@ -261,6 +276,10 @@ class Generations:
             await get_mode(turn.mode).run(gen, self.env)
             await self._finish(gen, Ending.complete(gen.finish_reason))
         except asyncio.CancelledError:
+            if gen.superseded:
+                asyncio.current_task().uncancel()  # type: ignore[union-attr]
+                await self._finish(gen, Ending.failed(INTERRUPTED, MessageStatus.INTERRUPTED))
+                return
             if gen.failure is not None:
                 asyncio.current_task().uncancel()  # type: ignore[union-attr]
                 await self._finish(gen, Ending.failed(gen.failure))
@@ -293,28 +312,43 @@ class Generations:
 
     async def _finish(self, gen: Generation, ending: Ending) -> None:
         """Store the answer with its ending, then publish the terminal event (after the
-        commit: a client that sees it and reads the conversation finds the answer)."""
-        gen.writer.flush()
+        commit: a client that sees it and reads the conversation finds the answer).
+
+        If the row was settled already (another instance's reaper took this one for
+        dead), nothing is stored or published: the subscribers here get the terminal
+        event the database holds, the one that instance wrote to the hub."""
+        gen.finishing = True
         turn = gen.turn
+        if gen.superseded:
+            await self._superseded(gen, ending)
+            return
+        gen.writer.flush()
         text = gen.text()
+        chunks = gen.chunk_id
+        if gen.failure is STREAM_LOST:
+            # Redis failed: the clients got the chunks it acknowledged, no others (the
+            # hub delivers nothing else), and that is the text to keep.
+            seen = after_stored(await self.hub.read(turn.message_id), 0)
+            text, chunks = seen.text, seen.last_chunk
         inp, out = self._tokens(gen)
-        written = Written(text, gen.chunk_id, inp, out, gen.citations, gen.steps)
-        refunded = 0
+        written = Written(text, chunks, inp, out, gen.citations, gen.steps)
+        refunded: int | None = 0
         try:
-            refunded = (
-                await settle(
-                    self.store,
-                    message_id=turn.message_id,
-                    conversation_id=turn.conversation_id,
-                    device_id=turn.device_id,
-                    ending=ending,
-                    delivered=gen.delivered,
-                    written=written,
-                )
-                or 0
+            refunded = await settle(
+                self.store,
+                message_id=turn.message_id,
+                conversation_id=turn.conversation_id,
+                device_id=turn.device_id,
+                ending=ending,
+                delivered=gen.delivered,
+                written=written,
             )
         except (SQLAlchemyError, OSError):
             log.exception("generation.store_failed", message_id=turn.message_id)
+        if refunded is None:
+            gen.superseded = True
+            await self._superseded(gen, Ending.failed(INTERRUPTED, MessageStatus.INTERRUPTED))
+            return
         if ending.error is not None:
             log.warning(
                 "generation.failed",
@@ -340,6 +374,19 @@ class Generations:
         self.hub.publish(turn.message_id, entry(event, gen.chunk_id))
         if not gen.ended.done():
             gen.ended.set_result(event)
+
+    async def _superseded(self, gen: Generation, ending: Ending) -> None:
+        """The answer was settled elsewhere: this generation's end is that one."""
+        mid = gen.turn.message_id
+        # Out of `live` now: no more heartbeats; should the instance that fenced it die
+        # before settling, any reaper settles it once it is stale.
+        self.live.pop(mid, None)
+        log.warning("generation.superseded", message_id=mid, chunks=gen.chunk_id)
+        METRICS.generations_finished.labels(status="superseded").inc()
+        fallback = entry(terminal(gen.events, ending, chunks=gen.chunk_id), gen.chunk_id)
+        end = await self.hub.ended(mid, fallback)
+        if not gen.ended.done():
+            gen.ended.set_result(_TERMINAL.decode(end.data))
 
     # ------------------------------------------------------------ periodic flush
 

@@ -8,8 +8,10 @@ was delivered, and a terminal event is published to anyone still listening.
 What was streamed is stored: the row holds the text of the generation's last flush,
 and the chunks after it that reached the stream hub (the Redis stream, when the dead
 instance published there) are added before settling, so the stored text is what any
-client of the hub saw. If Redis cannot be read, the answer is left for the next round
-rather than settled without the text it holds.
+client of the hub saw. With Redis the stream is fenced before it is read: a generation
+that was only stale (a stopped or saturated instance) can add nothing after it, and
+stops (vedika.scale.redis_hub). If Redis cannot be read, the answer is left for the
+next round rather than settled without the text it holds.
 """
 
 from __future__ import annotations
@@ -111,6 +113,9 @@ class Reaper:
         only if nothing of it (text, sources or steps) went out. Returns what was stored,
         or None if the answer had already ended. Raises RedisUnavailable when the hub
         cannot be read (nothing is settled then)."""
+        # Fenced first: a generation still running elsewhere (stale, not dead) can add
+        # nothing after what is read here, and it learns that it must stop.
+        await self.hub.fence(message_id)
         more = after_stored(await self.hub.read(message_id), chunk_count)
         chunks = more.last_chunk
         # Output tokens as a generation counts them without the model's usage: one a chunk.

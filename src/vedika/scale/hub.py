@@ -54,6 +54,14 @@ class StreamHub(Protocol):
     def forget(self, message_id: str) -> None:
         """Drop what is kept of a deleted answer, where it is kept in memory."""
 
+    async def fence(self, message_id: str) -> None:
+        """The reaper, before it reads an answer it will settle: whatever the answer's
+        generation (if it still runs somewhere) writes from now on is refused."""
+
+    async def ended(self, message_id: str, fallback: Entry) -> Entry:
+        """A generation whose answer another instance settled: publish nothing more of
+        it; its subscribers get the terminal event the hub holds (else `fallback`)."""
+
     async def barrier(self) -> None:
         """Return once everything published so far is visible to every instance."""
 
@@ -94,6 +102,16 @@ class MemoryHub:
 
     async def ping(self) -> bool:
         return True
+
+    async def fence(self, message_id: str) -> None:
+        pass  # one process: its reaper never settles an answer it is generating
+
+    async def ended(self, message_id: str, fallback: Entry) -> Entry:
+        log = self._logs.get(message_id)
+        if log is not None and log.done:
+            return log.entries[-1]
+        self.publish(message_id, fallback)
+        return fallback
 
     async def finish_foreign(self, message_id: str, build: Callable[[int], Entry]) -> None:
         log = self._logs.get(message_id)

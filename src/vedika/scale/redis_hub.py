@@ -5,12 +5,22 @@ protocol's numbering: content chunk N is `N-0`, and the events after it are `N-1
 `N-2`, ... (`0-1`, `0-2` before the first chunk). Resuming after chunk N is then a
 plain XREAD from `N-0`: no scan, no renumbering, identical on every instance.
 
-The generating instance also keeps the events in a MemoryHub, so its own
-subscribers never wait on a Redis round trip; other instances read with a blocking
-XREAD per subscriber. Publishing never blocks the generation: entries go to an
-outbox that one writer task pipelines to Redis. If Redis fails, the hub says so
-loudly (`healthy` turns false, `on_failure` is told which answers were affected):
-it never falls back to in-process state, which would silently split instances.
+Publishing never blocks the generation: entries go to an outbox that one writer
+task pipelines to Redis, one round trip per batch. The generating instance also keeps
+the events in a MemoryHub for its own subscribers, but an entry goes there only once
+Redis has acknowledged it: a client never holds a chunk that Redis (and so the reaper
+of another instance) does not. Other instances read with a blocking XREAD per
+subscriber. If Redis fails, the hub says so loudly (`healthy` turns false,
+`on_failure` is told which answers were affected): it never falls back to in-process
+state, which would silently split instances.
+
+Another instance's reaper may end an answer that is still generating here (its
+heartbeat went stale under load, or the process was stopped for a while). It first
+writes a fence (an entry above any chunk id), so every later entry of the generation
+is refused by Redis; then it reads the stream, settles the row and writes the terminal
+event after the fence. The refusal tells this instance (`on_superseded`): the
+generation stops, its own clients get the terminal event the reaper wrote, and
+nothing else from here.
 """
 
 from __future__ import annotations
@@ -22,7 +32,9 @@ from typing import Any
 
 import structlog
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeout
 
 from vedika.protocol import TERMINAL_KINDS, TERMINAL_TYPES
 from vedika.scale.hub import Entry, MemoryHub
@@ -36,7 +48,13 @@ PREFIX = "vedika:stream:"
 FOREIGN_OFFSET = 1_000_000_000
 MAXLEN = 50_000  # a guard; answers are far shorter
 BLOCK_MS = 10_000
+# The shared reader's XREAD: a stream that joins interrupts it (CLIENT UNBLOCK); should
+# that come before Redis even started blocking, the join waits this long at most.
+TAIL_BLOCK_MS = 1_000
+WRITE_TIMEOUT = 5.0  # s, for one batch's round trip (the writer's socket timeout before)
 READ_PAGE = 1000  # entries per XRANGE when the reaper reads a whole stream
+FENCE = "fence"  # the reaper's entry that ends what the generation may still write
+END_WAIT = 30.0  # how long a superseded generation waits for the reaper's terminal event
 
 
 def key_for(message_id: str) -> str:
@@ -57,16 +75,26 @@ class RedisHub:
         reader: Redis,
         retention: float,
         on_failure: Callable[[set[str]], None] | None = None,
+        on_superseded: Callable[[set[str]], None] | None = None,
     ) -> None:
         self.writer = writer
         self.reader = reader
         self.retention = max(int(retention), 1)
         self.local = MemoryHub(retention=retention)
         self.on_failure = on_failure
+        self.on_superseded = on_superseded
         self.healthy = True
         self._outbox: list[tuple[str, Entry]] = []
         self._wake = asyncio.Event()
         self._mine: set[str] = set()
+        # Answers another instance ended while they generated here: the terminal event
+        # their local subscribers get (once Redis has it).
+        self._ending: dict[str, asyncio.Task[Entry]] = {}
+        self._fallback: dict[str, Entry] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._conn: AbstractConnection | None = None  # the writer's own connection (_send)
+        self._heads: dict[str, bytes] = {}  # answer -> its XADD's packed start
+        self.tails = _Tails(self)  # the live tails other instances' answers are read from
         self._barriers: list[asyncio.Future[None]] = []
         self._task: asyncio.Task[None] | None = None
         self._pinger: asyncio.Task[None] | None = None
@@ -84,6 +112,10 @@ class RedisHub:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self._conn is not None:
+            await self._conn.disconnect()
+            self._conn = None
+        await self.tails.close()
 
     async def _drain_outbox(self, timeout: float = 5.0) -> None:
         """Shutdown: give the writer a moment to send what is queued."""
@@ -124,7 +156,7 @@ class RedisHub:
     def publish(self, message_id: str, entry: Entry) -> None:
         if message_id not in self._mine:
             return
-        self.local.publish(message_id, entry)
+        # Local subscribers get it once Redis has it (the writer loop).
         self._outbox.append((message_id, entry))
         if entry.type in TERMINAL_TYPES:
             self._mine.discard(message_id)
@@ -151,45 +183,214 @@ class RedisHub:
                 _release(barriers)
                 continue
             batch, self._outbox = self._outbox, []
-            pipe = self.writer.pipeline(transaction=False)
-            owners: list[str] = []  # the answer behind each queued command
-            for message_id, entry in batch:
-                key = key_for(message_id)
-                pipe.xadd(
-                    key,
-                    {"t": entry.type, "d": entry.data},
-                    id=f"{entry.chunk_id}-*",
-                    maxlen=MAXLEN,
-                    approximate=True,
-                )
-                owners.append(message_id)
-                if entry.type in TERMINAL_TYPES:
-                    pipe.expire(key, self.retention)
-                    owners.append(message_id)
             try:
-                results = await pipe.execute(raise_on_error=False)
-            except (RedisError, OSError) as exc:
-                # Redis itself is unreachable: every answer streaming from here is affected.
-                self.healthy = False
-                affected = {mid for mid, _ in batch} | set(self._mine)
-                log.error("redis.publish_failed", error=str(exc)[:200], answers=len(affected))
-                if self.on_failure:
-                    self.on_failure(affected)
-            else:
-                # A command refused on its own (e.g. another instance's reaper already
-                # ended that stream): only that answer is affected.
-                refused = {owners[i] for i, r in enumerate(results) if isinstance(r, Exception)}
-                if refused:
-                    log.warning(
-                        "redis.entries_refused",
-                        answers=len(refused),
-                        error=str(next(r for r in results if isinstance(r, Exception)))[:200],
-                    )
-                    self._mine -= refused
-                    if self.on_failure:
-                        self.on_failure(refused)
+                await self._write(batch)
             finally:
                 _release(barriers)
+
+    async def _write(self, batch: list[tuple[str, Entry]]) -> None:
+        """One round trip for the batch; then each acknowledged entry goes to this
+        instance's subscribers, in order. After an entry Redis refused, nothing more of
+        that answer is delivered here."""
+        if self._ending:
+            batch = [(mid, e) for mid, e in batch if mid not in self._ending]
+            if not batch:
+                return
+        try:
+            results = await self._send(batch)
+        except (RedisError, OSError) as exc:
+            # Redis itself is unreachable: every answer streaming from here is affected.
+            self.healthy = False
+            affected = {mid for mid, _ in batch} | set(self._mine)
+            log.error("redis.publish_failed", error=str(exc)[:200], answers=len(affected))
+            if self.on_failure:
+                self.on_failure(affected)
+            # The answers' ends still reach their subscribers here (their generations
+            # were told; the stream_error they publish comes through this way too), but
+            # no chunk that Redis may not hold.
+            for message_id, entry in batch:
+                if entry.type in TERMINAL_TYPES:
+                    self.local.publish(message_id, entry)
+            return
+        refused: dict[str, Entry] = {}  # answer -> its first refused entry
+        error: Exception | None = None
+        i = 0
+        for message_id, entry in batch:
+            result = results[i]
+            i += 2 if entry.type in TERMINAL_TYPES else 1
+            if message_id in refused:
+                continue
+            if isinstance(result, Exception):
+                # E.g. another instance's reaper fenced or ended the stream.
+                refused[message_id] = entry
+                error = error or result
+                continue
+            self.local.publish(message_id, entry)
+        if refused:
+            log.warning("redis.entries_refused", answers=len(refused), error=str(error)[:200])
+            self._mine -= refused.keys()
+            for message_id, entry in refused.items():
+                own = entry if entry.type in TERMINAL_TYPES else None
+                self._end_locally(message_id, own)
+            superseded = {mid for mid, e in refused.items() if e.type not in TERMINAL_TYPES}
+            if superseded and self.on_superseded:
+                self.on_superseded(superseded)
+
+    async def _send(self, batch: list[tuple[str, Entry]]) -> list[Any]:
+        """The batch's XADDs (and EXPIREs after terminal events) in one write on the
+        writer's own connection, then their replies (an exception for a refused one).
+        The commands are packed here, the stream key's part once per answer: redis-py's
+        pipeline cost more CPU than the rest of a token's path (bench/profile.py)."""
+        conn = self._conn
+        if conn is None:
+            # Without a socket timeout of its own: redis-py would wrap every send and
+            # read in a timer (a task per send); the round trip has one (WRITE_TIMEOUT).
+            pool = self.writer.connection_pool
+            conn = pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": None})
+            await conn.connect()
+            self._conn = conn
+        out: list[bytes] = []
+        n = 0
+        for message_id, entry in batch:
+            head = self._heads.get(message_id)
+            if head is None:
+                head = self._heads[message_id] = _xadd_head(key_for(message_id))
+            sid = b"%d-*" % entry.chunk_id
+            kind = entry.type.encode()
+            data = entry.data.encode()
+            out.append(head)
+            out.append(
+                b"$%d\r\n%s\r\n$1\r\nt\r\n$%d\r\n%s\r\n$1\r\nd\r\n$%d\r\n%s\r\n"
+                % (len(sid), sid, len(kind), kind, len(data), data)
+            )
+            n += 1
+            if entry.type in TERMINAL_TYPES:
+                self._heads.pop(message_id, None)
+                out.append(_pack(b"EXPIRE", key_for(message_id).encode(), b"%d" % self.retention))
+                n += 1
+        try:
+            async with asyncio.timeout(WRITE_TIMEOUT):
+                await conn.send_packed_command(b"".join(out), check_health=False)
+                results: list[Any] = []
+                for _ in range(n):
+                    try:
+                        results.append(await conn.read_response())
+                    except ResponseError as exc:
+                        results.append(exc)
+        except TimeoutError:
+            self._conn = None
+            await conn.disconnect(nowait=True)
+            raise RedisTimeout("Redis did not answer the writer in time") from None
+        except BaseException:
+            self._conn = None
+            await conn.disconnect(nowait=True)
+            raise
+        return results
+
+    # ------------------------------------------------------------ ended elsewhere
+
+    def _end_locally(self, message_id: str, own: Entry | None) -> asyncio.Task[Entry]:
+        self._heads.pop(message_id, None)  # nothing more of it is written from here
+        task = self._ending.get(message_id)
+        if task is None:
+            task = asyncio.create_task(
+                self._adopt_end(message_id, own), name=f"vedika-redis-end-{message_id}"
+            )
+            self._ending[message_id] = task
+            task.add_done_callback(lambda _t: self._ending.pop(message_id, None))
+        elif own is not None:
+            # Already waiting for the reaper's terminal event, but the generation settled
+            # the row first (the reaper will write nothing): the waiter reads this one.
+            own_task = asyncio.create_task(self._end_after_fence(message_id, own))
+            self._tasks.add(own_task)
+            own_task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _end_after_fence(self, message_id: str, own: Entry) -> Entry | None:
+        """Write the generation's own terminal event above the fence, unless the stream
+        already ends with one; returns the terminal event the stream ends with."""
+        key = key_for(message_id)
+        try:
+            last: Any = await self.writer.xrevrange(key, count=1)
+            if last:
+                _sid, top = _entry(*last[0])
+                if top.type in TERMINAL_TYPES:
+                    return top
+            await self.writer.xadd(
+                key, {"t": own.type, "d": own.data}, id=f"{FOREIGN_OFFSET + own.chunk_id}-*"
+            )
+            await self.writer.expire(key, self.retention)
+            return own
+        except (RedisError, OSError) as exc:
+            log.warning("redis.end_failed", message_id=message_id, error=str(exc)[:200])
+            return None
+
+    async def _adopt_end(self, message_id: str, own: Entry | None) -> Entry:
+        """The terminal event of an answer this instance may not write any more, given
+        to its local subscribers: `own` (the generation settled the row, but a fence
+        refused its terminal event: it goes after the fence) or, when another instance
+        settled it, the terminal event that instance writes to the stream."""
+        end: Entry | None = None
+        if own is not None:
+            end = await self._end_after_fence(message_id, own) or own
+        else:
+            try:
+                end = await self._await_terminal(key_for(message_id))
+            except (RedisError, OSError) as exc:
+                log.warning("redis.end_failed", message_id=message_id, error=str(exc)[:200])
+            end = end or self._fallback.get(message_id)
+        if end is None:
+            raise RedisUnavailable("no terminal event for " + message_id)
+        self.local.publish(message_id, end)
+        return end
+
+    async def _await_terminal(self, key: str) -> Entry | None:
+        """The stream's terminal event, waiting for it up to END_WAIT s (else None)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + END_WAIT
+        last: Any = await self.writer.xrevrange(key, count=1)
+        if not last:
+            return None  # no stream (expired, or never written)
+        sid, top = _entry(*last[0])
+        if top.type in TERMINAL_TYPES:
+            return top
+        while (left := deadline - loop.time()) > 0:
+            block = max(int(min(left, BLOCK_MS / 1000) * 1000), 1)
+            resp: Any = await self.reader.xread({key: sid}, count=100, block=block)
+            for raw_id, fields in resp[0][1] if resp else ():
+                sid, item = _entry(raw_id, fields)
+                if item.type in TERMINAL_TYPES:
+                    return item
+        return None
+
+    async def ended(self, message_id: str, fallback: Entry) -> Entry:
+        """The generation found its answer already settled (by another instance's
+        reaper): it publishes nothing more, and its subscribers here get the terminal
+        event that instance wrote (or `fallback`, if none comes)."""
+        self._mine.discard(message_id)
+        self._fallback[message_id] = fallback
+        try:
+            return await asyncio.shield(self._end_locally(message_id, None))
+        except RedisUnavailable:
+            self.local.publish(message_id, fallback)
+            return fallback
+        finally:
+            self._fallback.pop(message_id, None)
+
+    async def fence(self, message_id: str) -> None:
+        """The reaper, before it reads an answer to settle it: from now on Redis refuses
+        whatever its generation may still write (it tells that instance so)."""
+        try:
+            await self.writer.xadd(
+                key_for(message_id),
+                {"t": FENCE, "d": ""},
+                id=f"{FOREIGN_OFFSET}-*",
+                nomkstream=True,
+            )
+        except ResponseError:
+            pass  # already ended (its terminal is above the fence's id)
+        except (RedisError, OSError) as exc:
+            raise RedisUnavailable(str(exc)) from None
 
     async def finish_foreign(self, message_id: str, build: Callable[[int], Entry]) -> None:
         """Publish a terminal event for an answer whose generator died elsewhere."""
@@ -208,11 +409,11 @@ class RedisHub:
             if kind in TERMINAL_KINDS or kind in TERMINAL_TYPES:
                 return
             at = int(last_id.split("-")[0]) % FOREIGN_OFFSET
-            entry = build(at)
+            entry = build(at)  # after a fence `at` is 0: the entry's own id counts
             await self.writer.xadd(
                 key,
                 {"t": entry.type, "d": entry.data},
-                id=f"{at + FOREIGN_OFFSET}-*",
+                id=f"{max(at, entry.chunk_id) + FOREIGN_OFFSET}-*",
                 nomkstream=True,
             )
             await self.writer.expire(key, self.retention)
@@ -232,7 +433,8 @@ class RedisHub:
                 page: Any = await self.writer.xrange(key, min=start, max="+", count=READ_PAGE)
                 for raw_id, fields in page:
                     sid, item = _entry(raw_id, fields)
-                    out.append(item)
+                    if item.type != FENCE:
+                        out.append(item)
                     start = f"({sid}"  # exclusive: the next page starts after it
                 if len(page) < READ_PAGE:
                     return out
@@ -248,31 +450,226 @@ class RedisHub:
                 yield local_batch
             return
         key = key_for(message_id)
-        last = f"{after}-0" if after > 0 else "0-0"
+        # Joined before the replay is read, so nothing falls between the two: what the
+        # shared reader hands over up to where the replay ended is dropped (`pos`).
+        follower = self.tails.join(key, (after, 0))
         try:
-            if not await self.reader.exists(key):
-                return
-            while True:
-                resp: Any = await self.reader.xread({key: last}, count=1000, block=BLOCK_MS)
-                if not resp:
-                    if not await self.reader.exists(key):
-                        return
-                    continue
-                entries = resp[0][1]
+            pos = (after, 0)
+            start = f"({after}-0" if after > 0 else "-"
+            done = False
+            while True:  # the replay, in pages
+                page: Any = await self.reader.xrange(key, min=start, max="+", count=READ_PAGE)
+                if not page and pos == (after, 0) and not await self.reader.exists(key):
+                    return
                 batch: list[Entry] = []
-                done = False
-                for raw_id, fields in entries:
-                    last, item = _entry(raw_id, fields)
+                for raw_id, fields in page:
+                    sid, item = _entry(raw_id, fields)
+                    pos = _sid(sid)
+                    start = f"({sid}"
+                    if item.type == FENCE:
+                        continue
                     batch.append(item)
                     if item.type in TERMINAL_TYPES:
                         done = True
                         break
-                yield batch
-                if done:
-                    return
+                if batch:
+                    yield batch
+                if done or len(page) < READ_PAGE:
+                    break
+            self.tails.advance(key, pos)
+            while not done:  # the live tail, from the instance's one reader
+                got = await follower.take(BLOCK_MS / 1000)
+                if got is None:
+                    if not await self.reader.exists(key):
+                        return  # expired without a terminal event
+                    continue
+                batch = []
+                for sid_t, item in got:
+                    if sid_t <= pos:
+                        continue
+                    pos = sid_t
+                    if item.type == FENCE:
+                        continue
+                    batch.append(item)
+                    if item.type in TERMINAL_TYPES:
+                        done = True
+                        break
+                if batch:
+                    yield batch
         except (RedisError, OSError) as exc:
             log.warning("redis.subscribe_failed", message_id=message_id, error=str(exc)[:200])
             raise RedisUnavailable(str(exc)) from None
+        finally:
+            self.tails.leave(key, follower)
+
+
+class _Follower:
+    """One subscriber's queue of what the shared reader read for its stream."""
+
+    __slots__ = ("error", "items", "waiter")
+
+    def __init__(self) -> None:
+        self.items: list[tuple[tuple[int, int], Entry]] = []
+        self.waiter: asyncio.Future[None] | None = None
+        self.error: Exception | None = None
+
+    def put(self, items: list[tuple[tuple[int, int], Entry]]) -> None:
+        self.items.extend(items)
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    def fail(self, error: Exception) -> None:
+        self.error = error
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def take(self, timeout: float) -> list[tuple[tuple[int, int], Entry]] | None:
+        """What arrived (waiting up to `timeout` s for something; None if nothing)."""
+        if not self.items and self.error is None:
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await asyncio.wait_for(self.waiter, timeout)
+            except TimeoutError:
+                return None
+            finally:
+                self.waiter = None
+        if self.error is not None:
+            raise self.error
+        items, self.items = self.items, []
+        return items
+
+
+class _Tails:
+    """One blocking XREAD per instance for every stream its subscribers follow live
+    (rather than one per subscriber): each entry is read and parsed once, then handed
+    to each follower of its stream. A stream joining while the XREAD blocks interrupts
+    it (CLIENT UNBLOCK from the writer connection), so it is read from then on."""
+
+    def __init__(self, hub: RedisHub) -> None:
+        self.hub = hub
+        self.streams: dict[str, tuple[list[_Follower], list[tuple[int, int]]]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._conn: AbstractConnection | None = None
+        self._client_id: int | None = None
+        self._blocked = False
+
+    def join(self, key: str, at: tuple[int, int]) -> _Follower:
+        follower = _Follower()
+        known = self.streams.get(key)
+        if known is None:
+            self.streams[key] = ([follower], [at])
+            self._wake()
+        else:
+            known[0].append(follower)  # its replay reaches past the reader's position
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._loop(), name="vedika-redis-tails")
+        return follower
+
+    def advance(self, key: str, at: tuple[int, int]) -> None:
+        """A follower's replay read up to `at`: the reader need not read it again."""
+        known = self.streams.get(key)
+        if known is not None and at > known[1][0]:
+            known[1][0] = at
+
+    def leave(self, key: str, follower: _Follower) -> None:
+        known = self.streams.get(key)
+        if known is not None:
+            with contextlib.suppress(ValueError):
+                known[0].remove(follower)
+            if not known[0]:
+                del self.streams[key]
+
+    def _wake(self) -> None:
+        if self._blocked and self._client_id is not None:
+            self._blocked = False
+            task = asyncio.create_task(
+                self.hub.writer.execute_command("CLIENT", "UNBLOCK", self._client_id)
+            )
+            self.hub._tasks.add(task)
+            task.add_done_callback(self.hub._tasks.discard)
+
+    async def _connect(self) -> AbstractConnection:
+        if self._conn is None:
+            conn = self.hub.reader.connection_pool.make_connection()
+            await conn.connect()
+            await conn.send_command("CLIENT", "ID")
+            self._client_id = int(await conn.read_response())
+            self._conn = conn
+        return self._conn
+
+    async def _loop(self) -> None:
+        try:
+            while self.streams:
+                conn = await self._connect()
+                keys = list(self.streams)
+                ids = [b"%d-%d" % self.streams[k][1][0] for k in keys]
+                await conn.send_command(
+                    "XREAD", "COUNT", 1000, "BLOCK", TAIL_BLOCK_MS, "STREAMS", *keys, *ids
+                )
+                self._blocked = True
+                resp: Any = await conn.read_response()
+                self._blocked = False
+                # RESP3 (redis-py's default protocol here) answers a map, RESP2 a list.
+                streams = resp.items() if isinstance(resp, dict) else resp or ()
+                for raw_key, entries in streams:
+                    key = raw_key.decode() if isinstance(raw_key, bytes) else raw_key
+                    known = self.streams.get(key)
+                    if known is None:
+                        continue
+                    items = []
+                    for raw_id, flat in entries:
+                        sid = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
+                        at = _sid(sid)
+                        fields = dict(zip(flat[::2], flat[1::2], strict=True))
+                        items.append(
+                            (
+                                at,
+                                Entry(
+                                    _text(fields, "t"), at[0] % FOREIGN_OFFSET, _text(fields, "d")
+                                ),
+                            )
+                        )
+                    if items:
+                        known[1][0] = items[-1][0]
+                        for follower in known[0]:
+                            follower.put(items)
+        except (RedisError, OSError) as exc:
+            log.warning("redis.tail_failed", error=str(exc)[:200])
+            error = RedisUnavailable(str(exc))
+            for followers, _at in self.streams.values():
+                for follower in followers:
+                    follower.fail(error)
+            if self._conn is not None:
+                await self._conn.disconnect(nowait=True)
+                self._conn = None
+        finally:
+            self._blocked = False
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._conn is not None:
+            await self._conn.disconnect()
+            self._conn = None
+
+
+def _sid(sid: str) -> tuple[int, int]:
+    ms, _, seq = sid.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _pack(*args: bytes) -> bytes:
+    """A command in RESP (what redis-py's pack_command makes, without its overhead)."""
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+
+
+def _xadd_head(key: str) -> bytes:
+    """`XADD key MAXLEN ~ 50000` packed, counting the 5 arguments that follow it (id,
+    "t", type, "d", data: 10 in all)."""
+    k = key.encode()
+    return b"*10\r\n" + _pack(b"XADD", k, b"MAXLEN", b"~", b"%d" % MAXLEN)[4:]
 
 
 def _release(barriers: list[asyncio.Future[None]]) -> None:

@@ -1,0 +1,182 @@
+"""RedisHub on a real Redis: local subscribers get only what Redis acknowledged.
+
+The generating instance's own clients must never hold an entry the Redis stream does
+not (a SIGKILL would leave them with a chunk no reaper stores), and once another
+instance fenced the stream, nothing more from here reaches them but its terminal event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis
+from redis.asyncio import Redis
+
+from vedika.scale.hub import Entry
+from vedika.scale.redis_hub import RedisHub, key_for
+
+REDIS = "redis://127.0.0.1:6379/0"
+
+pytestmark = pytest.mark.redis
+
+
+def chunk(i: int) -> Entry:
+    return Entry("content_chunk", i, f'{{"content":"c{i}"}}')
+
+
+@pytest.fixture
+async def hubs() -> AsyncIterator[tuple[RedisHub, RedisHub]]:
+    made: list[RedisHub] = []
+    for _ in range(2):
+        hub = RedisHub(writer=Redis.from_url(REDIS), reader=Redis.from_url(REDIS), retention=60)
+        hub.start()
+        made.append(hub)
+    yield made[0], made[1]
+    for hub in made:
+        await hub.close()
+        await hub.writer.aclose()
+        await hub.reader.aclose()
+
+
+async def test_a_local_subscriber_never_gets_an_entry_before_redis_has_it(hubs) -> None:
+    hub, _ = hubs
+    mid = f"order-{uuid.uuid4().hex}"
+    look = redis.Redis.from_url(REDIS)  # blocking on purpose: Redis as it is on arrival
+    hub.open(mid)
+    early: list[str] = []
+
+    async def follow() -> list[Entry]:
+        seen: list[Entry] = []
+        async for batch in hub.subscribe(mid):
+            stored = {f[b"d"].decode() for _id, f in look.xrange(key_for(mid))}
+            early.extend(e.data for e in batch if e.data not in stored)
+            seen.extend(batch)
+        return seen
+
+    task = asyncio.create_task(follow())
+    await asyncio.sleep(0)
+    hub.publish(mid, Entry("stream_start", 0, "start"))
+    for i in range(1, 301):
+        hub.publish(mid, chunk(i))
+        if i % 7 == 0:
+            await asyncio.sleep(0)
+    hub.publish(mid, Entry("stream_complete", 300, "done"))
+    seen = await asyncio.wait_for(task, 10)
+    look.close()
+    assert early == []
+    assert [e.data for e in seen] == ["start"] + [chunk(i).data for i in range(1, 301)] + ["done"]
+
+
+async def test_after_a_fence_only_the_other_instance_terminal_reaches_local_subscribers(
+    hubs,
+) -> None:
+    hub, other = hubs
+    superseded: list[set[str]] = []
+    hub.on_superseded = superseded.append
+    mid = f"fence-{uuid.uuid4().hex}"
+    hub.open(mid)
+    for i in range(1, 4):
+        hub.publish(mid, chunk(i))
+    await hub.barrier()
+    seen: list[Entry] = []
+
+    async def follow() -> None:
+        async for batch in hub.subscribe(mid):
+            seen.extend(batch)
+
+    task = asyncio.create_task(follow())
+    await other.fence(mid)  # another instance's reaper
+    for i in range(4, 6):
+        hub.publish(mid, chunk(i))
+    await hub.barrier()
+    assert superseded == [{mid}]
+    # The reaper stores what Redis holds (no fence, none of the refused chunks) ...
+    assert [e.data for e in await other.read(mid)] == [chunk(i).data for i in range(1, 4)]
+    # ... and its terminal event is what the subscriber here gets, right after chunk 3.
+    await other.finish_foreign(mid, lambda last: Entry("stream_error", last, "reaped"))
+    await asyncio.wait_for(task, 10)
+    assert [e.data for e in seen] == [chunk(i).data for i in range(1, 4)] + ["reaped"]
+    hub.publish(mid, chunk(6))  # the generation is told to stop; this goes nowhere
+    await hub.barrier()
+    assert [e.data for e in await other.read(mid)][-1] == "reaped"
+
+
+async def test_followers_on_another_instance_share_one_reader(hubs) -> None:
+    """B's subscribers of two answers, joining at different points, each get their
+    events once and in order; a stream that joins while B's reader blocks on another
+    one is read at once, not after the block times out."""
+    a, b = hubs
+    first, second = f"tail-{uuid.uuid4().hex}", f"tail-{uuid.uuid4().hex}"
+    for mid in (first, second):
+        a.open(mid)
+        a.publish(mid, Entry("stream_start", 0, f"start-{mid}"))
+        a.publish(mid, chunk(1))
+    await a.barrier()
+
+    async def collect(mid: str, after: int = 0) -> list[str]:
+        out: list[str] = []
+        async for batch in b.subscribe(mid, after):
+            out.extend(e.data for e in batch)
+        return out
+
+    early = asyncio.create_task(collect(first))
+    await asyncio.sleep(0.2)  # B's reader now blocks on `first` alone
+    loop = asyncio.get_running_loop()
+    joined = loop.time()
+    late = asyncio.create_task(collect(second, after=1))
+    resumed = asyncio.create_task(collect(first, after=1))
+    await asyncio.sleep(0.05)
+    for i in range(2, 41):
+        for mid in (first, second):
+            a.publish(mid, chunk(i))
+        await asyncio.sleep(0.001)
+    for mid in (first, second):
+        a.publish(mid, Entry("stream_complete", 40, f"done-{mid}"))
+    got_late = await asyncio.wait_for(late, 5)
+    took = loop.time() - joined
+    rest = [chunk(i).data for i in range(2, 41)]
+    assert await asyncio.wait_for(early, 5) == [
+        f"start-{first}",
+        chunk(1).data,
+        *rest,
+        f"done-{first}",
+    ]
+    assert await asyncio.wait_for(resumed, 5) == [*rest, f"done-{first}"]
+    assert got_late == [*rest, f"done-{second}"]
+    assert took < 0.9, took  # TAIL_BLOCK_MS is 1 s: the join interrupted the block
+    assert b.tails.streams == {}  # every follower left
+
+
+async def test_a_generation_that_settled_first_ends_its_stream_above_the_fence(hubs) -> None:
+    """The reaper fenced the stream but lost the race to settle the row: the
+    generation's own terminal event (refused below the fence) goes above it, to every
+    subscriber, here and elsewhere."""
+    hub, other = hubs
+    superseded: list[set[str]] = []
+    hub.on_superseded = superseded.append
+    mid = f"won-{uuid.uuid4().hex}"
+    hub.open(mid)
+    hub.publish(mid, chunk(1))
+    await hub.barrier()
+    local = asyncio.create_task(collect_all(hub, mid))
+    remote = asyncio.create_task(collect_all(other, mid))
+    await asyncio.sleep(0.1)
+    await other.fence(mid)
+    hub.publish(mid, Entry("stream_complete", 1, "complete"))
+    await hub.barrier()
+    assert await asyncio.wait_for(local, 5) == [chunk(1).data, "complete"]
+    assert await asyncio.wait_for(remote, 5) == [chunk(1).data, "complete"]
+    assert superseded == []  # a refused terminal event does not stop anything
+    # The reaper, having lost, writes nothing; a late one finds the stream ended.
+    await other.finish_foreign(mid, lambda last: Entry("stream_error", last, "reaped"))
+    assert [e.data for e in await other.read(mid)] == [chunk(1).data, "complete"]
+
+
+async def collect_all(hub: RedisHub, mid: str) -> list[str]:
+    out: list[str] = []
+    async for batch in hub.subscribe(mid):
+        out.extend(e.data for e in batch)
+    return out
