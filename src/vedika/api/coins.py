@@ -18,12 +18,17 @@ from vedika.services import Services
 router = APIRouter(tags=["coins"])
 
 
-async def balance_body(services: Services, session: DeviceSession) -> dict[str, Any]:
-    bal = await ledger.balance(
+async def balance_of(services: Services, session: DeviceSession) -> ledger.Balance:
+    """The session owner's balance today, at its plan's allowance."""
+    return await ledger.balance(
         services.store,
         device_id=session.owner,
         daily=daily_allowance(services.settings, session.owner),
     )
+
+
+async def balance_body(services: Services, session: DeviceSession) -> dict[str, Any]:
+    bal = await balance_of(services, session)
     return {
         "balance": bal.remaining,
         "available": bal.remaining,

@@ -6,11 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
 
+from vedika.api.coins import balance_of
 from vedika.api.deps import COOKIE, ServicesDep, session_id_from
 from vedika.api.fastlane import HotCall, hot
 from vedika.api.responses import JSONResponse, dumps
-from vedika.credits import ledger
-from vedika.credits.plans import daily_allowance
 from vedika.errors import Unauthorized
 from vedika.identity import devices
 from vedika.identity.sessions import DeviceSession, find_session, insert_session
@@ -26,11 +25,7 @@ DEVICE_COOKIE_DAYS = 365
 
 
 async def session_object(services: Services, session: DeviceSession) -> dict[str, Any]:
-    bal = await ledger.balance(
-        services.store,
-        device_id=session.owner,
-        daily=daily_allowance(services.settings, session.owner),
-    )
+    bal = await balance_of(services, session)
     return {
         "session_id": session.session_id,
         "device_id": session.device_id,

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 import structlog
@@ -461,17 +461,9 @@ class RedisHub:
                 page: Any = await self.reader.xrange(key, min=start, max="+", count=READ_PAGE)
                 if not page and pos == (after, 0) and not await self.reader.exists(key):
                     return
-                batch: list[Entry] = []
-                for raw_id, fields in page:
-                    sid, item = _entry(raw_id, fields)
-                    pos = _sid(sid)
-                    start = f"({sid}"
-                    if item.type == FENCE:
-                        continue
-                    batch.append(item)
-                    if item.type in TERMINAL_TYPES:
-                        done = True
-                        break
+                entries = (_entry(raw_id, fields) for raw_id, fields in page)
+                batch, pos, done = _after(((_sid(sid), item) for sid, item in entries), pos)
+                start = f"({pos[0]}-{pos[1]}"
                 if batch:
                     yield batch
                 if done or len(page) < READ_PAGE:
@@ -483,17 +475,7 @@ class RedisHub:
                     if not await self.reader.exists(key):
                         return  # expired without a terminal event
                     continue
-                batch = []
-                for sid_t, item in got:
-                    if sid_t <= pos:
-                        continue
-                    pos = sid_t
-                    if item.type == FENCE:
-                        continue
-                    batch.append(item)
-                    if item.type in TERMINAL_TYPES:
-                        done = True
-                        break
+                batch, pos, done = _after(got, pos)
                 if batch:
                     yield batch
         except (RedisError, OSError) as exc:
@@ -653,6 +635,25 @@ class _Tails:
         if self._conn is not None:
             await self._conn.disconnect()
             self._conn = None
+
+
+def _after(
+    entries: Iterable[tuple[tuple[int, int], Entry]], pos: tuple[int, int]
+) -> tuple[list[Entry], tuple[int, int], bool]:
+    """What a follower gets of `entries` (by stream position): those after `pos`, up to
+    and with a terminal one, fences left out. Returns them, the last position read, and
+    whether the answer ended."""
+    batch: list[Entry] = []
+    for sid, item in entries:
+        if sid <= pos:
+            continue
+        pos = sid
+        if item.type == FENCE:
+            continue
+        batch.append(item)
+        if item.type in TERMINAL_TYPES:
+            return batch, pos, True
+    return batch, pos, False
 
 
 def _sid(sid: str) -> tuple[int, int]:
