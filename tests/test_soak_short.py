@@ -29,6 +29,7 @@ def test_short_soak_behind_nginx_with_a_kill() -> None:
     """Two instances behind nginx (docs/deployment.md), one SIGKILLed mid-soak and
     started again: every answer ends once, in order, and as stored."""
     tally = run(streams=40, seconds=12, redis=False, nginx=True, kill_every=4)
-    assert tally.kills == 1 and tally.answers >= 40 and tally.reconnects > 0
+    # One kill, or two when the restart is quick (every 4 s of 12): timing, not behaviour.
+    assert tally.kills >= 1 and tally.answers >= 40 and tally.reconnects > 0
     assert tally.interrupted > 0  # the kill cut answers short (their text must be stored)
     assert tally.clean(), tally
