@@ -266,13 +266,18 @@ def run(
     *,
     nginx: bool = False,
     kill_every: float = 20.0,
+    logs: Path | None = None,
 ) -> Tally:
     with ExitStack() as stack:
-        tmp_path = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        # --logs keeps the servers' logs (at info) for reading a failure afterwards.
+        if logs is not None:
+            logs.mkdir(parents=True, exist_ok=True)
+        tmp_path = logs or Path(stack.enter_context(tempfile.TemporaryDirectory()))
         fake = stack.enter_context(FakeUpstream(delay_ms=20))
         models = tmp_path / "models.toml"
         models.write_text(MODELS_TOML)
-        extra = {"VEDIKA_DAILY_CREDITS": "1000000", "VEDIKA_LOG_LEVEL": "warning"}
+        level = "info" if logs is not None else "warning"
+        extra = {"VEDIKA_DAILY_CREDITS": "1000000", "VEDIKA_LOG_LEVEL": level}
         db = None  # one instance on SQLite (tmp_path/v.db)
         names = ["a"]
         if redis or nginx:  # two instances on a fresh PostgreSQL database and Redis
@@ -310,9 +315,15 @@ def main() -> int:
     parser.add_argument(
         "--kill-every", type=float, default=20, help="--nginx: seconds between kills"
     )
+    parser.add_argument("--logs", type=Path, help="keep the servers' logs (info) here")
     args = parser.parse_args()
     tally = run(
-        args.streams, args.minutes * 60, args.redis, nginx=args.nginx, kill_every=args.kill_every
+        args.streams,
+        args.minutes * 60,
+        args.redis,
+        nginx=args.nginx,
+        kill_every=args.kill_every,
+        logs=args.logs,
     )
     print(json.dumps(tally.__dict__ | {"errors": tally.errors[:20]}, indent=2))
     return 0 if tally.clean() else 1
