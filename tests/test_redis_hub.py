@@ -215,3 +215,31 @@ async def test_the_shared_reader_outlives_followers_that_leave_while_it_connects
     a.publish(mid, chunk(2))
     a.publish(mid, Entry("stream_complete", 2, "done"))
     assert await asyncio.wait_for(follower, 5) == [chunk(2).data, "done"]
+
+
+async def test_a_fence_before_the_first_event_refuses_the_whole_answer(hubs) -> None:
+    """The reaper of another instance may fence an answer before its slow (not dead)
+    instance published anything: the fence then makes the stream, so nothing of the
+    answer reaches Redis or a client after the reaper stored none of it."""
+    hub, other = hubs
+    superseded: list[set[str]] = []
+    hub.on_superseded = superseded.append
+    mid = f"early-fence-{uuid.uuid4().hex}"
+    await other.fence(mid)  # nothing published yet
+    assert await other.writer.ttl(key_for(mid)) > 0  # the fence's stream expires
+    hub.open(mid)
+    seen: list[Entry] = []
+
+    async def follow() -> None:
+        async for batch in hub.subscribe(mid):
+            seen.extend(batch)
+
+    task = asyncio.create_task(follow())
+    hub.publish(mid, Entry("stream_start", 0, "start"))
+    hub.publish(mid, chunk(1))
+    await hub.barrier()
+    assert superseded == [{mid}]
+    assert await other.read(mid) == []  # what the reaper stores: nothing, as it should
+    await other.finish_foreign(mid, lambda last: Entry("stream_error", last, "reaped"))
+    await asyncio.wait_for(task, 10)
+    assert [e.data for e in seen] == ["reaped"]  # no chunk the stored answer lacks

@@ -380,15 +380,19 @@ class RedisHub:
     async def fence(self, message_id: str) -> None:
         """The reaper, before it reads an answer to settle it: from now on Redis refuses
         whatever its generation may still write (it tells that instance so)."""
+        # The fence makes the stream if there is none yet: a generation whose instance
+        # is slow (not dead) may not have published its first event when its heartbeat
+        # goes stale, and without a fence it would stream text after the reaper stored
+        # none (found by the nginx soak on a loaded machine).
+        key = key_for(message_id)
         try:
-            await self.writer.xadd(
-                key_for(message_id),
-                {"t": FENCE, "d": ""},
-                id=f"{FOREIGN_OFFSET}-*",
-                nomkstream=True,
-            )
+            await self.writer.xadd(key, {"t": FENCE, "d": ""}, id=f"{FOREIGN_OFFSET}-*")
         except ResponseError:
             pass  # already ended (its terminal is above the fence's id)
+        except (RedisError, OSError) as exc:
+            raise RedisUnavailable(str(exc)) from None
+        try:
+            await self.writer.expire(key, self.retention)
         except (RedisError, OSError) as exc:
             raise RedisUnavailable(str(exc)) from None
 
