@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.sql import ColumnElement
@@ -41,7 +41,7 @@ from vedika.store.tables import (
 
 router = APIRouter(tags=["admin"])
 
-ID = Field(..., min_length=1, max_length=36, pattern=r"^[0-9a-f-]+$")
+UserId = Annotated[str, Path(min_length=1, max_length=36, pattern=r"^[0-9a-f-]+$")]
 HEALTH_ROWS = 50_000  # the newest answers a health report reads at most
 FAILED = ("error", "interrupted")
 
@@ -202,8 +202,8 @@ async def _set_disabled(
 async def disable_user(
     services: ServicesDep,
     admin: Admin,
+    user_id: UserId,
     _csrf: CsrfChecked,
-    user_id: str = ID,
 ) -> dict[str, Any]:
     """Disable an account: its sessions get 403 `account_disabled` everywhere (REST,
     the fast lane, SSE, the socket) and it cannot sign in, until enabled again."""
@@ -214,8 +214,8 @@ async def disable_user(
 async def enable_user(
     services: ServicesDep,
     admin: Admin,
+    user_id: UserId,
     _csrf: CsrfChecked,
-    user_id: str = ID,
 ) -> dict[str, Any]:
     """Enable a disabled account again (its sessions work again)."""
     return await _set_disabled(services, admin, user_id, False)
@@ -226,8 +226,8 @@ async def grant_coins(
     services: ServicesDep,
     admin: Admin,
     body: GrantRequest,
+    user_id: UserId,
     _csrf: CsrfChecked,
-    user_id: str = ID,
 ) -> dict[str, Any]:
     """Give an account `amount` more coins today, through the ledger (a `grant`
     entry); the audit log keeps the reason."""
