@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.conftest import DATABASES, drop_pg_database, fresh_pg_database
@@ -252,6 +252,15 @@ async def test_grant_shows_in_balance_ledger_and_audit(world: World, admin: Api,
         assert r.status_code == 400, (bad, r.text)
     assert (await user.balance())["vedika_coins_remaining"] == ACCOUNT_DAILY + 25
 
+    # Closing the account: the audit log keeps the action, not the email.
+    email = user.email  # type: ignore[attr-defined]
+    r = await user.http.request("DELETE", "/auth/account", json={"password": PASSWORD})
+    assert r.status_code == 200, r.text
+    entries = (await admin.http.get("/admin/audit", params={"limit": 200})).json()["entries"]
+    kept = [e for e in entries if e["target"] == uid]
+    assert kept and all(e["detail"]["email"] == "(deleted account)" for e in kept)
+    assert email not in str(entries)
+
 
 def _today(usage: dict[str, Any]) -> dict[str, Any]:
     return usage["days"][-1]  # type: ignore[no-any-return]
@@ -379,6 +388,20 @@ async def test_forgot_and_reset_by_mail(world: World, user: Api) -> None:
             plain = await bare.post("/auth/password/forgot", json={"email": email})
         assert plain.status_code == 403 and plain.json()["error"] == "csrf_refused"
     assert world.smtp.to("nobody") == []
+
+    # Closing the account takes its reset tokens along.
+    async with Api(world.srv.url) as again_:
+        r = await again_.http.post("/auth/login", json={"email": email, "password": new_password})
+        again_.http.headers["Authorization"] = f"Bearer {r.json()['session_id']}"
+        gone = await again_.http.request("DELETE", "/auth/account", json={"password": new_password})
+        assert gone.status_code == 200, gone.text
+    engine = create_async_engine(world.url)
+    try:
+        async with engine.connect() as conn:
+            left = (await conn.execute(select(func.count()).select_from(password_resets))).scalar()
+    finally:
+        await engine.dispose()
+    assert left == 0
 
 
 def test_without_smtp_reset_is_unavailable(

@@ -75,3 +75,8 @@ async def set_password(conn: AsyncConnection, *, account_id: str, password_hash:
     await conn.execute(
         update(accounts).where(accounts.c.id == account_id).values(password_hash=password_hash)
     )
+
+
+async def delete_for(conn: AsyncConnection, *, account_id: str) -> None:
+    """Every token of an account (it is being deleted)."""
+    await conn.execute(delete(password_resets).where(password_resets.c.account_id == account_id))

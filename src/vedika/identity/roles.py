@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vedika.ids import uuid7
@@ -82,3 +82,28 @@ async def audit(
         )
     )
     return entry
+
+
+DELETED = "(deleted account)"
+
+
+async def forget_in_audit(conn: AsyncConnection, *, account_id: str) -> None:
+    """An account closes: the audit log keeps what was done and to which id, but no
+    longer its email (as admin or as target), inside the deletion's transaction."""
+    await conn.execute(
+        update(admin_audit)
+        .where(admin_audit.c.admin_account_id == account_id)
+        .values(admin_email=DELETED)
+    )
+    rows = (
+        await conn.execute(
+            select(admin_audit.c.id, admin_audit.c.detail).where(admin_audit.c.target == account_id)
+        )
+    ).all()
+    for row in rows:
+        detail = dict(row.detail or {})
+        if "email" in detail:
+            detail["email"] = DELETED
+            await conn.execute(
+                update(admin_audit).where(admin_audit.c.id == row.id).values(detail=detail)
+            )
