@@ -2,8 +2,9 @@
 email (docs/accounts.md "Email").
 
 `forgot` answers 202 with one body whatever the email (known, unknown, disabled), and
-mails only to a known account, in the background, so neither the answer nor its time
-tells whether an account exists. Attempts are counted per email, known or not
+mails only to a known account, in the background: the answer does not tell whether an
+account exists, and never waits for the mail server (a known email costs one small
+write more: its token). Attempts are counted per email, known or not
 (`VEDIKA_RATE_PASSWORD_RESETS_PER_HOUR`), and per client address. `reset` takes the
 token from the mail (single use, `VEDIKA_PASSWORD_RESET_MINUTES`), sets the password,
 and ends every other session of the account. Without SMTP both answer 503
