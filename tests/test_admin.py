@@ -165,6 +165,43 @@ async def test_roles_first_account_env_admins_users_and_anonymous(
         assert ok.status_code == 200, ok.text
 
 
+async def _race(base_url: str, n: int) -> list[str]:
+    """`n` registrations at once; the role each account got."""
+    async with httpx.AsyncClient(base_url=base_url, headers=CSRF, timeout=60) as h:
+
+        async def register(i: int) -> str:
+            r = await h.post(
+                "/auth/register", json={"email": new_email(f"racer{i}"), "password": PASSWORD}
+            )
+            assert r.status_code == 201, r.text
+            sid = r.json()["session_id"]
+            me = await h.get("/auth/me", headers={"Authorization": f"Bearer {sid}"})
+            return me.json()["role"]  # type: ignore[no-any-return]
+
+        return list(await asyncio.gather(*(register(i) for i in range(n))))
+
+
+@pytest.mark.parametrize("db", DATABASES)
+def test_of_registrations_racing_on_a_fresh_server_one_is_first(
+    db: str, tmp_path: Path, upstream: Any, models_file: Path
+) -> None:
+    url = sqlite_url(tmp_path / "v.db") if db == "sqlite" else fresh_pg_database()
+    try:
+        with serving(
+            tmp_path,
+            upstream,
+            models_file,
+            db=url,
+            VEDIKA_RATE_LOGINS_PER_MINUTE="0",
+            VEDIKA_RATE_LOGINS_PER_ACCOUNT_HOUR="0",
+        ) as srv:
+            roles_got = asyncio.run(_race(srv.url, 6))
+        assert sorted(roles_got) == ["admin"] + ["user"] * 5
+    finally:
+        if db != "sqlite":
+            drop_pg_database(url)
+
+
 async def test_paging_and_search(world: World, admin: Api) -> None:
     tag = f"page{time.monotonic_ns()}"
     made = [await signed_up(world.srv, f"{tag}-{i}@example.org") for i in range(3)]
