@@ -124,6 +124,7 @@ def test_admin_finds_a_user_grants_coins_and_disables(
     toggle.focus()
     page.keyboard.press("Enter")
     expect(status).to_have_text(f"{target} is disabled.")
+    expect(status).to_be_focused()  # not lost with the re-rendered row
     expect(page.get_by_test_id("user-row").first.get_by_test_id("user-status")).to_have_text(
         "disabled"
     )

@@ -18,9 +18,12 @@ let query = "";
 let cursor = null;
 let grantTarget = null; // {id, email}
 
-function say(text) {
+function say(text, { focus = false } = {}) {
   status.textContent = text;
   announce(text);
+  // After an action re-renders the table, keyboard focus goes to the outcome rather
+  // than being lost with the button that was pressed.
+  if (focus) status.focus();
 }
 
 function when(iso) {
@@ -84,8 +87,8 @@ async function loadUsers({ more = false } = {}) {
 async function setDisabled(user, disabled) {
   try {
     await request("POST", `/admin/users/${encodeURIComponent(user.id)}/${disabled ? "disable" : "enable"}`);
-    say(`${user.email} is ${disabled ? "disabled" : "enabled"}.`);
     await Promise.all([loadUsers(), loadAudit()]);
+    say(`${user.email} is ${disabled ? "disabled" : "enabled"}.`, { focus: true });
   } catch (error) {
     say(errorText(error));
   }
@@ -99,9 +102,10 @@ function openGrant(user) {
   $("#grant-amount").focus();
 }
 
-function closeGrant() {
+function closeGrant({ focus = false } = {}) {
   grantForm.hidden = true;
   grantTarget = null;
+  if (focus) $("#admin-q").focus();
 }
 
 async function submitGrant(event) {
@@ -113,9 +117,10 @@ async function submitGrant(event) {
     const out = await request("POST", `/admin/users/${encodeURIComponent(grantTarget.id)}/coins`, {
       body: { amount, reason },
     });
-    say(`Granted ${out.granted} coins to ${grantTarget.email}: ${out.balance.remaining} left today.`);
+    const text = `Granted ${out.granted} coins to ${grantTarget.email}: ${out.balance.remaining} left today.`;
     closeGrant();
     await Promise.all([loadUsers(), loadAudit(), refreshCoins()]);
+    say(text, { focus: true });
   } catch (error) {
     say(errorText(error));
   }
@@ -223,8 +228,8 @@ $("[data-user-search]").addEventListener("submit", async (event) => {
 $("[data-users-more]").addEventListener("click", () => loadUsers({ more: true }).catch((e) => say(errorText(e))));
 $("[data-usage-days]").addEventListener("change", () => loadUsage().catch((e) => say(errorText(e))));
 grantForm.addEventListener("submit", submitGrant);
-$("[data-grant-cancel]").addEventListener("click", closeGrant);
-grantForm.addEventListener("keydown", (event) => event.key === "Escape" && closeGrant());
+$("[data-grant-cancel]").addEventListener("click", () => closeGrant({ focus: true }));
+grantForm.addEventListener("keydown", (event) => event.key === "Escape" && closeGrant({ focus: true }));
 
 initLayout();
 const sidebar = new Sidebar(document.getElementById("sidebar"));
