@@ -7,12 +7,14 @@ from fastapi import APIRouter
 
 from vedika.api import (
     accounts,
+    admin,
     chat,
     coins,
     files,
     models,
     mydata,
     ops,
+    password_reset,
     sessions,
     socket,
     sse,
@@ -26,6 +28,8 @@ def routers() -> list[APIRouter]:
         sessions.router,
         accounts.router,
         mydata.router,
+        password_reset.router,
+        admin.router,
         coins.router,
         models.router,
         chat.router,

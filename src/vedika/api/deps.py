@@ -98,7 +98,18 @@ async def resolve_session(
         )
     if device_id and not session.names(device_id):
         raise Forbidden("This session belongs to another device.", code="device_mismatch")
+    if session.disabled:
+        raise account_disabled()
     return session
+
+
+def account_disabled() -> Forbidden:
+    """A disabled account's sessions and sign-ins get this everywhere (docs/accounts.md)."""
+    return Forbidden(
+        "This account is disabled. Ask the operator of this server, or continue without "
+        "signing in.",
+        code="account_disabled",
+    )
 
 
 CurrentSession = Annotated[DeviceSession, Depends(current_session)]
