@@ -634,9 +634,9 @@ class _Tails:
             for followers, _at in failed.values():
                 for follower in followers:
                     follower.fail(error)
-            conn, self._conn = self._conn, None
-            if conn is not None:
-                await conn.disconnect(nowait=True)
+            broken, self._conn = self._conn, None
+            if broken is not None:
+                await broken.disconnect(nowait=True)
         finally:
             self._blocked = False
         # A follower that joined while this reader was ending (its `join` saw it still
