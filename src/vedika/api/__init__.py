@@ -7,11 +7,13 @@ from fastapi import APIRouter
 
 from vedika.api import (
     accounts,
+    apikeys,
     chat,
     coins,
     files,
     models,
     mydata,
+    openai_compat,
     ops,
     sessions,
     socket,
@@ -25,6 +27,7 @@ def routers() -> list[APIRouter]:
     return [
         sessions.router,
         accounts.router,
+        apikeys.router,
         mydata.router,
         coins.router,
         models.router,
@@ -33,5 +36,6 @@ def routers() -> list[APIRouter]:
         socket.router,
         files.router,
         voice.router,
+        openai_compat.router,
         ops.router,
     ]
