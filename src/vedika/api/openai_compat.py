@@ -186,10 +186,11 @@ def chat_request(services: Services, body: CompletionRequest, key: str | None) -
             }
         )
     except ValidationError as exc:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(x) for x in first.get("loc", ())) or "messages"
+        errors = exc.errors()
+        where = ".".join(str(x) for x in errors[0]["loc"]) if errors else "messages"
+        problem = errors[0]["msg"] if errors else "invalid"
         raise BadRequest(
-            f"The request is invalid: {where}: {first.get('msg', 'invalid')}.",
+            f"The request is invalid: {where}: {problem}.",
             code="validation_error",
             details={"param": "messages" if where == "message" else where},
         ) from None
