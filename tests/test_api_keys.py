@@ -18,7 +18,8 @@ import websockets
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.conftest import DATABASES, drop_pg_database, fresh_pg_database
+from tests.conftest import DATABASES, drop_pg_database, fresh_pg_database, search_env
+from tests.fakes.search import FakeSearch
 from tests.fakes.upstream import FakeUpstream, fake_reply
 from tests.support.client import Api, Socket, text_of
 from tests.support.server import VedikaServer, serving, sqlite_url
@@ -31,7 +32,11 @@ ACCOUNT_DAILY = 40  # fake-pricey costs 19: two answers, then no coins for a thi
 
 @pytest.fixture(scope="module", params=DATABASES)
 def keys_server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, upstream, models_file
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    upstream,
+    models_file,
+    search: FakeSearch,
 ) -> Iterator[tuple[VedikaServer, str]]:
     data_dir = tmp_path_factory.mktemp(f"apikeys-{request.param}")
     url = sqlite_url(data_dir / "v.db") if request.param == "sqlite" else fresh_pg_database()
@@ -45,6 +50,7 @@ def keys_server(
             VEDIKA_RATE_LOGINS_PER_ACCOUNT_HOUR="100000",
             VEDIKA_ACCOUNT_DAILY_CREDITS=str(ACCOUNT_DAILY),
             VEDIKA_API_KEYS_PER_ACCOUNT="3",
+            **search_env(search),
         ) as srv:
             yield srv, url
     finally:
@@ -176,6 +182,28 @@ async def test_non_streaming_completion_is_a_stored_turn_with_vedika_fields(
     conv = await account.conversation(ext["conversation_id"])  # stored under the account
     assert [m["role"] for m in conv["messages"]] == ["user", "assistant"]
     assert conv["messages"][1]["content"] == done.choices[0].message.content
+
+
+async def test_web_sources_and_citations_travel_in_the_extension(
+    srv: VedikaServer, account: Api, search: FakeSearch
+) -> None:
+    key = (await new_key(account))["key"]
+    async with sdk(srv, key) as client:
+        done = await client.chat.completions.create(
+            **ask("best", "How deep is Lake Veyra?"), extra_body={"vedika": {"web": True}}
+        )
+        stream = await client.chat.completions.create(
+            **ask("fake-fast", "How deep is Lake Veyra?"),
+            stream=True,
+            extra_body={"vedika": {"web": True}},
+        )
+        last = [c async for c in stream][-1]
+    page = f"{search.base_url}/pages/lake-veyra"
+    ext = done.model_extra["vedika"] if done.model_extra else {}
+    assert ext["sources"] == ["web"] and ext["citations"][0]["url"] == page
+    assert ext["model"] == done.model != "best"
+    streamed = last.model_extra["vedika"] if last.model_extra else {}
+    assert streamed["citations"][0]["url"] == page
 
 
 async def test_streaming_best_reports_the_chosen_model_and_history_is_context(

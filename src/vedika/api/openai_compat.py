@@ -23,6 +23,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
+import msgspec
 import orjson
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import StreamingResponse
@@ -214,7 +215,8 @@ def _extension(turn: Turn, final: StreamComplete | None) -> dict[str, Any]:
 
 
 def _builtins(citation: Any) -> dict[str, Any]:
-    return {k: v for k, v in orjson.loads(orjson.dumps(citation)).items() if v is not None}
+    out: dict[str, Any] = msgspec.to_builtins(citation)
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def _finish_reason(reason: str) -> str:
