@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vedika.errors import Unauthorized
@@ -115,6 +115,11 @@ async def count_live(conn: AsyncConnection, *, account_id: str) -> int:
         for r in await list_keys(conn, account_id=account_id)
         if r.expires_at is None or aware(r.expires_at) > now
     )
+
+
+async def delete_keys(conn: AsyncConnection, *, account_id: str) -> None:
+    """Every key of an account that is being closed (inside the caller's transaction)."""
+    await conn.execute(delete(api_keys).where(api_keys.c.account_id == account_id))
 
 
 async def revoke_key(store: Store, *, account_id: str, key_id: str) -> bool:
