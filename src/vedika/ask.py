@@ -30,6 +30,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 OK, FAILED, USAGE, NO_COINS, REFUSED, UNREACHABLE = 0, 1, 2, 3, 4, 5
 RECONNECT_SECONDS = 60.0  # how long to keep trying after a drop
+_KEY_REFUSED = {"invalid_api_key", "api_key_revoked", "api_key_expired", "unauthorized"}
 
 
 class AskError(Exception):
@@ -230,7 +231,8 @@ async def _read(ws: Any, answer: Answer, output: Output) -> bool:
                     output.write(answer, full[len(seen) :])
             return True
         elif kind == "stream_error":
-            raise AskError(event.get("error") or "The answer failed.", FAILED)
+            code = REFUSED if event.get("code") in _KEY_REFUSED else FAILED
+            raise AskError(event.get("error") or "The answer failed.", code)
         elif kind == "credits_exhausted":
             raise AskError(event.get("message") or "No Vedika coins left today.", NO_COINS)
     raise ConnectionClosed(None, None)
