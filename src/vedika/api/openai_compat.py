@@ -105,13 +105,17 @@ async def v1_models(services: ServicesDep, _session: BearerSession) -> dict[str,
 class ContentPart(BaseModel):
     model_config = ConfigDict(extra="ignore")
     type: str = Field(..., max_length=40)
-    text: str | None = Field(None, max_length=200_000)
+    text: str | None = Field(None, max_length=32_000)
 
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
-    content: str | list[ContentPart] | None = Field(None)
+    content: (
+        Annotated[str, Field(max_length=32_000)]
+        | Annotated[list[ContentPart], Field(max_length=20)]
+        | None
+    ) = None
 
     def text(self) -> str:
         if self.content is None:
@@ -139,7 +143,7 @@ class VedikaOptions(BaseModel):
 class CompletionRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     model: str = Field(..., min_length=1, max_length=200)
-    messages: list[ChatMessage] = Field(..., min_length=1, max_length=500)
+    messages: list[ChatMessage] = Field(..., min_length=1, max_length=100)
     stream: bool = False
     vedika: VedikaOptions | None = None
 
