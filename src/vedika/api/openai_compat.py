@@ -105,17 +105,15 @@ async def v1_models(services: ServicesDep, _session: BearerSession) -> dict[str,
 class ContentPart(BaseModel):
     model_config = ConfigDict(extra="ignore")
     type: str = Field(..., max_length=40)
-    text: str | None = Field(None, max_length=32_000)
+    text: str | None = None  # its length is checked on the whole question (turns)
 
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
-    content: (
-        Annotated[str, Field(max_length=32_000)]
-        | Annotated[list[ContentPart], Field(max_length=20)]
-        | None
-    ) = None
+    # No maxLength on the strings: the question they make is checked as a whole (the
+    # server's message limit), and a declared one invites bodies over the body cap.
+    content: str | Annotated[list[ContentPart], Field(max_length=20)] | None = None
 
     def text(self) -> str:
         if self.content is None:
@@ -235,8 +233,7 @@ async def v1_chat_completions(
     idempotency_key: str | None = Header(
         None,
         alias="Idempotency-Key",
-        max_length=128,
-        description="A retry with it is the same turn.",
+        description="A retry with it is the same turn (1 to 128 characters).",
     ),
 ) -> JSONResponse | StreamingResponse:
     """A chat completion, OpenAI's format, through Vedika's turn (docs/api.md)."""
