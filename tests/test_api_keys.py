@@ -317,6 +317,11 @@ async def test_errors_in_openai_shape(
         with pytest.raises(openai.BadRequestError) as invalid:
             await client.chat.completions.create(model="fake-fast", messages=[])
         assert invalid.value.body["type"] == "invalid_request_error"  # type: ignore[index]
+        with pytest.raises(openai.BadRequestError) as long_key:
+            await client.chat.completions.create(
+                **ask("fake-fast", "hi"), extra_headers={"Idempotency-Key": "k" * 200}
+            )
+        assert long_key.value.code == "validation_error"
         with pytest.raises(openai.BadRequestError) as no_user:
             await client.chat.completions.create(
                 model="fake-fast", messages=[{"role": "system", "content": "only this"}]
