@@ -201,6 +201,11 @@ class Settings(BaseSettings):
     rate_deepgram_per_minute: int = Field(
         10, ge=0, validation_alias="VEDIKA_RATE_DEEPGRAM_PER_MINUTE"
     )
+    # API keys and the OpenAI-compatible endpoints (issue 19; vedika.identity.apikeys).
+    api_keys_per_account: int = Field(
+        20, ge=0, le=1000, validation_alias="VEDIKA_API_KEYS_PER_ACCOUNT"
+    )
+    api_key_max_days: int = Field(365, ge=1, le=3650, validation_alias="VEDIKA_API_KEY_MAX_DAYS")
 
     @field_validator("agent_tools", "agent_tool_modules", mode="before")
     @classmethod

@@ -8,11 +8,13 @@ from fastapi import APIRouter
 from vedika.api import (
     accounts,
     admin,
+    apikeys,
     chat,
     coins,
     files,
     models,
     mydata,
+    openai_compat,
     ops,
     password_reset,
     sessions,
@@ -27,6 +29,7 @@ def routers() -> list[APIRouter]:
     return [
         sessions.router,
         accounts.router,
+        apikeys.router,
         mydata.router,
         password_reset.router,
         admin.router,
@@ -37,5 +40,6 @@ def routers() -> list[APIRouter]:
         socket.router,
         files.router,
         voice.router,
+        openai_compat.router,
         ops.router,
     ]

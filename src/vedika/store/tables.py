@@ -251,3 +251,22 @@ password_resets = Table(
     Column("expires_at", TS, nullable=False),
     Column("used_at", TS, nullable=True),
 )
+
+
+# ---------------------------------------------------------------- API keys (issue 19)
+# An account's API keys (migration 0010): only the SHA-256 of the secret is kept; the
+# secret (`vk_` + 256 random bits) is shown once. `prefix` is its first characters, for
+# people to tell their keys apart.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("account_id", String(36), nullable=False, index=True),
+    Column("name", String(100), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=True),
+    Column("last_used_at", TS, nullable=True),
+    Column("revoked_at", TS, nullable=True),
+)
