@@ -12,6 +12,7 @@ from vedika.api import (
     files,
     models,
     mydata,
+    oidc,
     ops,
     sessions,
     socket,
@@ -25,6 +26,7 @@ def routers() -> list[APIRouter]:
     return [
         sessions.router,
         accounts.router,
+        oidc.router,
         mydata.router,
         coins.router,
         models.router,

@@ -25,6 +25,7 @@ from vedika.credits import plans
 from vedika.errors import Unauthorized
 from vedika.identity import accounts, devices, passwords
 from vedika.identity.accounts import Account
+from vedika.identity.oidc import identities
 from vedika.identity.sessions import DeviceSession, delete_sessions, forget, insert_session
 from vedika.ids import account_owner
 from vedika.protocol import Text, iso
@@ -186,7 +187,13 @@ async def login(
     async with services.store.read() as conn:
         account = await accounts.find_by_email(conn, email=email)
     stored = account.password_hash if account else None
-    if not await passwords.verify_password(stored, body.password) or account is None:
+    matches = await passwords.verify_password(stored, body.password)
+    if account is not None and not account.password_hash:  # single sign-on only
+        raise Unauthorized(
+            "This account has no password: sign in with its identity provider.",
+            code="password_not_set",
+        )
+    if not matches or account is None:
         raise Unauthorized(WRONG, code="invalid_credentials")
     async with services.store.tx() as conn:
         now = await _sign_in(conn, services, request, account)
@@ -218,6 +225,12 @@ async def me(services: ServicesDep, session: SignedIn) -> dict[str, Any]:
     """The signed-in account, and this session."""
     async with services.store.read() as conn:
         account = await accounts.find_by_id(conn, account_id=session.account_id or "")
+        connected = await identities.of_account(conn, account_id=account.id) if account else []
     if account is None:
         raise Unauthorized("This account no longer exists.", code="not_signed_in")
-    return {"account": account_object(account), "session": await session_object(services, session)}
+    return {
+        "account": account_object(account),
+        "session": await session_object(services, session),
+        "has_password": bool(account.password_hash),
+        "identities": connected,  # [{provider, email, connected_at}]
+    }
