@@ -5,6 +5,8 @@
 const SESSION_KEY = "vedika.session_id";
 const DEVICE_KEY = "vedika.device_id";
 
+const ADOPT_KEY = "vedika.adopt_cookie_session"; // set before leaving for a sign-on
+
 let current = null; // {session_id, device_id, ...}
 let pending = null;
 
@@ -52,6 +54,16 @@ async function create() {
 }
 
 async function validateOrCreate() {
+  if (sessionStorage.getItem(ADOPT_KEY)) {
+    // Back from a single sign-on: the server set the signed-in session as the cookie
+    // (HttpOnly); ask for it by the cookie alone and use it from now on.
+    sessionStorage.removeItem(ADOPT_KEY);
+    const response = await fetch("/auth/device-session/validate", {
+      headers: { Accept: "application/json" },
+      credentials: "same-origin",
+    });
+    if (response.ok) return remember(await response.json());
+  }
   const stored = localStorage.getItem(SESSION_KEY);
   if (stored) {
     // Any call with the session as a Bearer header says whether it is still good; the
@@ -90,4 +102,19 @@ export function renewSession() {
 /** The session if already known, without any network call. */
 export function peekSession() {
   return current;
+}
+
+/** Use this session object from now on (a sign-in, sign-up or sign-out answered it). */
+export function adoptSession(session) {
+  return remember(session);
+}
+
+/** Before leaving for an identity provider: the next page takes the session the
+ * server sets as the cookie when the provider sends the browser back. */
+export function adoptCookieSessionNext() {
+  try {
+    sessionStorage.setItem(ADOPT_KEY, "1");
+  } catch {
+    /* without storage the page keeps its anonymous session */
+  }
 }
