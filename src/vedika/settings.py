@@ -217,9 +217,7 @@ class Settings(BaseSettings):
     )
     # The server's address as browsers reach it, for the redirect URI
     # `{public url}/auth/oidc/{id}/callback`; unset: the request's own address.
-    oidc_public_url: str | None = Field(
-        None, validation_alias=AliasChoices("VEDIKA_OIDC_PUBLIC_URL", "VEDIKA_PUBLIC_URL")
-    )
+    oidc_public_url: str | None = Field(None, validation_alias="VEDIKA_PUBLIC_URL")
     oidc_flow_seconds: int = Field(600, ge=30, le=3600, validation_alias="VEDIKA_OIDC_FLOW_SECONDS")
     oidc_discovery_seconds: int = Field(
         3600, ge=0, validation_alias="VEDIKA_OIDC_DISCOVERY_SECONDS"
