@@ -259,6 +259,18 @@ async def test_never_joined_to_an_existing_account_by_email_then_connect(
         callback = await to_callback(second, started.json()["authorization_url"], email)
         assert error_of(await second.get(callback)) == "identity_taken"
 
+    # Closing the account deletes its identities: the identity then makes a new account.
+    async with browser_of(srv) as closing:
+        assert error_of(await sign_in(closing, email)) is None
+        gone = await closing.request(
+            "DELETE", "/auth/account", json={"password": PASSWORD}, headers=CSRF
+        )
+        assert gone.status_code == 200, gone.text
+    async with browser_of(srv) as later:
+        assert error_of(await sign_in(later, email)) is None
+        me = (await later.get("/auth/me")).json()
+        assert me["account"]["account_id"] != account_id and me["has_password"] is False
+
 
 async def test_tampered_state_nonce_and_replays_are_refused(
     srv: VedikaServer, sso: tuple[VedikaServer, OidcProvider, str]
