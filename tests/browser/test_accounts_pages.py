@@ -131,7 +131,19 @@ def test_sign_up_sign_out_and_sign_in_with_a_password(page: Page, web: VedikaSer
     expect(menu.get_by_test_id("account-who")).to_contain_text("Ana Lima")
     conversation_in_sidebar(page, conversation)
 
+    # Connect the identity provider to this account from the menu.
+    menu.get_by_test_id("account-connect-test").click()
+    page.locator("input[name=login]").fill(f"ana-{time.monotonic_ns()}")
+    page.locator("input[name=password]").fill("anything")
+    page.locator("button[type=submit]").click()
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url(f"{web.url}/")
+    page.wait_for_selector("body.ready")
+    expect(menu.get_by_test_id("account-who")).to_contain_text("Ana Lima")
+    expect(menu.get_by_test_id("account-connect-test")).to_have_count(0)
+
     # Sign out everywhere: this browser too is anonymous again.
+    expect(menu.get_by_test_id("account-signout-all")).to_be_visible()
     menu.get_by_test_id("account-signout-all").click()
     page.wait_for_url(f"{web.url}/")
     page.wait_for_selector("body.ready")

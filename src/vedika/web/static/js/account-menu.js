@@ -38,8 +38,41 @@ function anonymous(root) {
   );
 }
 
-function signedIn(root, account) {
+/** "Connect <provider>" for each provider not yet connected to the account. */
+async function connectButtons(me, status) {
+  const response = await fetch("/auth/oidc/providers", { headers: { Accept: "application/json" } });
+  const providers = response.ok ? await response.json() : [];
+  const connected = new Set((me.identities || []).map((identity) => identity.provider));
+  return providers
+    .filter((provider) => !connected.has(provider.id))
+    .map((provider) =>
+      el("button", {
+        type: "button",
+        class: "btn-ghost",
+        "data-testid": `account-connect-${provider.id}`,
+        text: `Connect ${provider.name}`,
+        on: {
+          click: async (event) => {
+            event.currentTarget.disabled = true;
+            try {
+              const path = `/auth/oidc/${encodeURIComponent(provider.id)}/connect`;
+              const started = await call("POST", `${path}?next=${encodeURIComponent(herePath())}`);
+              location.assign(started.authorization_url);
+            } catch (error) {
+              status.textContent = error.message;
+              status.hidden = false;
+              event.currentTarget.disabled = false;
+            }
+          },
+        },
+      }),
+    );
+}
+
+async function signedIn(root, me) {
+  const account = me.account;
   const status = el("p", { class: "account-error", role: "alert", hidden: true });
+  const connect = await connectButtons(me, status).catch(() => []);
   const run = (action) => async (event) => {
     event.currentTarget.disabled = true;
     try {
@@ -81,6 +114,7 @@ function signedIn(root, account) {
         },
       }),
     ),
+    connect.length ? el("div", { class: "account-actions" }, connect) : null,
     status,
   );
 }
@@ -99,8 +133,7 @@ export async function initAccountMenu(root) {
       anonymous(root);
       return;
     }
-    const me = await call("GET", "/auth/me");
-    signedIn(root, me.account);
+    await signedIn(root, await call("GET", "/auth/me"));
   } catch {
     anonymous(root);
   }
