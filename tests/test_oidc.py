@@ -305,6 +305,18 @@ async def test_tampered_state_nonce_and_replays_are_refused(
         assert error_of(await browser.get(callback)) == "oidc_token_invalid"
         assert (await browser.get("/auth/me")).status_code == 401
 
+        # A PKCE verifier that does not match the challenge sent: the provider refuses
+        # the code (PKCE is enforced end to end).
+        callback = await to_callback(browser, "/auth/oidc/test/start", login)
+        engine = create_async_engine(sso[2])
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(update(oidc_flows).values(verifier="x" * 64))
+        finally:
+            await engine.dispose()
+        assert error_of(await browser.get(callback)) == "oidc_token_invalid"
+        assert (await browser.get("/auth/me")).status_code == 401
+
         # The provider refusing (the person cancelled) lands on the sign-in page too.
         start = await browser.get("/auth/oidc/test/start")
         state = parse_qs(urlsplit(start.headers["location"]).query)["state"][0]
