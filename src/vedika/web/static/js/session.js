@@ -53,11 +53,20 @@ async function create() {
   return remember(await response.json());
 }
 
+function takeAdoptFlag() {
+  try {
+    const set = sessionStorage.getItem(ADOPT_KEY);
+    sessionStorage.removeItem(ADOPT_KEY);
+    return Boolean(set);
+  } catch {
+    return false;
+  }
+}
+
 async function validateOrCreate() {
-  if (sessionStorage.getItem(ADOPT_KEY)) {
+  if (takeAdoptFlag()) {
     // Back from a single sign-on: the server set the signed-in session as the cookie
     // (HttpOnly); ask for it by the cookie alone and use it from now on.
-    sessionStorage.removeItem(ADOPT_KEY);
     const response = await fetch("/auth/device-session/validate", {
       headers: { Accept: "application/json" },
       credentials: "same-origin",
