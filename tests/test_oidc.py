@@ -158,6 +158,10 @@ async def test_sign_in_creates_an_account_and_claims_the_device(
         listed = (await browser.get("/ai/conversations")).json()
         assert [c["conversation_id"] for c in listed["conversations"]] == [conversation]
         assert listed["owner_type"] == "account"
+        exported = (await browser.get("/auth/export")).json()
+        assert [(i["provider"], i["email"]) for i in exported["identities"]] == [
+            ("test", f"{login}@example.test")
+        ]
 
         # No password: password sign-in says so (not "wrong password").
         r = await browser.post(
