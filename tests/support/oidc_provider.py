@@ -3,13 +3,12 @@ installed by scripts/ensure-services.sh), started on a free port for a test.
 
 Its dev interactions sign anyone in: the login typed is the subject, the email is the
 login when it has an "@" (else `<login>@example.test`), verified unless the login
-starts with "unverified". `login(client, url, login)` drives its forms over HTTP the
-way a browser would.
+starts with "unverified". tests/test_oidc.py drives its forms over HTTP the way a
+browser would; tests/browser/test_accounts_pages.py in Chromium.
 """
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 import time
@@ -89,24 +88,3 @@ def oidc_provider(redirect_uris: list[str], port: int | None = None) -> Iterator
     finally:
         provider.stop()
 
-
-_FORM = re.compile(r'<form[^>]*action="([^"]+)"[^>]*method="post"', re.I)
-
-
-async def login(client: httpx.AsyncClient, response: httpx.Response, login: str) -> httpx.Response:
-    """From the provider's login page (`response`, after redirects), sign in as `login`
-    and consent, following redirects; the last response (back at Vedika, or an error)."""
-    for _ in range(4):
-        if not str(response.url).startswith("http://127.0.0.1") or "/interaction/" not in str(
-            response.url
-        ):
-            return response
-        match = _FORM.search(response.text)
-        assert match, f"no form on the provider's page: {response.text[:300]}"
-        action = httpx.URL(str(response.url)).join(match.group(1).replace("&amp;", "&"))
-        if 'name="login"' in response.text:
-            data = {"prompt": "login", "login": login, "password": "anything"}
-        else:
-            data = {"prompt": "consent"}
-        response = await client.post(action, data=data, follow_redirects=True)
-    return response
