@@ -87,4 +87,3 @@ def oidc_provider(redirect_uris: list[str], port: int | None = None) -> Iterator
         yield provider
     finally:
         provider.stop()
-
