@@ -72,3 +72,13 @@ fi
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   apt_install nodejs npm
 fi
+
+# --- The OpenID Provider for the sign-on tests (tests/test_oidc.py) ----------------------
+# npm `oidc-provider`, pinned in tests/support/oidc/package-lock.json.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  apt_install nodejs npm
+fi
+oidc_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/support/oidc"
+if [ ! -d "$oidc_dir/node_modules" ]; then
+  (cd "$oidc_dir" && npm ci --silent --no-audit --no-fund)
+fi

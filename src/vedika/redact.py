@@ -56,6 +56,8 @@ def mask_value(value: Any) -> Any:
         return [mask_value(v) for v in value]
     if isinstance(value, dict):
         return {k: mask_value(v) for k, v in value.items()}
+    if isinstance(value, BaseModel):  # e.g. an identity provider and its client secret
+        return {k: mask_value(getattr(value, k)) for k in type(value).model_fields}
     return value
 
 

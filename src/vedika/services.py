@@ -18,6 +18,7 @@ from vedika.chat.reaper import Reaper
 from vedika.chat.service import ChatService
 from vedika.chat.turns import TurnService
 from vedika.health import HealthProbe
+from vedika.identity.oidc.discovery import Providers
 from vedika.ids import uuid7
 from vedika.models.service import ModelService
 from vedika.modes import ModeEnv
@@ -50,6 +51,7 @@ class Services:
     redis: Redis | None = None
     sources: SourcesService | None = None  # attached files, web search, retrieval
     deepgram: DeepgramKeys | None = None  # short-lived Deepgram keys (the project is cached)
+    oidc: Providers | None = None  # OpenID Connect sign-on: the providers, metadata cached
 
 
 async def build_services(settings: Settings) -> Services:
@@ -125,4 +127,10 @@ async def build_services(settings: Settings) -> Services:
         sources=sources,
         deepgram=DeepgramKeys(settings, http),
         health=HealthProbe(store, redis, hub),
+        oidc=Providers(
+            settings.oidc_providers,
+            http,
+            ttl=settings.oidc_discovery_seconds,
+            timeout=settings.oidc_timeout,
+        ),
     )

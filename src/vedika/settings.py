@@ -14,7 +14,15 @@ import unicodedata
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from vedika.netpolicy import check_allow_entry
@@ -206,6 +214,28 @@ class Settings(BaseSettings):
         20, ge=0, le=1000, validation_alias="VEDIKA_API_KEYS_PER_ACCOUNT"
     )
     api_key_max_days: int = Field(365, ge=1, le=3650, validation_alias="VEDIKA_API_KEY_MAX_DAYS")
+
+    # --- OpenID Connect sign-on (issue 17; vedika.identity.oidc, docs/accounts.md) -----
+    # The identity providers people may sign in with: a JSON list of
+    # {id, name, issuer, client_id, client_secret, scopes?} (OidcProviderSetting).
+    oidc_providers: list[OidcProviderSetting] = Field(
+        default_factory=list, validation_alias="VEDIKA_OIDC_PROVIDERS"
+    )
+    # The redirect URI is `{public_url}/auth/oidc/{id}/callback` (`public_url`, with the
+    # mail settings below; unset: the request's own address).
+    oidc_flow_seconds: int = Field(600, ge=30, le=3600, validation_alias="VEDIKA_OIDC_FLOW_SECONDS")
+    oidc_discovery_seconds: int = Field(
+        3600, ge=0, validation_alias="VEDIKA_OIDC_DISCOVERY_SECONDS"
+    )
+    oidc_timeout: float = Field(10.0, gt=0, validation_alias="VEDIKA_OIDC_TIMEOUT")
+
+    @field_validator("oidc_providers")
+    @classmethod
+    def _check_oidc_providers(cls, value: list[OidcProviderSetting]) -> list[OidcProviderSetting]:
+        ids = [p.id for p in value]
+        if len(set(ids)) != len(ids):
+            raise ValueError("two providers have the same id")
+        return value
 
     @field_validator("agent_tools", "agent_tool_modules", mode="before")
     @classmethod
@@ -430,3 +460,34 @@ def describe_validation_error(exc: ValidationError) -> str:
         value = err.get("input")
         lines.append(f"{label}={value!r} is invalid: {err['msg']}.")
     return " ".join(lines)
+
+
+# --- OpenID Connect sign-on (issue 17) -------------------------------------------------
+
+
+class OidcProviderSetting(BaseModel):
+    """One identity provider of VEDIKA_OIDC_PROVIDERS (docs/accounts.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(..., pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")  # in the redirect URI
+    name: str = Field(..., min_length=1, max_length=60)  # on the sign-in button
+    issuer: str
+    client_id: str = Field(..., min_length=1)
+    client_secret: SecretStr = SecretStr("")
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "email", "profile"])
+
+    @field_validator("issuer")
+    @classmethod
+    def _check_issuer(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"issuer {value!r} must start with https:// (or http://)")
+        return value.rstrip("/")
+
+    @field_validator("scopes")
+    @classmethod
+    def _check_scopes(cls, value: list[str]) -> list[str]:
+        return value if "openid" in value else ["openid", *value]
+
+
+Settings.model_rebuild()

@@ -25,6 +25,7 @@ from vedika.credits import plans
 from vedika.errors import Unauthorized
 from vedika.identity import accounts, devices, passwords, roles
 from vedika.identity.accounts import Account
+from vedika.identity.oidc import identities
 from vedika.identity.sessions import DeviceSession, delete_sessions, forget, insert_session
 from vedika.ids import account_owner
 from vedika.mail import mailer, send_later
@@ -188,7 +189,13 @@ async def login(
     async with services.store.read() as conn:
         account = await accounts.find_by_email(conn, email=email)
     stored = account.password_hash if account else None
-    if not await passwords.verify_password(stored, body.password) or account is None:
+    matches = await passwords.verify_password(stored, body.password)
+    if account is not None and not account.password_hash:  # single sign-on only
+        raise Unauthorized(
+            "This account has no password: sign in with its identity provider.",
+            code="password_not_set",
+        )
+    if not matches or account is None:
         raise Unauthorized(WRONG, code="invalid_credentials")
     if account.disabled_at is not None:  # said only to who knows the password
         raise account_disabled()
@@ -262,10 +269,13 @@ async def me(services: ServicesDep, session: SignedIn) -> dict[str, Any]:
             if account is not None
             else roles.USER
         )
+        connected = await identities.of_account(conn, account_id=account.id) if account else []
     if account is None:
         raise Unauthorized("This account no longer exists.", code="not_signed_in")
     return {
         "account": account_object(account),
         "role": role,
         "session": await session_object(services, session),
+        "has_password": bool(account.password_hash),
+        "identities": connected,  # [{provider, email, connected_at}]
     }

@@ -19,6 +19,7 @@ from vedika.api.deps import COOKIE, ServicesDep
 from vedika.api.responses import JSONResponse
 from vedika.errors import NotFound, Unauthorized
 from vedika.identity import accounts, apikeys, devices, passwords, resets, roles
+from vedika.identity.oidc import identities
 from vedika.identity.sessions import (
     account_sessions,
     delete_sessions,
@@ -113,10 +114,12 @@ async def export_data(services: ServicesDep, session: SignedIn) -> JSONResponse:
             raise Unauthorized("This account no longer exists.", code="not_signed_in")
         rows = await account_sessions(conn, account_id=account_id)
         owned = await owners.export(conn, owner=account_owner(account_id))
+        connected = await identities.of_account(conn, account_id=account_id)
     body = {
         "exported_at": iso(utcnow()),
         "account": account_object(account),
         "sessions": [_session_row(r, session.session_id) for r in rows],
+        "identities": connected,  # single sign-on: [{provider, email, connected_at}]
         **owned,
     }
     return JSONResponse(

@@ -16,6 +16,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vedika.errors import BadRequest, Conflict
+from vedika.identity.oidc import identities
 from vedika.ids import uuid7
 from vedika.protocol import aware, utcnow
 from vedika.store.tables import accounts
@@ -94,4 +95,5 @@ async def find_by_id(conn: AsyncConnection, *, account_id: str) -> Account | Non
 
 
 async def delete_account(conn: AsyncConnection, *, account_id: str) -> None:
+    await identities.forget_account(conn, account_id=account_id)
     await conn.execute(delete(accounts).where(accounts.c.id == account_id))

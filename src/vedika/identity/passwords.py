@@ -51,6 +51,7 @@ def _dummy_hash() -> str:
 
 
 def _verify(stored: str | None, password: str) -> bool:
+    stored = stored or None  # "": an account with no password (single sign-on only)
     try:
         return _hasher.verify(stored or _dummy_hash(), password) and stored is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):

@@ -270,3 +270,32 @@ api_keys = Table(
     Column("last_used_at", TS, nullable=True),
     Column("revoked_at", TS, nullable=True),
 )
+
+
+# ---------------------------------------------------------------- OpenID Connect (migration 0007)
+
+# An identity at a provider, (provider id, subject), signs in to one account.
+oidc_identities = Table(
+    "oidc_identities",
+    metadata,
+    Column("provider", String(40), primary_key=True),  # the id in VEDIKA_OIDC_PROVIDERS
+    Column("subject", String(255), primary_key=True),  # the ID token's `sub`
+    Column("account_id", String(36), nullable=False, index=True),
+    Column("email", String(254), nullable=True),  # as the provider said, for the person
+    Column("created_at", TS, nullable=False),
+    Column("last_used_at", TS, nullable=False),
+)
+
+# A sign-in (or connect) begun and not yet come back: what the callback must check.
+oidc_flows = Table(
+    "oidc_flows",
+    metadata,
+    Column("state_hash", String(64), primary_key=True),  # SHA-256 of the `state` sent
+    Column("browser_hash", String(64), nullable=False),  # SHA-256 of the browser's cookie
+    Column("provider", String(40), nullable=False),
+    Column("verifier", String(128), nullable=False),  # PKCE code verifier
+    Column("nonce", String(64), nullable=False),
+    Column("next_path", String(2000), nullable=False),
+    Column("account_id", String(36), nullable=True),  # connecting to this account
+    Column("expires_at", TS, nullable=False, index=True),
+)

@@ -117,6 +117,15 @@ def install_web(app: FastAPI) -> None:
         app.add_api_route(
             path, page, methods=["GET"], include_in_schema=False, response_class=HTMLResponse
         )
+
+    async def signin(request: Request) -> Response:  # sign in and sign up: one template
+        mode = "signup" if request.url.path == "/signup" else "signin"
+        return render(request, "account.html", page="signin", mode=mode, conversation_id="")
+
+    for path in ("/signin", "/signup"):
+        app.add_api_route(
+            path, signin, methods=["GET"], include_in_schema=False, response_class=HTMLResponse
+        )
     app.add_api_route(
         "/chat/{conversation_id}",
         chat,

@@ -1,10 +1,12 @@
 // Page chrome: the burger menu under 768 px, the polite live region, the transport
 // indicator.
 
+import { initAccountMenu } from "./account-menu.js";
 import { hydrateIcons } from "./util.js";
 
 export function initLayout() {
   hydrateIcons(document);
+  initAccountMenu(document.querySelector("[data-account-menu]"));
   const burger = document.querySelector("[data-testid=burger]");
   const sidebar = document.getElementById("sidebar");
   const backdrop = document.querySelector("[data-backdrop]");

@@ -5,6 +5,8 @@
 const SESSION_KEY = "vedika.session_id";
 const DEVICE_KEY = "vedika.device_id";
 
+const ADOPT_KEY = "vedika.adopt_cookie_session"; // set before leaving for a sign-on
+
 let current = null; // {session_id, device_id, ...}
 let pending = null;
 
@@ -51,7 +53,26 @@ async function create() {
   return remember(await response.json());
 }
 
+function takeAdoptFlag() {
+  try {
+    const set = sessionStorage.getItem(ADOPT_KEY);
+    sessionStorage.removeItem(ADOPT_KEY);
+    return Boolean(set);
+  } catch {
+    return false;
+  }
+}
+
 async function validateOrCreate() {
+  if (takeAdoptFlag()) {
+    // Back from a single sign-on: the server set the signed-in session as the cookie
+    // (HttpOnly); ask for it by the cookie alone and use it from now on.
+    const response = await fetch("/auth/device-session/validate", {
+      headers: { Accept: "application/json" },
+      credentials: "same-origin",
+    });
+    if (response.ok) return remember(await response.json());
+  }
   const stored = localStorage.getItem(SESSION_KEY);
   if (stored) {
     // Any call with the session as a Bearer header says whether it is still good; the
@@ -122,4 +143,18 @@ function dropDisabled() {
 export function dropDisabledSession() {
   if (!pending) pending = dropDisabled().finally(() => (pending = null));
   return pending;
+}
+/** Use this session object from now on (a sign-in, sign-up or sign-out answered it). */
+export function adoptSession(session) {
+  return remember(session);
+}
+
+/** Before leaving for an identity provider: the next page takes the session the
+ * server sets as the cookie when the provider sends the browser back. */
+export function adoptCookieSessionNext() {
+  try {
+    sessionStorage.setItem(ADOPT_KEY, "1");
+  } catch {
+    /* without storage the page keeps its anonymous session */
+  }
 }
