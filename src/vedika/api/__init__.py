@@ -7,6 +7,7 @@ from fastapi import APIRouter
 
 from vedika.api import (
     accounts,
+    branches,
     chat,
     coins,
     files,
@@ -29,6 +30,7 @@ def routers() -> list[APIRouter]:
         coins.router,
         models.router,
         chat.router,
+        branches.router,
         sse.router,
         socket.router,
         files.router,
