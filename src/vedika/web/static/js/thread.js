@@ -4,6 +4,7 @@
 
 import { el } from "./util.js";
 import { AssistantView } from "./assistant-view.js";
+import { decorate } from "./branches.js";
 
 const STICK_PX = 80;
 
@@ -45,9 +46,12 @@ export class Thread {
     if (message.role === "assistant") {
       const view = new AssistantView(message);
       this.views.set(message.message_id, view);
+      decorate(view.root, message);
       return view.root;
     }
-    return userNode(message);
+    const node = userNode(message);
+    decorate(node, message);
+    return node;
   }
 
   append(message) {
