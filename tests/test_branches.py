@@ -253,6 +253,25 @@ async def test_resume_and_stop_on_a_branch(server, api: Api) -> None:
     assert sum(t["amount"] for t in txns if t["message_id"] == mid) == -1  # charged once
 
 
+async def test_concurrent_turns_in_one_conversation_stay_one_chain(server, api: Api) -> None:
+    """Two tabs sending at once: each turn continues from the leaf the one before it
+    wrote (the conversation row is locked for the turn on PostgreSQL), so no two
+    questions become siblings by accident and the path shows every turn."""
+    first = await ask(api, "chain start")
+    cid = first["conversation_id"]
+    started = await asyncio.gather(
+        *(api.start(f"tab {n}", conversation_id=cid, **FAST) for n in range(3))
+    )
+    for body in started:  # attach to each answer until it ends
+        done = await api.ask(conversation_id=cid, message_id=body["message_id"])
+        assert done[-1]["type"] == "stream_complete"
+    conv = await api.conversation(cid)
+    assert len(conv["messages"]) == 8
+    assert {m["sibling_count"] for m in conv["messages"]} == {1}
+    assert [m["parent_id"] for m in conv["messages"]] == [None, *path_of(conv)[:-1]]
+    assert {b["message_id"] for b in started} <= set(path_of(conv))
+
+
 # ---------------------------------------------------------------- the migration
 
 
