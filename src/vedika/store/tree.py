@@ -44,9 +44,10 @@ _VIEW_READ = PointRead(
     .order_by(*_ORDER)
 )
 _SHAPE = select(messages.c.id, messages.c.parent_id).where(_BY_CONVERSATION).order_by(*_ORDER)
-_HISTORY = select(
-    messages.c.id, messages.c.parent_id, messages.c.role, messages.c.content, messages.c.status
-).where(_BY_CONVERSATION)
+HISTORY_MESSAGES = 200  # the most of a path read for a prompt (as before branches)
+_HISTORY = select(messages.c.id, messages.c.role, messages.c.content, messages.c.status).where(
+    messages.c.id.in_(bindparam("b_ids", expanding=True))
+)
 _LOCK = (
     select(conversations.c.id, conversations.c.active_leaf_id)
     .where(
@@ -170,18 +171,25 @@ async def history(
     conn: AsyncConnection, *, conversation_id: str, parent_id: str, budget_chars: int
 ) -> list[dict[str, str]]:
     """The path from the root to `parent_id`, for the prompt: the turns that ended
-    well, newest kept first within a character budget, starting with a question."""
-    rows = (await conn.execute(_HISTORY, {"b_conversation": conversation_id})).all()
-    by_id = {r.id: r for r in rows}
-    path: list[Any] = []
+    well, newest kept first within a character budget, starting with a question. The
+    shape is read first (ids only), then the text of at most the newest
+    `HISTORY_MESSAGES` messages on the path."""
+    shape = (await conn.execute(_SHAPE, {"b_conversation": conversation_id})).all()
+    parents = {r.id: r.parent_id for r in shape}
+    path: list[str] = []  # newest first
     node: str | None = parent_id
-    while node is not None and node in by_id and len(path) <= len(rows):
-        path.append(by_id[node])
-        node = by_id[node].parent_id
+    while node is not None and node in parents and len(path) < HISTORY_MESSAGES:
+        path.append(node)
+        node = parents[node]
+    if not path:
+        return []
+    rows = (await conn.execute(_HISTORY, {"b_ids": path})).all()
+    by_id = {r.id: r for r in rows}
     kept: list[dict[str, str]] = []
     used = 0
-    for row in path:  # newest first
-        if not row.content or row.status not in ("complete", "stopped"):
+    for message_id in path:
+        row = by_id.get(message_id)
+        if row is None or not row.content or row.status not in ("complete", "stopped"):
             continue
         used += len(row.content)
         if used > budget_chars:
