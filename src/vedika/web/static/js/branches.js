@@ -45,11 +45,12 @@ export function decorate(node, message) {
     return;
   }
   if (!message.message_id) return; // not stored yet (a blocking turn)
+  // An icon (and its name for assistive technology): the question's text stays the
+  // article's only text.
   const edit = el(
     "button",
-    { type: "button", class: "btn-ghost btn-xs", "aria-label": "Edit question", dataset: { action: "edit", testid: "edit-button" } },
+    { type: "button", class: "btn-ghost btn-xs", title: "Edit", "aria-label": "Edit question", dataset: { action: "edit", testid: "edit-button" } },
     icon("pencil"),
-    el("span", { class: "label", text: "Edit" }),
   );
   node.append(el("div", { class: "msg-branch" }, nav, edit));
 }

@@ -39,6 +39,9 @@ export class Thread {
     this.#markLast();
     this.stuck = true;
     this.follow();
+    // Messages off screen are laid out at an estimated height (content-visibility), so
+    // the bottom moves once those now in view have their real one: end on the last.
+    this.list.lastElementChild?.scrollIntoView({ block: "end" });
   }
 
   #nodeFor(message) {
