@@ -59,6 +59,10 @@ def calls(cid: str, mid: str) -> list[tuple[str, str, dict | None]]:
         ("POST", "/ai/chat/stop", {"conversation_id": cid}),
         ("POST", "/ai/chat/start", {"message": "continue", "conversation_id": cid}),
         ("POST", "/ai/chat", {"message": "continue", "conversation_id": cid}),
+        # branches (issue 18)
+        ("POST", f"/ai/conversations/{cid}/active", {"message_id": mid}),
+        ("POST", "/ai/chat/start", {"message": "again", "conversation_id": cid, "regenerate": mid}),
+        ("POST", "/ai/chat/start", {"message": "on", "conversation_id": cid, "parent_id": mid}),
         ("DELETE", f"/ai/conversations/{cid}", None),
     ]
 
@@ -100,6 +104,12 @@ async def test_socket_matrix(server, backend, other: Api, owned, who: str) -> No
             {"routeKey": "stream_chat", "message_id": owned["mid"], "resume_from": 1},
             {"routeKey": "stream_chat", "conversation_id": owned["cid"], "message": SECRET},
             {"routeKey": "stream_chat", "conversation_id": owned["cid"], "message": "more"},
+            {
+                "routeKey": "stream_chat",
+                "conversation_id": owned["cid"],
+                "message": "again",
+                "regenerate": owned["mid"],
+            },
             {"routeKey": "stop_stream", "message_id": owned["mid"]},
         ]
         for probe in probes:

@@ -125,11 +125,34 @@ class ChatRequest(BaseModel):
     client_message_id: Text | None = Field(None, min_length=1, max_length=128)
     session_id: Text | None = Field(None, max_length=128)
     device_id: Text | None = Field(None, max_length=128)
+    # Branches (docs/protocol.md "Branches"): at most one, in an existing conversation.
+    parent_id: Text | None = Field(
+        None, max_length=64, description="Continue from this answer (a new branch)."
+    )
+    edit_of: Text | None = Field(
+        None, max_length=64, description="A question: the new question becomes its sibling."
+    )
+    regenerate: Text | None = Field(
+        None, max_length=64, description="An answer: a new answer to its question, as its sibling."
+    )
 
-    @field_validator("conversation_id", "model_id", "client_message_id", mode="before")
+    @field_validator(
+        "conversation_id",
+        "model_id",
+        "client_message_id",
+        "parent_id",
+        "edit_of",
+        "regenerate",
+        mode="before",
+    )
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if value == "" else value
+
+    @property
+    def branching(self) -> bool:
+        """Whether the request names a place in the conversation's tree."""
+        return bool(self.parent_id or self.edit_of or self.regenerate)
 
     def fingerprint(self) -> str:
         """What makes two requests with the same client_message_id 'the same'."""
@@ -142,6 +165,13 @@ class ChatRequest(BaseModel):
                 ",".join(self.sources or []),
                 ",".join(self.attachments or []),
             ]
+            # A turn on a branch is another turn than the same text elsewhere; a
+            # request without branch fields keeps the fingerprint it always had.
+            + (
+                [f"{self.parent_id or ''}/{self.edit_of or ''}/{self.regenerate or ''}"]
+                if self.branching
+                else []
+            )
         )
 
 

@@ -344,12 +344,17 @@ def test_stop_keeps_partial_then_regenerate(page: Page, web: VedikaServer) -> No
     assert stored["messages"][-1]["status"] == "stopped"
     assert stored["messages"][-1]["content"] == partial
 
+    # Regenerate is a new version of the answer (issue 18): the stopped one stays a
+    # sibling, one step back.
     pick_model(page, "fake-steady")
     page.get_by_test_id("regenerate-button").click()
     wait_status(page, "complete")
-    expect(assistants(page)).to_have_count(2)
-    assert answer_text(page, -1) == expected("fake-steady", prompt)
-    assert answer_text(page, 0) == partial
+    expect(assistants(page)).to_have_count(1)
+    assert answer_text(page) == expected("fake-steady", prompt)
+    expect(assistants(page).get_by_test_id("branch-count")).to_have_text("answer version 2/2")
+    assistants(page).get_by_label("Previous version").click()
+    expect(assistants(page).get_by_test_id("branch-count")).to_have_text("answer version 1/2")
+    assert answer_text(page) == partial
 
 
 # ------------------------------------------------------------------ 5. transport fallback

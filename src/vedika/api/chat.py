@@ -30,6 +30,7 @@ from vedika.protocol import (
 )
 from vedika.services import Services
 from vedika.store import conversations as data
+from vedika.store import tree
 
 router = APIRouter(tags=["chat"])
 
@@ -320,8 +321,9 @@ async def conversation_body(
     )
     if conv is None:
         raise NotFound("There is no conversation with that id.", code="conversation_not_found")
-    rows = await data.read_messages(services.store, conversation_id=conversation_id)
-    messages = [_message(r) for r in rows]
+    shown = await tree.shown_path(services.store, conversation_id=conversation_id)
+    rows = shown.rows  # the active path only, each message with its branch fields
+    messages = [_message(r) | branch for r, branch in zip(rows, shown.branch, strict=True)]
     for m in messages:
         if m["status"] == data.ASSISTANT_LIVE:  # what has streamed, not the last flush
             m["content"], m["chunk_count"] = await live_text(

@@ -163,7 +163,7 @@ class Connection:
             self._follow(session, await self._attach_target(session, stream), stream.resume_from)
             return
         req = p.ChatRequest.model_validate(msg)
-        if req.conversation_id:
+        if req.conversation_id and not req.branching:  # a branch is always a new turn
             same = await self.chat.same_question(session, req)
             if same is not None:
                 self._follow(session, same, stream.resume_from)

@@ -17,6 +17,7 @@ from sqlalchemy import text as sql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vedika.chat import branching
 from vedika.credits import ledger
 from vedika.credits.plans import daily_allowance
 from vedika.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, RateLimited
@@ -31,7 +32,7 @@ from vedika.protocol import ChatRequest, utcnow
 from vedika.settings import Settings
 from vedika.store import conversations as data
 from vedika.store import files as files_data
-from vedika.store import idempotency
+from vedika.store import idempotency, tree
 from vedika.store.engine import Reads, Store
 from vedika.store.preferences import preference_in
 
@@ -59,6 +60,7 @@ class Turn:
     sources: list[str] = field(default_factory=list)  # "web", "files"
     attachments: list[str] = field(default_factory=list)  # file ids, all the device's own
     prefetched: EarlyCall | None = None  # its model call, sent while it was being stored
+    parent_id: str | None = None  # the question's parent: the model's context ends there
 
 
 @dataclass(slots=True)
@@ -75,6 +77,7 @@ class _Accepting:
     conversation_id: str
     user_message_id: str
     message_id: str
+    placed: branching.Placement = branching.NEW_CONVERSATION  # set in the transaction
 
 
 # A transaction-scoped advisory lock per device (PostgreSQL), released at commit.
@@ -178,6 +181,7 @@ class TurnService:
         model call before the transaction (vedika.modes.early); the call ends up on the
         new Turn, or is closed if the turn is not stored."""
         text = self.check_message(req.message)
+        branching.check(req)
         device_id = session.owner
         ticket = self._accepting.begin(device_id)
         try:
@@ -199,6 +203,10 @@ class TurnService:
                 replay = await self._replay(await reads.conn(), device_id, req)
                 if replay is not None:
                     return replay
+            if req.regenerate:  # a new answer to the stored question, not to `message`
+                text = await branching.regenerated_question(
+                    await reads.conn(), device_id=device_id, req=req
+                )
             sources, attachments = await self._sources(reads, device_id, req)
             model_id = await self._model_id(reads, req, device_id)
             choice = self.models.resolve(model_id, text, req.query_type)
@@ -297,6 +305,7 @@ class TurnService:
             text=a.text,
             mode=a.req.mode,
             created_at=a.now,
+            parent_id=a.placed.parent,
         )
 
     def _write(
@@ -307,12 +316,14 @@ class TurnService:
         model = choice.model
         self._admit(conn, device_id)
         if not created:
-            if not data.owns_conversation(
-                conn, conversation_id=conversation_id, device_id=device_id
-            ):
+            locked = tree.lock(conn, conversation_id=conversation_id, device_id=device_id)
+            if locked is None:
                 raise NotFound(
                     "There is no conversation with that id.", code="conversation_not_found"
                 )
+            a.placed = branching.place(conn, req, locked=locked)
+            if a.placed.question is not None:  # regenerating: the answer's question
+                a.user_message_id = a.placed.question
         else:
             # Written with its final count and model: no touch follows.
             data.create_conversation(
@@ -331,20 +342,22 @@ class TurnService:
             daily=daily_allowance(self.settings, device_id),
             message_id=message_id,
         )
-        data.insert_message(
-            conn,
-            id=a.user_message_id,
-            conversation_id=conversation_id,
-            role="user",
-            content=text,
-            status="complete",
-            mode=req.mode,
-            interaction_mode=req.interaction_mode or "type",
-            created_at=now,
-            updated_at=now,
-            **({"sources": a.sources} if a.sources else {}),
-            **({"attachments": a.attachments} if a.attachments else {}),
-        )
+        if a.placed.question is None:
+            data.insert_message(
+                conn,
+                id=a.user_message_id,
+                conversation_id=conversation_id,
+                role="user",
+                content=text,
+                status="complete",
+                mode=req.mode,
+                interaction_mode=req.interaction_mode or "type",
+                created_at=now,
+                updated_at=now,
+                parent_id=a.placed.parent,
+                **({"sources": a.sources} if a.sources else {}),
+                **({"attachments": a.attachments} if a.attachments else {}),
+            )
         data.insert_message(
             conn,
             id=message_id,
@@ -365,10 +378,13 @@ class TurnService:
             created_at=now + ASSISTANT_AFTER,
             updated_at=now,
             heartbeat_at=now,
+            parent_id=a.user_message_id,
         )
+        tree.set_leaf(conn, conversation_id=conversation_id, leaf_id=message_id)
         if not created:
+            added = 2 if a.placed.question is None else 1
             data.touch_conversation(
-                conn, conversation_id=conversation_id, model=model.id, now=now, added=2
+                conn, conversation_id=conversation_id, model=model.id, now=now, added=added
             )
         if req.client_message_id:
             idempotency.save_key(

@@ -53,6 +53,8 @@ class Question(Protocol):
     def created_at(self) -> datetime | None: ...
     @property
     def created_conversation(self) -> bool: ...
+    @property
+    def parent_id(self) -> str | None: ...  # the question's parent: its context's end
 
 
 @dataclass(frozen=True, slots=True)

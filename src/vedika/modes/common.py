@@ -11,7 +11,7 @@ from vedika.models.providers import Delta, GenerationRequest, Provider, ToolCall
 from vedika.models.providers.base import ContextPassage
 from vedika.modes.base import Answer, ModeEnv
 from vedika.sources.citations import Source
-from vedika.store import conversations as data
+from vedika.store import tree
 
 SYSTEM_PROMPT = (
     "You are Vedika, an AI answer engine. Answer the user's question directly and "
@@ -33,13 +33,14 @@ async def messages_for(
     question = question if question is not None else turn.text
     budget = max(2_000, int(turn.model.context_window * 4 * 0.6) - len(question) - reserve)
     past: list[dict[str, str]] = []
-    # A conversation this turn created has nothing before its question: no read needed.
-    if not turn.created_conversation:
+    # The context is the path from the root to the question's parent (its branch); a
+    # conversation this turn created, or a first question, has nothing before it.
+    if not turn.created_conversation and turn.parent_id is not None:
         async with env.store.read() as conn:
-            past = await data.history(
+            past = await tree.history(
                 conn,
                 conversation_id=turn.conversation_id,
-                before=turn.created_at or p.utcnow(),
+                parent_id=turn.parent_id,
                 budget_chars=budget,
             )
     return [{"role": "system", "content": system}, *past, {"role": "user", "content": question}]

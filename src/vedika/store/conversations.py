@@ -149,19 +149,6 @@ _COUNT_STREAMING = (
         )
     )
 )
-_HISTORY = (
-    select(messages.c.role, messages.c.content)
-    .where(
-        and_(
-            messages.c.conversation_id == bindparam("b_conversation"),
-            messages.c.created_at < bindparam("b_before", type_=TS),
-            messages.c.content != "",
-            messages.c.status.in_(("complete", "stopped")),
-        )
-    )
-    .order_by(messages.c.created_at.desc(), messages.c.id.desc())
-    .limit(200)
-)
 # Only a message still streaming changes; the columns set are the execute parameters.
 _FINISH_MESSAGE = update(messages).where(
     and_(messages.c.id == bindparam("b_id"), messages.c.status == ASSISTANT_LIVE)
@@ -315,26 +302,6 @@ async def list_messages(
         values = {"b_conversation": conversation_id, "b_limit": limit}
         return (await conn.execute(_FIRST_MESSAGES, values)).all()
     return (await conn.execute(_MESSAGES, {"b_conversation": conversation_id})).all()
-
-
-async def history(
-    conn: AsyncConnection, *, conversation_id: str, before: datetime, budget_chars: int
-) -> list[dict[str, str]]:
-    """Earlier turns for the prompt, newest kept first, within a character budget."""
-    params = {"b_conversation": conversation_id, "b_before": before}
-    rows = (await conn.execute(_HISTORY, params)).all()
-    kept: list[dict[str, str]] = []
-    used = 0
-    for row in rows:
-        used += len(row.content)
-        if used > budget_chars:
-            break
-        kept.append({"role": row.role, "content": row.content})
-    kept.reverse()
-    # A prompt must alternate starting with a user turn (Anthropic insists).
-    while kept and kept[0]["role"] != "user":
-        kept.pop(0)
-    return kept
 
 
 async def save_partials(conn: AsyncConnection, *, rows: list[dict[str, Any]]) -> None:

@@ -299,3 +299,14 @@ oidc_flows = Table(
     Column("account_id", String(36), nullable=True),  # connecting to this account
     Column("expires_at", TS, nullable=False, index=True),
 )
+
+
+# ------------------------------------------------- edit and branch (migration 0009)
+# A conversation is a tree of messages: each message's parent is the message it
+# follows (a question: the answer it continues from, NULL for a first question; an
+# answer: its question). `active_leaf_id` is the end of the path the conversation shows
+# (NULL: a conversation written without parents, read as one linear chain); see
+# vedika.store.tree and docs/protocol.md "Branches".
+messages.append_column(Column("parent_id", String(36), nullable=True))
+Index("ix_messages_parent_id", messages.c.parent_id)
+conversations.append_column(Column("active_leaf_id", String(36), nullable=True))

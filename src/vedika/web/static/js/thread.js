@@ -4,6 +4,7 @@
 
 import { el } from "./util.js";
 import { AssistantView } from "./assistant-view.js";
+import { decorate } from "./branches.js";
 
 const STICK_PX = 80;
 
@@ -38,6 +39,9 @@ export class Thread {
     this.#markLast();
     this.stuck = true;
     this.follow();
+    // Messages off screen are laid out at an estimated height (content-visibility), so
+    // the bottom moves once those now in view have their real one: end on the last.
+    this.list.lastElementChild?.scrollIntoView({ block: "end" });
   }
 
   #nodeFor(message) {
@@ -45,9 +49,12 @@ export class Thread {
     if (message.role === "assistant") {
       const view = new AssistantView(message);
       this.views.set(message.message_id, view);
+      decorate(view.root, message);
       return view.root;
     }
-    return userNode(message);
+    const node = userNode(message);
+    decorate(node, message);
+    return node;
   }
 
   append(message) {

@@ -1,7 +1,9 @@
 // Chat page: the conversation so far, the answer streaming in (resumed after a
-// reload from the last chunk seen), follow-ups, stop / copy / regenerate / retry.
+// reload from the last chunk seen), follow-ups, stop / copy / regenerate / retry,
+// and branches: edit a question, regenerate an answer, `< 2/3 >` (js/branches.js).
 
 import { api } from "../api.js";
+import { openEditor, refocus, switchBranch } from "../branches.js";
 import { announce, initLayout, showTransport } from "../layout.js";
 import { Sidebar } from "../sidebar.js";
 import { Chatbox } from "../chatbox.js";
@@ -82,6 +84,9 @@ async function send(payload, { clear } = {}) {
   notice("");
   chatbox.setBusy(true);
   const request = { ...payload, conversation_id: conversationId };
+  // Continue from the branch shown, whichever another tab shows.
+  const shown = thread.lastAssistant();
+  if (shown && !shown.id.startsWith("pending-")) request.parent_id = shown.id;
   if (follower.degraded) {
     await sendBlocking(request, clear);
     return;
@@ -135,6 +140,57 @@ function resend(messageId, text) {
   send(chatbox.payload(question));
 }
 
+// ---------------------------------------------------------------- branches
+
+/** A turn on another branch (`{edit_of}` or `{regenerate}`): sent, then the new path
+ * is shown and its answer followed. */
+async function branchTurn(fields, question) {
+  if (active || !question) return;
+  notice("");
+  chatbox.setBusy(true);
+  const request = { ...chatbox.payload(question), attachments: undefined, conversation_id: conversationId, ...fields };
+  try {
+    if (follower.degraded) {
+      updateCoinsFrom(await api.chatBlocking(request));
+      await reload();
+      chatbox.setBusy(false);
+      return;
+    }
+    const started = await startTurn(request);
+    updateCoinsFrom(started);
+    await reload();
+    chatbox.setBusy(false);
+    const view = thread.view(started.message_id);
+    if (view) {
+      view.setRouting(started);
+      view.prepareResume();
+      await follow(view);
+    }
+  } catch (error) {
+    notice(describeError(error));
+    chatbox.setBusy(false);
+  }
+}
+
+async function showVersion(button) {
+  const target = button.dataset.target;
+  if (!target || active) return;
+  try {
+    const conversation = await switchBranch(conversationId, target);
+    thread.renderAll(conversation.messages || []);
+    const shown = (conversation.messages || []).find((m) => m.message_id === target);
+    if (shown) announce(`Version ${shown.sibling_index + 1} of ${shown.sibling_count}.`);
+    refocus(document.querySelector("[data-thread]"), target, button.dataset.step);
+    const last = thread.lastAssistant();
+    if (last && last.status === "streaming") {
+      last.prepareResume();
+      await follow(last);
+    }
+  } catch (error) {
+    notice(describeError(error));
+  }
+}
+
 // ---------------------------------------------------------------- actions on messages
 
 document.querySelector("[data-thread]").addEventListener("click", async (event) => {
@@ -151,9 +207,19 @@ document.querySelector("[data-thread]").addEventListener("click", async (event) 
     case "copy":
       if (view) flashCopied(button, await copyText(view.text));
       break;
-    case "regenerate":
+    case "regenerate": // a new answer to the same question; the old one stays a version
+      if (view) branchTurn({ regenerate: view.id }, thread.questionFor(view.id));
+      break;
     case "retry":
       if (view) resend(view.id);
+      break;
+    case "edit":
+      if (article && !active) {
+        openEditor(article, { onSubmit: (text) => branchTurn({ edit_of: article.dataset.messageId }, text) });
+      }
+      break;
+    case "branch":
+      showVersion(button);
       break;
     case "continue":
       if (view) resend(view.id, CONTINUE_PROMPT);
