@@ -14,6 +14,7 @@ from vedika.api import (
     mydata,
     ops,
     sessions,
+    share,
     socket,
     sse,
     voice,
@@ -32,6 +33,7 @@ def routers() -> list[APIRouter]:
         sse.router,
         socket.router,
         files.router,
+        share.router,
         voice.router,
         ops.router,
     ]
