@@ -114,7 +114,9 @@ async def test_only_the_owner_shares_reads_or_revokes(api: Api, other: Api) -> N
     link = (await share(api, cid)).json()
     r = await other.http.delete(f"/ai/conversations/{cid}/share")
     assert r.status_code == 404
-    assert (await other.http.get(f"/s/{link['share_id']}")).status_code == 200  # the link is the grant
+    assert (
+        await other.http.get(f"/s/{link['share_id']}")
+    ).status_code == 200  # the link is the grant
     nobody = await api.http.get("/ai/conversations/not-a-conversation/share")
     assert nobody.status_code == 404
 
