@@ -123,40 +123,35 @@ async def test_only_the_owner_exports(api: Api, other: Api) -> None:
     assert bad.status_code in (400, 422) and bad.json()["error"]
 
 
+def one(**message: Any) -> dict[str, Any]:
+    return document([message])
+
+
+def cited(**citation: Any) -> dict[str, Any]:
+    return one(role="assistant", content="x", citations=[citation])
+
+
+X = {"role": "user", "content": "x"}
+OTHER_FORMAT = {"format": "chatgpt", "version": 1, "messages": []}
 BAD: list[tuple[str, Any, int, str]] = [
     ("an array", [1, 2], 400, "bad_import"),
     ("a string", "hello", 400, "bad_import"),
-    ("another format", {"format": "chatgpt", "version": 1, "messages": []}, 400, "bad_import_format"),
+    ("another format", OTHER_FORMAT, 400, "bad_import_format"),
     ("no format", {"version": 1, "messages": []}, 400, "bad_import_format"),
     ("a later version", document(CITED, version=2), 422, "unsupported_import_version"),
     ("a version as text", document(CITED, version="1"), 422, "unsupported_import_version"),
     ("no messages", document([]), 422, "invalid_import"),
     ("messages not a list", document({"role": "user"}), 422, "invalid_import"),  # type: ignore[arg-type]
-    ("an unknown role", document([{"role": "system", "content": "x"}]), 422, "invalid_import"),
-    ("empty content", document([{"role": "user", "content": ""}]), 422, "invalid_import"),
-    ("content not text", document([{"role": "user", "content": 5}]), 422, "invalid_import"),
-    ("an unknown field", document([{"role": "user", "content": "x", "evil": 1}]), 422, "invalid_import"),
+    ("an unknown role", one(role="system", content="x"), 422, "invalid_import"),
+    ("empty content", one(role="user", content=""), 422, "invalid_import"),
+    ("content not text", one(role="user", content=5), 422, "invalid_import"),
+    ("an unknown field", one(role="user", content="x", evil=1), 422, "invalid_import"),
     ("a title too long", document(CITED, title="t" * 201), 422, "invalid_import"),
-    (
-        "a script link as a source",
-        document([{"role": "assistant", "content": "x", "citations": [{"index": 1, "title": "t", "url": "javascript:alert(1)"}]}]),
-        422,
-        "invalid_import",
-    ),
-    (
-        "a citation index as text",
-        document([{"role": "assistant", "content": "x", "citations": [{"index": "1", "title": "t"}]}]),
-        422,
-        "invalid_import",
-    ),
-    ("too many messages", document([{"role": "user", "content": "x"}] * 501), 422, "import_too_large"),
-    (
-        "too much text",
-        document([{"role": "user", "content": "x" * 150_000}] * 7),
-        422,
-        "import_too_large",
-    ),
-]  # fmt: skip
+    ("a script link", cited(index=1, title="t", url="javascript:alert(1)"), 422, "invalid_import"),
+    ("an index as text", cited(index="1", title="t"), 422, "invalid_import"),
+    ("too many messages", document([X] * 501), 422, "import_too_large"),
+    ("too much text", document([X | {"content": "x" * 150_000}] * 7), 422, "import_too_large"),
+]
 
 
 @pytest.mark.parametrize(("case", "doc", "status", "code"), BAD, ids=[b[0] for b in BAD])
