@@ -10,11 +10,14 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.support.client import Api, text_of
 from tests.support.safe_html import parse, unsafe_parts
 from tests.support.server import VedikaServer
 from tests.support.xss import PAYLOADS
+from vedika.store.tables import shares
 
 CSRF = {"X-Requested-With": "fetch"}
 # what the shared page's own frame uses: its <meta> tags, its stylesheet
@@ -138,12 +141,21 @@ async def test_revoking_answers_410_and_a_new_share_is_a_new_link(api: Api) -> N
     assert (await api.http.get(f"/s/{old}")).status_code == 410
 
 
-async def test_a_deleted_conversation_is_no_longer_shared(api: Api) -> None:
+async def test_a_deleted_conversation_is_no_longer_shared(
+    api: Api, backend: tuple[str, Any]
+) -> None:
     cid = await imported(api, [{"role": "user", "content": "delete me"}])
     link = (await share(api, cid)).json()["share_id"]
     assert (await api.http.delete(f"/ai/conversations/{cid}")).status_code == 200
     assert (await api.http.get(f"/s/{link}")).status_code == 404
     assert (await api.http.get(f"/shared/{link}")).status_code == 404
+    engine = create_async_engine(backend[0])
+    try:
+        async with engine.connect() as conn:  # the snapshot's text went with it
+            left = await conn.execute(select(shares.c.id).where(shares.c.id == link))
+            assert left.first() is None
+    finally:
+        await engine.dispose()
 
 
 async def test_cookie_sessions_need_the_csrf_header(server: VedikaServer) -> None:
@@ -227,3 +239,57 @@ async def test_revoking_on_one_instance_ends_the_link_on_another(
             assert (await api.http.delete(f"/ai/conversations/{cid}/share")).status_code == 200
             assert (await reader.get(f"/s/{link}")).status_code == 410
             assert (await reader.get(f"/shared/{link}")).status_code == 410
+
+
+SECRET = "the shared secret is teal"
+
+
+@pytest.mark.parametrize("who", ["other", "none", "expired"])
+async def test_access_matrix(
+    server: VedikaServer, backend: tuple[str, Any], api: Api, other: Api, who: str
+) -> None:
+    """The access matrix (tests/test_access.py) for this issue's id-taking calls: another
+    device gets 404 and no session or an expired one 401, never the data, and nothing
+    changes; a link shows its snapshot and nothing more of the owner's."""
+    from tests.test_access import expire
+
+    cid = await imported(api, [{"role": "user", "content": SECRET}], title="teal")
+    unshared = await imported(api, [{"role": "user", "content": "not shared at all"}])
+    link = (await share(api, cid)).json()["share_id"]
+    headers: dict[str, str] = {}
+    if who in ("other", "expired"):
+        headers = {"Authorization": f"Bearer {other.session_id}"}
+    if who == "expired":
+        await expire(backend[0], other.session_id)
+    probes: list[tuple[str, str, Any]] = [
+        ("POST", f"/ai/conversations/{cid}/share", {"allow_indexing": True}),
+        ("GET", f"/ai/conversations/{cid}/share", None),
+        ("DELETE", f"/ai/conversations/{cid}/share", None),
+        ("GET", f"/ai/conversations/{unshared}/share", None),
+        ("POST", f"/ai/conversations/{unshared}/share", {}),
+        ("GET", f"/ai/conversations/{cid}/export?format=md", None),
+        ("GET", f"/ai/conversations/{cid}/export?format=json", None),
+        ("PATCH", f"/ai/conversations/{cid}", {"pinned": True, "archived": True}),
+    ]
+    async with httpx.AsyncClient(base_url=server.url, headers=headers) as h:
+        for method, path, body in probes:
+            r = await h.request(method, path, json=body)
+            expected = 404 if who == "other" else 401
+            assert r.status_code == expected, (who, method, path, r.status_code, r.text)
+            assert "teal" not in r.text
+        shared = (await h.get(f"/shared/{link}")).json()  # the link is the grant...
+        assert [m["content"] for m in shared["messages"]] == [SECRET]
+        assert "not shared at all" not in str(shared)  # ...of that snapshot alone
+        if who == "none":
+            r = await h.post("/ai/conversations/import", json={"format": "x"})
+            assert r.status_code == 401
+    live = (await api.http.get(f"/ai/conversations/{cid}/share")).json()
+    assert live["share_id"] == link and live["allow_indexing"] is False
+    assert (await api.http.get(f"/ai/conversations/{unshared}/share")).status_code == 404
+    assert (await api.http.get(f"/s/{link}")).status_code == 200
+    item = next(
+        c
+        for c in (await api.http.get("/ai/conversations")).json()["conversations"]
+        if c["conversation_id"] == cid
+    )
+    assert item["pinned"] is False and item["archived"] is False

@@ -23,6 +23,7 @@ from vedika.store.tables import (
     passage_vectors,
     passages,
     preferences,
+    shares,
 )
 
 
@@ -34,6 +35,7 @@ async def move(conn: AsyncConnection, *, source: str, target: str) -> int:
         update(conversations).where(conversations.c.device_id == source).values(device_id=target)
     )
     await conn.execute(update(files).where(files.c.device_id == source).values(device_id=target))
+    await conn.execute(update(shares).where(shares.c.device_id == source).values(device_id=target))
     await conn.execute(
         update(passages).where(passages.c.device_id == source).values(device_id=target)
     )
@@ -107,6 +109,7 @@ async def delete_all(conn: AsyncConnection, *, owner: str) -> list[str]:
     await conn.execute(delete(passages).where(passages.c.device_id == owner))
     await conn.execute(delete(files).where(files.c.device_id == owner))
     owned = select(conversations.c.id).where(conversations.c.device_id == owner)
+    await conn.execute(delete(shares).where(shares.c.conversation_id.in_(owned)))
     await conn.execute(delete(messages).where(messages.c.conversation_id.in_(owned)))
     await conn.execute(delete(conversations).where(conversations.c.device_id == owner))
     for table in (idempotency_keys, coin_days, coin_ledger, preferences):
