@@ -72,3 +72,13 @@ fi
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   apt_install nodejs npm
 fi
+
+# --- axe-core for the accessibility checks of the shared page and the share dialog -------
+# (tests/browser/test_share_pages.py; issue 18). Pinned in tests/support/axe/package-lock.json.
+axe_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/support/axe"
+if [ ! -d "$axe_dir/node_modules" ]; then
+  if ! command -v npm >/dev/null; then
+    apt_install nodejs npm
+  fi
+  (cd "$axe_dir" && npm ci --silent --no-audit --no-fund)
+fi
