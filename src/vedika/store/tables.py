@@ -79,6 +79,7 @@ conversations = Table(
     Column("pinned", Boolean, nullable=False, default=False, server_default=false()),
     Column("archived", Boolean, nullable=False, default=False, server_default=false()),
     Index("ix_conversations_device_updated", "device_id", "updated_at"),
+    Index("ix_conversations_owner_list", "device_id", "archived", "pinned", "updated_at"),
 )
 
 messages = Table(

@@ -72,6 +72,12 @@ def upgrade() -> None:
         "conversations",
         sa.Column("archived", sa.Boolean, nullable=False, server_default=sa.false()),
     )
+    # The list's order: the owner's shelf (archived or not), pinned first, newest first.
+    op.create_index(
+        "ix_conversations_owner_list",
+        "conversations",
+        ["device_id", "archived", "pinned", "updated_at"],
+    )
     statements = _SQLITE if op.get_bind().dialect.name == "sqlite" else _POSTGRES
     for statement in statements:
         op.execute(statement)
@@ -85,6 +91,7 @@ def downgrade() -> None:
     else:
         op.execute("DROP INDEX IF EXISTS ix_messages_tsv")
         op.execute("ALTER TABLE messages DROP COLUMN IF EXISTS tsv")
+    op.drop_index("ix_conversations_owner_list", "conversations")
     with op.batch_alter_table("conversations") as batch:
         batch.drop_column("archived")
         batch.drop_column("pinned")
