@@ -64,6 +64,8 @@ async def test_a_link_shows_a_snapshot_until_shared_again(server: VedikaServer, 
     _, text = parse(html)
     assert "Where does the river Veyra start" in text and first in text
     assert "<script" not in html.lower()  # readable without JavaScript: there is none
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["cache-control"] == "no-store"
     assert meta(html, "name", "robots") == "noindex" and page.headers["x-robots-tag"] == "noindex"
     assert meta(html, "property", "og:title") == "Where does the river Veyra start"
     assert meta(html, "property", "og:type") == "article"

@@ -179,3 +179,18 @@ async def test_bodies_that_are_not_json_are_refused(api: Api) -> None:
         "/ai/conversations/import", content=big, headers={"content-type": "application/json"}
     )
     assert r.status_code == 413
+
+
+async def test_imports_are_rate_limited_per_owner(api: Api, other: Api) -> None:
+    """VEDIKA_RATE_IMPORTS_PER_MINUTE (10 by default): the 11th import of a minute is
+    refused with Retry-After, and nothing is written; another owner is not held up."""
+    doc = document([{"role": "user", "content": "again"}])
+    statuses = [(await import_(api, doc)).status_code for _ in range(11)]
+    if statuses[-1] != 429:  # the minute turned over mid-way: one more window
+        statuses = [(await import_(api, doc)).status_code for _ in range(11)]
+    assert statuses[-1] == 429 and statuses.count(201) >= 10
+    before = await total(api)
+    r = await import_(api, doc)
+    assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+    assert r.json()["error"] == "rate_limited" and await total(api) == before
+    assert (await import_(other, doc)).status_code == 201

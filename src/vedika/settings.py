@@ -207,6 +207,9 @@ class Settings(BaseSettings):
     import_max_chars: int = Field(
         1_000_000, ge=1_000, le=50_000_000, validation_alias="VEDIKA_IMPORT_MAX_CHARS"
     )
+    rate_imports_per_minute: int = Field(
+        10, ge=0, validation_alias="VEDIKA_RATE_IMPORTS_PER_MINUTE"
+    )
 
     @field_validator("agent_tools", "agent_tool_modules", mode="before")
     @classmethod

@@ -26,6 +26,7 @@ from vedika.api.responses import JSONResponse
 from vedika.errors import BadRequest, NotFound, VedikaError
 from vedika.identity.sessions import DeviceSession
 from vedika.protocol import iso, utcnow
+from vedika.scale.ratelimit import enforce
 from vedika.services import Services
 from vedika.store import conversations as data
 from vedika.store import shares, transfer
@@ -402,6 +403,7 @@ def validated_import(raw: Any, *, max_messages: int, max_chars: int) -> Imported
     responses={
         400: {"description": "Not JSON, or not a vedika.conversation document"},
         413: {"description": "Too large a body"},
+        429: {"description": "Too many imports this minute"},
         422: {"description": "Invalid or too large a conversation"},
         **_CSRF,
     },
@@ -417,6 +419,13 @@ async def import_conversation(
 ) -> Response:
     """A new conversation of the caller, holding the messages of a `vedika.conversation`
     v1 document (as `GET .../export?format=json` gives), stored in one transaction."""
+    await enforce(
+        services.limiter,
+        f"import:{session.owner}",
+        services.settings.rate_imports_per_minute,
+        60,
+        "imports",
+    )
     try:
         raw = orjson.loads(await request.body())
     except orjson.JSONDecodeError:

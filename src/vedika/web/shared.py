@@ -81,7 +81,7 @@ async def shared_page(request: Request, share_id: str, render: Any) -> Response:
             request,
             "shared.html",
             share=share,
-            url=str(request.url),
+            url=f"{str(request.base_url).rstrip('/')}/s/{share.id}",
             shared_at=share.updated_at.strftime("%d %B %Y"),
             **view(share),
         )
