@@ -153,6 +153,12 @@ async def test_a_deleted_conversation_is_no_longer_shared(
     assert (await api.http.get(f"/shared/{link}")).status_code == 404
     engine = create_async_engine(backend[0])
     try:
+        async with engine.connect() as conn:  # the snapshot's text went too
+            assert (await conn.execute(select(shares).where(shares.c.id == link))).first() is None
+    finally:
+        await engine.dispose()
+    engine = create_async_engine(backend[0])
+    try:
         async with engine.connect() as conn:  # the snapshot's text went with it
             left = await conn.execute(select(shares.c.id).where(shares.c.id == link))
             assert left.first() is None
@@ -295,3 +301,33 @@ async def test_access_matrix(
         if c["conversation_id"] == cid
     )
     assert item["pinned"] is False and item["archived"] is False
+
+
+async def test_a_link_follows_its_conversation_into_an_account_and_goes_with_it(
+    server: VedikaServer, api: Api, backend: tuple[str, Any]
+) -> None:
+    """Claiming (signing up) keeps the device's link working and the account's to manage;
+    closing the account deletes the link with everything else."""
+    import time
+
+    cid = await imported(api, [{"role": "user", "content": "claim me"}])
+    link = (await share(api, cid)).json()["share_id"]
+    email = f"share-{time.monotonic_ns()}@example.org"
+    password = "correct horse battery staple"
+    r = await api.http.post("/auth/register", json={"email": email, "password": password})
+    assert r.status_code == 201, r.text
+    assert r.json()["claimed_conversations"] == 1
+    api.http.headers["Authorization"] = f"Bearer {r.json()['session_id']}"
+    mine = await api.http.get(f"/ai/conversations/{cid}/share")
+    assert mine.status_code == 200 and mine.json()["share_id"] == link
+    assert (await api.http.get(f"/s/{link}")).status_code == 200
+    closed = await api.http.request("DELETE", "/auth/account", json={"password": password})
+    assert closed.status_code == 200, closed.text
+    assert (await api.http.get(f"/s/{link}")).status_code == 404
+    assert (await api.http.get(f"/shared/{link}")).status_code == 404
+    engine = create_async_engine(backend[0])
+    try:
+        async with engine.connect() as conn:  # the snapshot's text went too
+            assert (await conn.execute(select(shares).where(shares.c.id == link))).first() is None
+    finally:
+        await engine.dispose()
