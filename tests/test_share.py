@@ -321,6 +321,9 @@ async def test_a_link_follows_its_conversation_into_an_account_and_goes_with_it(
     mine = await api.http.get(f"/ai/conversations/{cid}/share")
     assert mine.status_code == 200 and mine.json()["share_id"] == link
     assert (await api.http.get(f"/s/{link}")).status_code == 200
+    exported = (await api.http.get("/auth/export")).json()
+    assert [x["id"] for x in exported["shares"]] == [link]
+    assert exported["shares"][0]["snapshot"]["messages"][0]["content"] == "claim me"
     closed = await api.http.request("DELETE", "/auth/account", json={"password": password})
     assert closed.status_code == 200, closed.text
     assert (await api.http.get(f"/s/{link}")).status_code == 404

@@ -90,11 +90,18 @@ async def export(conn: AsyncConnection, *, owner: str) -> dict[str, Any]:
         )
     ).all()
     prefs = (await conn.execute(select(preferences).where(preferences.c.device_id == owner))).all()
+    owned = select(conversations.c.id).where(conversations.c.device_id == owner)
+    links = (
+        await conn.execute(
+            select(shares).where(shares.c.conversation_id.in_(owned)).order_by(shares.c.created_at)
+        )
+    ).all()
     return {
         "conversations": out_convs,
         "files": out_files,
         "coin_transactions": [_plain(r) for r in ledger],
         "preferences": [_plain(r) for r in prefs],
+        "shares": [_plain(r) for r in links],  # share links, revoked ones too (issue 18)
     }
 
 
