@@ -73,12 +73,13 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   apt_install nodejs npm
 fi
 
-# --- The OpenID Provider for the sign-on tests (tests/test_oidc.py) ----------------------
-# npm `oidc-provider`, pinned in tests/support/oidc/package-lock.json.
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-  apt_install nodejs npm
-fi
-oidc_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/support/oidc"
-if [ ! -d "$oidc_dir/node_modules" ]; then
-  (cd "$oidc_dir" && npm ci --silent --no-audit --no-fund)
-fi
+# --- npm packages the tests run (node and npm: the block above) --------------------------
+# tests/support/oidc: the OpenID Provider of the sign-on tests (`oidc-provider`);
+# tests/support/axe: axe-core for the accessibility checks of the pages. Each pinned by
+# its package-lock.json.
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+for dir in "$root/tests/support/oidc" "$root/tests/support/axe"; do
+  if [ ! -d "$dir/node_modules" ]; then
+    (cd "$dir" && npm ci --silent --no-audit --no-fund)
+  fi
+done

@@ -371,3 +371,24 @@ async def test_the_migration_backfills_a_linear_chain(
             assert path_of(conv) == [*ids, conv["messages"][4]["message_id"], more["message_id"]]
     await engine.dispose()
     await asyncio.to_thread(_alembic, url, _before_branches(), down=True)  # reversible
+
+
+async def test_a_share_and_an_export_hold_the_branch_shown(server, api: Api) -> None:
+    """Sharing and exporting take the active path, as the page shows it: after an edit,
+    the edited question and its answer, not the version it replaced."""
+    first = await ask(api, "gamma one")
+    cid = first["conversation_id"]
+    second = await ask(api, "delta two", conversation_id=cid)
+    q2, _ = await ids_of(api, cid, second["message_id"])
+    await ask(api, "delta edited", conversation_id=cid, edit_of=q2)
+
+    r = await api.http.post(f"/ai/conversations/{cid}/share", json={})
+    assert r.status_code in (200, 201), r.text
+    shared = (await api.http.get(f"/shared/{r.json()['share_id']}")).json()
+    questions = [m["content"] for m in shared["messages"] if m["role"] == "user"]
+    assert questions == ["gamma one", "delta edited"]
+    assert len(shared["messages"]) == 4
+
+    md = await api.http.get(f"/ai/conversations/{cid}/export", params={"format": "md"})
+    assert md.status_code == 200, md.text
+    assert "delta edited" in md.text and "delta two" not in md.text

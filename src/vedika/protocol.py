@@ -239,7 +239,11 @@ class DeviceSessionRequest(BaseModel):
 
 
 class RenameRequest(BaseModel):
-    title: Text = Field(..., min_length=1, max_length=200)
+    """`PATCH /ai/conversations/{id}`: any of a new title, pinned, archived (issue 18)."""
+
+    title: Text | None = Field(None, min_length=1, max_length=200)
+    pinned: bool | None = None
+    archived: bool | None = None
 
 
 class PreferenceRequest(BaseModel):

@@ -237,6 +237,17 @@ class Settings(BaseSettings):
             raise ValueError("two providers have the same id")
         return value
 
+    # ---- Share links, export and import (issue 18; api/share.py, docs/protocol.md)
+    import_max_messages: int = Field(
+        500, ge=1, le=10_000, validation_alias="VEDIKA_IMPORT_MAX_MESSAGES"
+    )
+    import_max_chars: int = Field(
+        1_000_000, ge=1_000, le=50_000_000, validation_alias="VEDIKA_IMPORT_MAX_CHARS"
+    )
+    rate_imports_per_minute: int = Field(
+        10, ge=0, validation_alias="VEDIKA_RATE_IMPORTS_PER_MINUTE"
+    )
+
     @field_validator("agent_tools", "agent_tool_modules", mode="before")
     @classmethod
     def _split_names(cls, value: Any) -> Any:

@@ -30,7 +30,7 @@ from vedika.protocol import (
 )
 from vedika.services import Services
 from vedika.store import conversations as data
-from vedika.store import tree
+from vedika.store import organise, tree
 
 router = APIRouter(tags=["chat"])
 
@@ -175,16 +175,19 @@ async def chat_stop(
 # ---------------------------------------------------------------- conversations
 
 
-def _cursor_out(updated_at: datetime, cid: str) -> str:
-    raw = f"{updated_at.isoformat()}|{cid}".encode()
+def _cursor_out(row: organise.Listed) -> str:
+    raw = f"{row.updated_at.isoformat()}|{row.id}|{int(row.pinned)}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _cursor_in(cursor: str) -> tuple[datetime, str]:
+def _cursor_in(cursor: str) -> organise.Cursor:
+    """`updated_at|id|pinned`; a cursor of before pinning (`updated_at|id`) is unpinned."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        at, cid = raw.split("|", 1)
-        return datetime.fromisoformat(at), cid
+        at, cid, *rest = raw.split("|")
+        if len(rest) > 1 or rest not in ([], ["0"], ["1"]):
+            raise ValueError(raw)
+        return organise.Cursor(rest == ["1"], datetime.fromisoformat(at), cid)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise BadRequest(
             "That cursor is not one this server gave out.", code="bad_cursor"
@@ -198,13 +201,16 @@ async def list_conversations(
     limit: int = Query(50, ge=1, le=200),
     cursor: Text | None = Query(None, max_length=200),
     q: Text | None = Query(None, max_length=200),
+    archived: bool = Query(False),
 ) -> JSONResponse:
-    """The device's conversations, newest first; `q` searches titles and message text.
+    """The owner's conversations, pinned first, then newest first; `q` searches titles
+    and (full text) message text; `archived=true` lists the archived ones instead.
     Sent as built (a JSONResponse): FastAPI's encoding pass over 50 items cost more."""
-    return JSONResponse(await conversations_page(services, session, limit, cursor, q))
+    return JSONResponse(await conversations_page(services, session, limit, cursor, q, archived))
 
 
-LIST_PARAMS = SESSION_PARAMS | {"limit", "cursor", "q"}
+LIST_PARAMS = SESSION_PARAMS | {"limit", "cursor", "q", "archived"}
+_BOOLS = {"true": True, "1": True, "false": False, "0": False}
 
 
 @hot("/ai/conversations", params=LIST_PARAMS)
@@ -214,20 +220,31 @@ async def hot_list(call: HotCall) -> tuple[int, bytes] | None:
         return None  # the route's validation answers
     if len(cursor or "") > 200 or len(q or "") > 200:
         return None
-    page = await conversations_page(call.services, await call.session(), int(limit), cursor, q)
+    archived = _BOOLS.get(call.query.get("archived", "false").lower())
+    if archived is None:
+        return None
+    page = await conversations_page(
+        call.services, await call.session(), int(limit), cursor, q, archived
+    )
     return 200, dumps(page)
 
 
 async def conversations_page(
-    services: Services, session: DeviceSession, limit: int, cursor: str | None, q: str | None
+    services: Services,
+    session: DeviceSession,
+    limit: int,
+    cursor: str | None,
+    q: str | None,
+    archived: bool = False,
 ) -> dict[str, Any]:
     after = _cursor_in(cursor) if cursor else None
-    rows, total = await data.page_conversations(
+    rows, total = await organise.page(
         services.store,
         device_id=session.owner,
         limit=limit + 1,
         cursor=after,
         q=(q or "").strip() or None,
+        archived=archived,
     )
     more = len(rows) > limit
     rows = rows[:limit]
@@ -243,13 +260,15 @@ async def conversations_page(
                 "message_count": r.message_count,
                 "total_tokens": r.total_tokens,
                 "session_type": plan,
+                "pinned": r.pinned,
+                "archived": r.archived,
             }
             for r in rows
         ],
         "total": total,
         "owner_type": "account" if session.account_id else "device",
         "owner_id": session.account_id or session.device_id,
-        "next_cursor": _cursor_out(rows[-1].updated_at, rows[-1].id) if more and rows else None,
+        "next_cursor": _cursor_out(rows[-1]) if more and rows else None,
     }
 
 
@@ -340,20 +359,41 @@ async def conversation_body(
     }
 
 
-@router.patch("/ai/conversations/{conversation_id}")
+@router.patch(
+    "/ai/conversations/{conversation_id}",
+    responses={400: {"description": "Nothing to change, or a blank title"}, 404: {}},
+)
 async def rename_conversation(
     services: ServicesDep, session: CurrentSession, conversation_id: str, body: RenameRequest
 ) -> dict[str, Any]:
-    title = " ".join(body.title.split())
-    if not title:
+    """Rename, pin/unpin or archive/unarchive (any of `title`, `pinned`, `archived`)."""
+    title = " ".join(body.title.split()) if body.title is not None else None
+    if body.title is not None and not title:
         raise BadRequest("A title cannot be blank.", code="empty_title")
-    async with services.store.tx() as conn:
-        ok = await data.rename_conversation(
-            conn, conversation_id=conversation_id, device_id=session.owner, title=title
+    if title is None and body.pinned is None and body.archived is None:
+        raise BadRequest(
+            "Send at least one of title, pinned and archived.", code="nothing_to_change"
         )
-    if not ok:
+    async with services.store.tx() as conn:
+        ok = True
+        if title is not None:
+            ok = await data.rename_conversation(
+                conn, conversation_id=conversation_id, device_id=session.owner, title=title
+            )
+        flags = await organise.set_flags(
+            conn,
+            conversation_id=conversation_id,
+            device_id=session.owner,
+            pinned=body.pinned,
+            archived=body.archived,
+        )
+    if not ok or flags is None:
         raise NotFound("There is no conversation with that id.", code="conversation_not_found")
-    return {"conversation_id": conversation_id, "title": title, "success": True}
+    answer: dict[str, Any] = {"conversation_id": conversation_id, "success": True}
+    if title is not None:
+        answer["title"] = title
+    answer["pinned"], answer["archived"] = flags
+    return answer
 
 
 @router.delete("/ai/conversations/{conversation_id}")

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vedika.protocol import MessageStatus, aware
 from vedika.store.engine import Store
 from vedika.store.pointread import PointRead
-from vedika.store.tables import TS, conversations, messages
+from vedika.store.tables import TS, conversations, messages, shares
 
 ASSISTANT_LIVE = MessageStatus.STREAMING.value
 
@@ -474,6 +474,7 @@ async def delete_conversation(
     owned = await get_conversation(conn, conversation_id=conversation_id, device_id=device_id)
     if owned is None:
         return False
+    await conn.execute(delete(shares).where(shares.c.conversation_id == conversation_id))
     await conn.execute(delete(messages).where(messages.c.conversation_id == conversation_id))
     await conn.execute(delete(conversations).where(conversations.c.id == conversation_id))
     return True

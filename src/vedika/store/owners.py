@@ -23,6 +23,7 @@ from vedika.store.tables import (
     passage_vectors,
     passages,
     preferences,
+    shares,
 )
 
 
@@ -34,6 +35,7 @@ async def move(conn: AsyncConnection, *, source: str, target: str) -> int:
         update(conversations).where(conversations.c.device_id == source).values(device_id=target)
     )
     await conn.execute(update(files).where(files.c.device_id == source).values(device_id=target))
+    await conn.execute(update(shares).where(shares.c.device_id == source).values(device_id=target))
     await conn.execute(
         update(passages).where(passages.c.device_id == source).values(device_id=target)
     )
@@ -88,11 +90,18 @@ async def export(conn: AsyncConnection, *, owner: str) -> dict[str, Any]:
         )
     ).all()
     prefs = (await conn.execute(select(preferences).where(preferences.c.device_id == owner))).all()
+    owned = select(conversations.c.id).where(conversations.c.device_id == owner)
+    links = (
+        await conn.execute(
+            select(shares).where(shares.c.conversation_id.in_(owned)).order_by(shares.c.created_at)
+        )
+    ).all()
     return {
         "conversations": out_convs,
         "files": out_files,
         "coin_transactions": [_plain(r) for r in ledger],
         "preferences": [_plain(r) for r in prefs],
+        "shares": [_plain(r) for r in links],  # share links, revoked ones too (issue 18)
     }
 
 
@@ -107,6 +116,7 @@ async def delete_all(conn: AsyncConnection, *, owner: str) -> list[str]:
     await conn.execute(delete(passages).where(passages.c.device_id == owner))
     await conn.execute(delete(files).where(files.c.device_id == owner))
     owned = select(conversations.c.id).where(conversations.c.device_id == owner)
+    await conn.execute(delete(shares).where(shares.c.conversation_id.in_(owned)))
     await conn.execute(delete(messages).where(messages.c.conversation_id.in_(owned)))
     await conn.execute(delete(conversations).where(conversations.c.device_id == owner))
     for table in (idempotency_keys, coin_days, coin_ledger, preferences):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 metadata = MetaData()
@@ -75,7 +77,11 @@ conversations = Table(
     Column("updated_at", TS, nullable=False),
     Column("message_count", Integer, nullable=False, default=0),
     Column("total_tokens", Integer, nullable=False, default=0),
+    # Organising (migration 0008): pinned first in the list, archived hidden from it.
+    Column("pinned", Boolean, nullable=False, default=False, server_default=false()),
+    Column("archived", Boolean, nullable=False, default=False, server_default=false()),
     Index("ix_conversations_device_updated", "device_id", "updated_at"),
+    Index("ix_conversations_owner_list", "device_id", "archived", "pinned", "updated_at"),
 )
 
 messages = Table(
@@ -310,3 +316,27 @@ oidc_flows = Table(
 messages.append_column(Column("parent_id", String(36), nullable=True))
 Index("ix_messages_parent_id", messages.c.parent_id)
 conversations.append_column(Column("active_leaf_id", String(36), nullable=True))
+
+
+# ---------------------------------------------------------------- share links (migration 0008)
+
+# A public, read-only snapshot of a conversation: the id is the link's unguessable
+# token (vedika.ids.share_id). `device_id` is the owner key of who shared it; who may
+# re-share or revoke is decided by owning the conversation. Revoked: `revoked_at` set.
+# The full text over messages is dialect-specific and lives only in the migration:
+# SQLite: the FTS5 table `messages_fts` (kept by triggers); PostgreSQL: the generated
+# tsvector column `messages.tsv` with a GIN index.
+shares = Table(
+    "shares",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("conversation_id", String(36), nullable=False, index=False),
+    Column("device_id", String(128), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("snapshot", JSON, nullable=False),  # {"messages": [...]}, as at sharing
+    Column("allow_indexing", Boolean, nullable=False, default=False, server_default=false()),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("revoked_at", TS, nullable=True),
+    Index("ix_shares_conversation", "conversation_id"),
+)

@@ -110,6 +110,19 @@ def install_web(app: FastAPI) -> None:
     async def reset_password(request: Request) -> Response:
         return render(request, "reset_password.html", page="reset-password", conversation_id="")
 
+    async def shared(request: Request, share_id: str) -> Response:
+        from vedika.web.shared import shared_page
+
+        return await shared_page(request, share_id, render)
+
+    app.add_api_route(
+        "/s/{share_id}",
+        shared,
+        methods=["GET"],
+        include_in_schema=False,
+        response_class=HTMLResponse,
+        name="shared_page",
+    )
     app.add_api_route(
         "/", home, methods=["GET"], include_in_schema=False, response_class=HTMLResponse
     )

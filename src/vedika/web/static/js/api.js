@@ -85,5 +85,6 @@ export const api = {
   conversations: (query) => request("GET", "/ai/conversations", { query }),
   conversation: (id) => request("GET", `/ai/conversations/${encodeURIComponent(id)}`),
   rename: (id, title) => request("PATCH", `/ai/conversations/${encodeURIComponent(id)}`, { body: { title } }),
+  organise: (id, change) => request("PATCH", `/ai/conversations/${encodeURIComponent(id)}`, { body: change }),
   remove: (id) => request("DELETE", `/ai/conversations/${encodeURIComponent(id)}`),
 };

@@ -1,7 +1,9 @@
 // The sidebar: new chat, the device's conversations newest first grouped by day,
-// search, rename in place, delete with a confirmation, the open one highlighted.
+// search, rename in place, delete with a confirmation, the open one highlighted; pinned
+// ones first, archive and the archived view (issue 18).
 
 import { api } from "./api.js";
+import { announce } from "./layout.js";
 import { debounce, el, icon } from "./util.js";
 
 const PAGE_SIZE = 50;
@@ -31,6 +33,10 @@ export class Sidebar {
     this.cursor = null;
     this.query = "";
     this.loading = 0;
+    this.archived = false;
+    this.shelf = el("button", { type: "button", class: "btn-ghost btn-xs sidebar-shelf", "aria-pressed": "false", dataset: { testid: "archived-toggle" } }, "Archived chats");
+    this.shelf.addEventListener("click", () => this.toggleArchived());
+    this.moreButton.after(this.shelf);
     this.search.addEventListener("input", debounce(() => this.load(this.search.value.trim()), 250));
     this.moreButton.addEventListener("click", () => this.loadMore());
   }
@@ -39,7 +45,7 @@ export class Sidebar {
     this.query = query;
     const ticket = ++this.loading;
     try {
-      const page = await api.conversations({ limit: PAGE_SIZE, q: query || undefined });
+      const page = await api.conversations({ limit: PAGE_SIZE, q: query || undefined, archived: this.archived || undefined });
       if (ticket !== this.loading) return;
       this.items = page.conversations || [];
       this.cursor = page.next_cursor || null;
@@ -53,12 +59,20 @@ export class Sidebar {
   async loadMore() {
     if (!this.cursor) return;
     const ticket = this.loading;
-    const page = await api.conversations({ limit: PAGE_SIZE, q: this.query || undefined, cursor: this.cursor });
+    const page = await api.conversations({ limit: PAGE_SIZE, q: this.query || undefined, cursor: this.cursor, archived: this.archived || undefined });
     if (ticket !== this.loading) return;
     const seen = new Set(this.items.map((c) => c.conversation_id));
     this.items.push(...(page.conversations || []).filter((c) => !seen.has(c.conversation_id)));
     this.cursor = page.next_cursor || null;
     this.render();
+  }
+
+  /** Switch between the conversations and the archived ones. */
+  toggleArchived() {
+    this.archived = !this.archived;
+    this.shelf.textContent = this.archived ? "Back to chats" : "Archived chats";
+    this.shelf.setAttribute("aria-pressed", String(this.archived));
+    this.load();
   }
 
   /** Refresh soon (after a new turn) without hammering the server. */
@@ -68,18 +82,18 @@ export class Sidebar {
     this.moreButton.hidden = !this.cursor;
     if (!this.items.length) {
       this.listNode.replaceChildren(
-        el("p", { class: "sidebar-empty", text: this.query ? "No conversation matches." : "Your conversations will appear here." }),
+        el("p", { class: "sidebar-empty", text: this.query ? "No conversation matches." : this.archived ? "No archived conversations." : "Your conversations will appear here." }),
       );
       return;
     }
     const groups = new Map();
     for (const conversation of this.items) {
-      const name = dayGroup(conversation.updated_at || conversation.created_at);
+      const name = conversation.pinned ? "Pinned" : dayGroup(conversation.updated_at || conversation.created_at);
       if (!groups.has(name)) groups.set(name, []);
       groups.get(name).push(conversation);
     }
     const sections = [];
-    for (const name of ["Today", "Yesterday", "Previous 7 days", "Older"]) {
+    for (const name of ["Pinned", "Today", "Yesterday", "Previous 7 days", "Older"]) {
       const list = groups.get(name);
       if (!list) continue;
       sections.push(
@@ -110,11 +124,36 @@ export class Sidebar {
     );
     const rename = el("button", { type: "button", class: "icon-btn", "aria-label": `Rename “${title}”`, dataset: { testid: "rename-conversation" } }, icon("pencil"));
     const remove = el("button", { type: "button", class: "icon-btn", "aria-label": `Delete “${title}”`, dataset: { testid: "delete-conversation" } }, icon("trash"));
-    const item = el("li", { class: "conv-item", dataset: { conversationId: id } }, link, el("span", { class: "conv-actions" }, rename, remove));
+    const pin = el(
+      "button",
+      { type: "button", class: "icon-btn", "aria-label": `${conversation.pinned ? "Unpin" : "Pin"} “${title}”`, "aria-pressed": String(Boolean(conversation.pinned)), dataset: { testid: "pin-conversation" } },
+      el("span", { class: "conv-glyph", "aria-hidden": "true", text: conversation.pinned ? "◆" : "◇" }),
+    );
+    const archive = el(
+      "button",
+      { type: "button", class: "icon-btn", "aria-label": `${conversation.archived ? "Unarchive" : "Archive"} “${title}”`, dataset: { testid: "archive-conversation" } },
+      el("span", { class: "conv-glyph", "aria-hidden": "true", text: conversation.archived ? "↥" : "↧" }),
+    );
+    const item = el("li", { class: "conv-item", dataset: { conversationId: id } }, link, el("span", { class: "conv-actions" }, pin, archive, rename, remove));
     if (id === this.currentId) item.classList.add("current");
+    pin.addEventListener("click", () => this.#flag(conversation, { pinned: !conversation.pinned }));
+    archive.addEventListener("click", () => this.#flag(conversation, { archived: !conversation.archived }));
     rename.addEventListener("click", () => this.#rename(item, conversation));
     remove.addEventListener("click", () => this.#confirmDelete(item, conversation));
     return item;
+  }
+
+  async #flag(conversation, change) {
+    try {
+      await api.organise(conversation.conversation_id, change);
+    } catch {
+      return;
+    }
+    await this.load();
+    const moved = "archived" in change ? (change.archived ? "archived" : "back in your chats") : change.pinned ? "pinned" : "unpinned";
+    announce(`“${conversation.title || "Conversation"}” ${moved}`);
+    const again = this.listNode.querySelector(`.conv-item[data-conversation-id="${CSS.escape(conversation.conversation_id)}"] [data-testid=${"archived" in change ? "archive" : "pin"}-conversation]`);
+    (again || this.search).focus();
   }
 
   #rename(item, conversation) {
