@@ -72,3 +72,10 @@ fi
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   apt_install nodejs npm
 fi
+
+# --- axe-core for the accessibility checks (tests/browser/axe.py) ------------------------
+axe_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/support/axe"
+if [ ! -d "$axe_dir/node_modules/axe-core" ]; then
+  if ! command -v npm >/dev/null; then apt_install nodejs npm; fi
+  (cd "$axe_dir" && npm ci --silent --no-audit --no-fund)
+fi
