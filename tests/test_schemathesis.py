@@ -61,3 +61,73 @@ def test_schemathesis(tmp_path: Path, upstream, models_file) -> None:
         report = result.stdout[-6000:] + result.stderr[-2000:]
         assert result.returncode == 0, report
         assert " 500 " not in (tmp_path / "server.log").read_text()
+
+
+# What a signed-in session may call (the account's own calls, and the conversations and
+# files it owns as `account@<id>`). Left out: `DELETE /auth/sessions` (sign out
+# everywhere) would end the session the run is using; sign-up and sign-in (which switch
+# accounts) are fuzzed by the anonymous run above.
+SIGNED_IN_PATHS = r"^/(auth/(me|sessions|export|account)|ai/conversations|files|coins)"
+
+
+@pytest.mark.slow
+def test_schemathesis_signed_in(tmp_path: Path, upstream, models_file) -> None:
+    """The same checks as a signed-in account: register, then log in, and fuzz with that
+    session, so the signed-in paths (401 without it, 404 for ids that are not its own)
+    run too."""
+    with serving(
+        tmp_path,
+        upstream,
+        models_file,
+        VEDIKA_RATE_LOGINS_PER_MINUTE="100000",
+        VEDIKA_RATE_LOGINS_PER_ACCOUNT_HOUR="100000",
+    ) as srv:
+        account = {"email": "fuzz@example.org", "password": "correct horse battery staple"}
+        registered = httpx.post(f"{srv.url}/auth/register", json=account)
+        assert registered.status_code == 201, registered.text
+        login = httpx.post(f"{srv.url}/auth/login", json=account)
+        assert login.status_code == 200, login.text
+        session = login.json()["session_id"]
+        bearer = {"Authorization": f"Bearer {session}"}
+        seeded = httpx.post(
+            f"{srv.url}/files",
+            headers=bearer,
+            files=[("files", ("notes.md", b"# Notes\n\nA line.\n", "text/markdown"))],
+        )
+        assert seeded.status_code == 201, seeded.text
+        cli = Path(sys.executable).with_name("schemathesis")
+        result = subprocess.run(
+            [
+                str(cli),
+                "run",
+                f"{srv.url}/openapi.json",
+                "--checks",
+                "not_a_server_error,ignored_auth,negative_data_rejection,status_code_conformance",
+                "-H",
+                f"Authorization: Bearer {session}",
+                "--include-path-regex",
+                SIGNED_IN_PATHS,
+                "--exclude-operation-id",
+                "revoke_all_sessions_auth_sessions_delete",
+                "--max-examples",
+                "25",
+                "--seed",
+                "1",
+                "--request-timeout",
+                "20",
+                "--generation-codec",
+                "utf-8",
+                "--no-color",
+            ],
+            capture_output=True,
+            cwd=tmp_path,
+            text=True,
+            timeout=600,
+        )
+        report = result.stdout[-6000:] + result.stderr[-2000:]
+        assert result.returncode == 0, report
+        assert "/auth/export" in result.stdout and "/auth/sessions" in result.stdout, report
+        assert " 500 " not in (tmp_path / "server.log").read_text()
+        # The run was signed in from start to end.
+        me = httpx.get(f"{srv.url}/auth/me", headers=bearer)
+        assert me.status_code == 200 and me.json()["account"]["email"] == account["email"]
