@@ -70,6 +70,8 @@ def test_axe_finds_a_planted_violation(page: Page, web: VedikaServer) -> None:
 def test_home(themed: Page, web: VedikaServer, scheme: str) -> None:
     page = themed
     open_home(page, web)
+    light = page.evaluate("() => matchMedia('(prefers-color-scheme: light)').matches")
+    assert light == (scheme == "light")  # the scheme under test is the one emulated
     assert_no_violations(page, state=f"home ({scheme})")
     # the model menu open
     page.get_by_test_id("model-dropdown").click()
