@@ -8,6 +8,8 @@ and the light colour scheme where the page has both.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
@@ -87,6 +89,27 @@ def test_home(themed: Page, web: VedikaServer, scheme: str) -> None:
     page.get_by_test_id("mode-tab-agents").click()
     page.get_by_test_id("chat-input").fill("a question typed")
     assert_no_violations(page, state=f"home, agents, typed ({scheme})")
+
+
+def test_home_with_web_search_and_an_attached_file(
+    themed: Page, web_modes: VedikaServer, scheme: str
+) -> None:
+    page = themed
+    open_home(page, web_modes)
+    expect(page.get_by_test_id("source-web")).to_have_attribute("aria-pressed", "true")
+    page.get_by_test_id("source-web").click()
+    expect(page.get_by_test_id("source-web")).to_have_attribute("aria-pressed", "false")
+    page.locator("input[type=file]").set_input_files(
+        {"name": "herons.md", "mimeType": "text/markdown", "buffer": b"# Herons\n\nAlders.\n"}
+    )
+    expect(page.get_by_test_id("attachment-chip")).to_have_class(re.compile("ready"))
+    assert_no_violations(page, state=f"home, web off, a file attached ({scheme})")
+    # the model menu opened from the keyboard: focus in the list, an active option
+    page.get_by_test_id("model-dropdown").focus()
+    page.keyboard.press("ArrowDown")
+    expect(page.get_by_test_id("model-dropdown")).to_have_attribute("aria-expanded", "true")
+    page.keyboard.press("ArrowDown")
+    assert_no_violations(page, state=f"home, model menu from the keyboard ({scheme})")
 
 
 def test_chat_streaming_and_finished(themed: Page, web: VedikaServer, scheme: str) -> None:
