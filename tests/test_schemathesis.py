@@ -105,6 +105,28 @@ def test_schemathesis_signed_in(tmp_path: Path, upstream, models_file) -> None:
             files=[("files", ("notes.md", b"# Notes\n\nA line.\n", "text/markdown"))],
         )
         assert seeded.status_code == 201, seeded.text
+        asked = httpx.post(
+            f"{srv.url}/ai/chat",
+            headers=bearer,
+            json={"message": "a seed question", "model_id": "fake-fast"},
+            timeout=30,
+        )
+        assert asked.status_code == 200, asked.text
+        spare = httpx.post(
+            f"{srv.url}/auth/login",
+            json=account,
+            headers={"Authorization": f"Bearer {device}"},
+        )
+        assert spare.status_code == 200, spare.text
+        sessions = httpx.get(f"{srv.url}/auth/sessions", headers=bearer).json()["sessions"]
+        handle = next(s["id"] for s in sessions if not s["current"])  # not the run's own
+        # The account's own ids, so the calls by id reach more than their 404.
+        (tmp_path / "schemathesis.toml").write_text(
+            "[parameters]\n"
+            f'"path.conversation_id" = "{asked.json()["conversation_id"]}"\n'
+            f'"path.file_id" = "{seeded.json()["files"][0]["file_id"]}"\n'
+            f'"path.session_handle" = "{handle}"\n'
+        )
         cli = Path(sys.executable).with_name("schemathesis")
         result = subprocess.run(
             [
