@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import random
 import signal
@@ -152,8 +153,18 @@ async def one_answer_via_proxy(
     types = [e["type"] for e in out.events]
     done = out.terminal
     cid, mid = out.ids()
-    if types.count("stream_start") != 1 or done is None:
-        tally.errors.append(f"{mid}: events {types[:3]}...{types[-3:]}")
+    # No `stream_start` is right for one answer: reaped before its slow instance
+    # published anything (the fence refused its first event), it ends `interrupted`
+    # with no text, as stored.
+    reaped_unstarted = (
+        "stream_start" not in types
+        and done is not None
+        and done.get("code") == "interrupted"
+        and "content_chunk" not in types
+    )
+    if done is None or (types.count("stream_start") != 1 and not reaped_unstarted):
+        code = done.get("code") if done else None
+        tally.errors.append(f"{mid}: {code}: events {types[:3]}...{types[-3:]}")
         return
     if sum(t in ("stream_complete", "stream_error") for t in types) != 1:
         tally.duplicated += 1  # two terminal events
@@ -232,7 +243,8 @@ async def chaos(servers: list[VedikaServer], tally: Tally, every: float, seconds
         await loop.run_in_executor(None, srv.stop, signal.SIGKILL)
         tally.kills += 1
         await asyncio.sleep(1.0)  # nginx meets a dead instance meanwhile
-        await loop.run_in_executor(None, srv.start)
+        # A loaded machine can take long to start it: slower is fewer kills, not a crash.
+        await loop.run_in_executor(None, functools.partial(srv.start, 120.0))
 
 
 async def soak_with_kills(

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis
 from redis.asyncio import Redis
+from structlog.testing import capture_logs
 
 from vedika.scale.hub import Entry
 from vedika.scale.redis_hub import RedisHub, key_for
@@ -180,3 +181,65 @@ async def collect_all(hub: RedisHub, mid: str) -> list[str]:
     async for batch in hub.subscribe(mid):
         out.extend(e.data for e in batch)
     return out
+
+
+async def test_the_shared_reader_outlives_followers_that_leave_while_it_connects(hubs) -> None:
+    """A follower that leaves while the instance's reader is still connecting leaves it
+    with nothing to read: it stops quietly (it once sent an XREAD of no stream, a
+    syntax error that failed every follower joining meanwhile), and the next follower
+    is served."""
+    a, b = hubs
+    with capture_logs() as logs:
+        gone = b.tails.join(key_for(f"gone-{uuid.uuid4().hex}"), (0, 0))
+        await asyncio.sleep(0)  # the reader task starts: it awaits its connection
+        b.tails.leave(key_for("x"), gone)  # not its key: nothing changes
+        assert b.tails.streams
+        for key in list(b.tails.streams):
+            b.tails.leave(key, gone)
+        assert b.tails.streams == {}
+        task = b.tails._task
+        assert task is not None
+        await asyncio.wait_for(task, 5)
+    assert [e for e in logs if e["event"] == "redis.tail_failed"] == []
+
+    mid = f"after-{uuid.uuid4().hex}"
+    a.open(mid)
+    a.publish(mid, chunk(1))
+    await a.barrier()
+
+    async def collect() -> list[str]:
+        return [e.data async for batch in b.subscribe(mid, 1) for e in batch]
+
+    follower = asyncio.create_task(collect())
+    await asyncio.sleep(0.05)
+    a.publish(mid, chunk(2))
+    a.publish(mid, Entry("stream_complete", 2, "done"))
+    assert await asyncio.wait_for(follower, 5) == [chunk(2).data, "done"]
+
+
+async def test_a_fence_before_the_first_event_refuses_the_whole_answer(hubs) -> None:
+    """The reaper of another instance may fence an answer before its slow (not dead)
+    instance published anything: the fence then makes the stream, so nothing of the
+    answer reaches Redis or a client after the reaper stored none of it."""
+    hub, other = hubs
+    superseded: list[set[str]] = []
+    hub.on_superseded = superseded.append
+    mid = f"early-fence-{uuid.uuid4().hex}"
+    await other.fence(mid)  # nothing published yet
+    assert await other.writer.ttl(key_for(mid)) > 0  # the fence's stream expires
+    hub.open(mid)
+    seen: list[Entry] = []
+
+    async def follow() -> None:
+        async for batch in hub.subscribe(mid):
+            seen.extend(batch)
+
+    task = asyncio.create_task(follow())
+    hub.publish(mid, Entry("stream_start", 0, "start"))
+    hub.publish(mid, chunk(1))
+    await hub.barrier()
+    assert superseded == [{mid}]
+    assert await other.read(mid) == []  # what the reaper stores: nothing, as it should
+    await other.finish_foreign(mid, lambda last: Entry("stream_error", last, "reaped"))
+    await asyncio.wait_for(task, 10)
+    assert [e.data for e in seen] == ["reaped"]  # no chunk the stored answer lacks

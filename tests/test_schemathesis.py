@@ -14,14 +14,17 @@ import pytest
 from tests.conftest import voice_env
 from tests.fakes.deepgram import FakeDeepgram
 from tests.support.server import serving
+from tests.support.smtp import SmtpServer
 
 
 @pytest.mark.slow
 def test_schemathesis(tmp_path: Path, upstream, models_file) -> None:
-    # Voice and Deepgram are configured (against fakes): unconfigured, their calls
-    # answer 503 by design, which Schemathesis counts as a server error.
+    # Voice, Deepgram and mail are configured (against fakes and a real SMTP server on
+    # loopback): unconfigured, their calls answer 503 by design, which Schemathesis
+    # counts as a server error.
     with (
         FakeDeepgram("dg-schemathesis") as deepgram,
+        SmtpServer() as smtp,
         serving(
             tmp_path,
             upstream,
@@ -29,6 +32,7 @@ def test_schemathesis(tmp_path: Path, upstream, models_file) -> None:
             **voice_env(upstream),
             VEDIKA_DEEPGRAM_API_KEY="dg-schemathesis",
             VEDIKA_DEEPGRAM_URL=deepgram.base_url,
+            **smtp.env(),
         ) as srv,
     ):
         session = httpx.post(f"{srv.url}/auth/device-session", json={}).json()["session_id"]

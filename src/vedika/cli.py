@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from vedika import ask
 from vedika.redact import mask_secrets, masked_settings
 from vedika.settings import SettingsError, load_settings
 from vedika.status import BANNER_ENV
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("config", help="print the effective settings, secrets masked").set_defaults(
         func=_config
     )
+    ask.add_parser(sub)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))

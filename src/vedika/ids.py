@@ -26,8 +26,12 @@ def uuid7() -> str:
 
 
 def session_secret() -> str:
-    """A session id: 256 random bits, URL-safe."""
-    return secrets.token_urlsafe(32)
+    """A session id: 256 random bits, URL-safe. Never with `_` third (drawn again):
+    prefixes like `vk_` mark other kinds of credential (vedika.api.deps)."""
+    while True:
+        sid = secrets.token_urlsafe(32)
+        if sid[2] != "_":
+            return sid
 
 
 _REQUESTS = itertools.count(1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import unicodedata
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -200,6 +201,11 @@ class Settings(BaseSettings):
     rate_deepgram_per_minute: int = Field(
         10, ge=0, validation_alias="VEDIKA_RATE_DEEPGRAM_PER_MINUTE"
     )
+    # API keys and the OpenAI-compatible endpoints (issue 19; vedika.identity.apikeys).
+    api_keys_per_account: int = Field(
+        20, ge=0, le=1000, validation_alias="VEDIKA_API_KEYS_PER_ACCOUNT"
+    )
+    api_key_max_days: int = Field(365, ge=1, le=3650, validation_alias="VEDIKA_API_KEY_MAX_DAYS")
 
     @field_validator("agent_tools", "agent_tool_modules", mode="before")
     @classmethod
@@ -348,6 +354,56 @@ class Settings(BaseSettings):
                     raise ValueError(f"{entry!r} is not an IP address or CIDR") from None
             out.append(entry)
         return out
+
+    # Admin role and mail (issue 17: docs/accounts.md "The admin role", "Email").
+    admin_emails: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias="VEDIKA_ADMIN_EMAILS"
+    )
+    public_url: str | None = Field(None, validation_alias="VEDIKA_PUBLIC_URL")
+    smtp_host: str | None = Field(None, validation_alias="VEDIKA_SMTP_HOST")
+    smtp_port: int | None = Field(None, ge=1, le=65535, validation_alias="VEDIKA_SMTP_PORT")
+    smtp_user: str | None = Field(None, validation_alias="VEDIKA_SMTP_USER")
+    smtp_password: SecretStr | None = Field(None, validation_alias="VEDIKA_SMTP_PASSWORD")
+    smtp_tls: Literal["none", "starttls", "tls"] = Field(
+        "starttls", validation_alias="VEDIKA_SMTP_TLS"
+    )
+    smtp_from: str = Field("Vedika <vedika@localhost>", validation_alias="VEDIKA_SMTP_FROM")
+    smtp_timeout: float = Field(10.0, gt=0, le=300, validation_alias="VEDIKA_SMTP_TIMEOUT")
+    password_reset_minutes: int = Field(
+        30, ge=1, le=7 * 24 * 60, validation_alias="VEDIKA_PASSWORD_RESET_MINUTES"
+    )
+    rate_password_resets_per_hour: int = Field(
+        3, ge=0, validation_alias="VEDIKA_RATE_PASSWORD_RESETS_PER_HOUR"
+    )
+
+    @field_validator("admin_emails", mode="before")
+    @classmethod
+    def _split_admins(cls, value: Any) -> Any:
+        """Compared with accounts' emails as sign-in compares them: trimmed, NFKC,
+        lower case."""
+        entries = value.split(",") if isinstance(value, str) else value or []
+        return [
+            unicodedata.normalize("NFKC", str(e)).strip().lower() for e in entries if str(e).strip()
+        ]
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("smtp_host", "smtp_user")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return value.strip() or None if value else None
+
+    @property
+    def mail_enabled(self) -> bool:
+        """Mail is sent (password reset, sign-in notices) only with an SMTP host."""
+        return self.smtp_host is not None
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -7,12 +7,16 @@ from fastapi import APIRouter
 
 from vedika.api import (
     accounts,
+    admin,
+    apikeys,
     chat,
     coins,
     files,
     models,
     mydata,
+    openai_compat,
     ops,
+    password_reset,
     sessions,
     socket,
     sse,
@@ -25,7 +29,10 @@ def routers() -> list[APIRouter]:
     return [
         sessions.router,
         accounts.router,
+        apikeys.router,
         mydata.router,
+        password_reset.router,
+        admin.router,
         coins.router,
         models.router,
         chat.router,
@@ -33,5 +40,6 @@ def routers() -> list[APIRouter]:
         socket.router,
         files.router,
         voice.router,
+        openai_compat.router,
         ops.router,
     ]

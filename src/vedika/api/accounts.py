@@ -19,15 +19,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vedika.api.csrf import csrf_guard
-from vedika.api.deps import CurrentSession, ServicesDep
+from vedika.api.deps import CurrentSession, ServicesDep, account_disabled
 from vedika.api.sessions import live_session, session_object, set_cookies
 from vedika.credits import plans
 from vedika.errors import Unauthorized
-from vedika.identity import accounts, devices, passwords
+from vedika.identity import accounts, devices, passwords, roles
 from vedika.identity.accounts import Account
 from vedika.identity.sessions import DeviceSession, delete_sessions, forget, insert_session
 from vedika.ids import account_owner
-from vedika.protocol import Text, iso
+from vedika.mail import mailer, send_later
+from vedika.protocol import Text, iso, utcnow
 from vedika.scale.ratelimit import enforce, enforce_per_address
 from vedika.services import Services
 from vedika.store import owners
@@ -165,6 +166,7 @@ async def register(
             account = await accounts.create_account(
                 conn, email=email, name=name, password_hash=password_hash, plan=plans.ACCOUNT
             )
+            await roles.claim_first(conn, account_id=account.id)  # the first is an admin
             now = await _sign_in(conn, services, request, account)
     except IntegrityError:  # the same email registered concurrently
         raise accounts.email_taken() from None
@@ -188,9 +190,41 @@ async def login(
     stored = account.password_hash if account else None
     if not await passwords.verify_password(stored, body.password) or account is None:
         raise Unauthorized(WRONG, code="invalid_credentials")
+    if account.disabled_at is not None:  # said only to who knows the password
+        raise account_disabled()
     async with services.store.tx() as conn:
         now = await _sign_in(conn, services, request, account)
+    signed_in_notice(services, request, account)
     return await _signed_in_body(services, response, now, account)
+
+
+def signed_in_notice(services: Services, request: Request, account: Account) -> None:
+    """A mail to the account's address about this sign-in, in the background (never
+    failing or slowing the sign-in); nothing without SMTP."""
+    mail = mailer(services.settings)
+    if mail is None:
+        return
+    where = request.client.host if request.client else "an unknown address"
+    agent = request.headers.get("user-agent", "an unknown browser")[:200]
+    reset = f"{public_base(services, request)}/reset-password"
+    send_later(
+        mail,
+        to=account.email,
+        subject="New sign-in to your Vedika account",
+        text=(
+            f"Someone signed in to your Vedika account ({account.email}) at "
+            f"{iso(utcnow())} from {where}, using {agent}.\n\n"
+            "If that was you, there is nothing to do. If not, change your password "
+            f"now: {reset}\n"
+        ),
+        kind="sign_in_notice",
+    )
+
+
+def public_base(services: Services, request: Request) -> str:
+    """Where this server's pages are, for links in mail: VEDIKA_PUBLIC_URL, else the
+    address this request came to."""
+    return services.settings.public_url or str(request.base_url).rstrip("/")
 
 
 @router.post("/auth/logout")
@@ -215,9 +249,23 @@ async def logout(
 
 @router.get("/auth/me")
 async def me(services: ServicesDep, session: SignedIn) -> dict[str, Any]:
-    """The signed-in account, and this session."""
+    """The signed-in account, its role (`admin` or `user`), and this session."""
     async with services.store.read() as conn:
         account = await accounts.find_by_id(conn, account_id=session.account_id or "")
+        role = (
+            await roles.role_of(
+                conn,
+                email=account.email,
+                account_id=account.id,
+                admin_emails=services.settings.admin_emails,
+            )
+            if account is not None
+            else roles.USER
+        )
     if account is None:
         raise Unauthorized("This account no longer exists.", code="not_signed_in")
-    return {"account": account_object(account), "session": await session_object(services, session)}
+    return {
+        "account": account_object(account),
+        "role": role,
+        "session": await session_object(services, session),
+    }

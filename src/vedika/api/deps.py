@@ -7,6 +7,7 @@ send it that way). A `device_id` sent along must match the session's.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import orjson
@@ -14,6 +15,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from vedika.errors import Forbidden, Unauthorized
+from vedika.identity import apikeys
 from vedika.identity.sessions import DeviceSession, find_session
 from vedika.services import Services
 from vedika.store.engine import Store
@@ -79,6 +81,31 @@ async def current_session(
     return await resolve_session(services.store, sid, device_id)
 
 
+# The kinds of bearer credential besides a device session, keyed by their prefix: each
+# gives the session the credential stands for, or raises Unauthorized with its own code.
+# A device session id never starts with one of these (it has no `_` at index 2: see
+# `credential_kind`).
+Resolver = Callable[[Store, str], Awaitable[DeviceSession]]
+CREDENTIAL_KINDS: dict[str, Resolver] = {apikeys.PREFIX: apikeys.session_for}
+
+
+def credential_kind(token: str) -> Resolver | None:
+    """The resolver for `token`'s kind, or None for a device session id."""
+    return CREDENTIAL_KINDS.get(token[:3])
+
+
+async def check_credential(store: Store, token: str) -> bool:
+    """Whether `token` names a live session or credential (the socket's handshake)."""
+    kind = credential_kind(token)
+    if kind is None:
+        return await find_session(store, session_id=token) is not None
+    try:
+        await kind(store, token)
+    except Unauthorized:
+        return False
+    return True
+
+
 async def resolve_session(
     store: Store, sid: str | None, device_id: str | None, *, missing: str = "session_required"
 ) -> DeviceSession:
@@ -91,14 +118,30 @@ async def resolve_session(
             "'Authorization: Bearer <session_id>'.",
             code=missing,
         )
-    session = await find_session(store, session_id=sid)
-    if session is None:
-        raise Unauthorized(
-            "Your session is unknown or has expired. Create a new one.", code="session_expired"
-        )
+    kind = credential_kind(sid)
+    if kind is not None:
+        session = await kind(store, sid)
+    else:
+        found = await find_session(store, session_id=sid)
+        if found is None:
+            raise Unauthorized(
+                "Your session is unknown or has expired. Create a new one.", code="session_expired"
+            )
+        session = found
     if device_id and not session.names(device_id):
         raise Forbidden("This session belongs to another device.", code="device_mismatch")
+    if session.disabled:
+        raise account_disabled()
     return session
+
+
+def account_disabled() -> Forbidden:
+    """A disabled account's sessions and sign-ins get this everywhere (docs/accounts.md)."""
+    return Forbidden(
+        "This account is disabled. Ask the operator of this server, or continue without "
+        "signing in.",
+        code="account_disabled",
+    )
 
 
 CurrentSession = Annotated[DeviceSession, Depends(current_session)]

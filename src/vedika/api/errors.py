@@ -44,17 +44,48 @@ def error_answer(exc: Exception, services: Services | None) -> tuple[int, Vedika
     return 500, VedikaError("Something went wrong on our side. Please retry.")
 
 
+# OpenAI's error `type` by status (the /v1 endpoints, vedika.api.openai_compat).
+_OPENAI_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "insufficient_quota",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "conflict_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+def openai_error_body(err: VedikaError) -> dict[str, object]:
+    """`{"error": {"message", "type", "code", "param"}}`: OpenAI's shape, for /v1."""
+    details = err.details if isinstance(err.details, dict) else {}
+    param = details.get("param")
+    if param is None and isinstance(err.details, list) and err.details:
+        first = err.details[0]
+        param = first.get("field") if isinstance(first, dict) else None
+    kind = _OPENAI_TYPES.get(err.status, "server_error" if err.status >= 500 else "api_error")
+    return {"error": {"message": err.message, "type": kind, "code": err.code, "param": param}}
+
+
+def render(req: Request, err: VedikaError, status: int) -> JSONResponse:
+    """The error as the caller's API shapes it: OpenAI's under /v1/, else ours."""
+    if req.url.path.startswith("/v1/"):
+        return JSONResponse(openai_error_body(err), status_code=status, headers=err.headers)
+    return JSONResponse(error_body(err), status_code=status, headers=err.headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     def answer(req: Request, exc: Exception) -> JSONResponse:
         status, err = error_answer(exc, getattr(req.app.state, "services", None))
-        return JSONResponse(error_body(err), status_code=status, headers=err.headers)
+        return render(req, err, status)
 
     @app.exception_handler(VedikaError)
     async def _vedika(req: Request, exc: VedikaError) -> JSONResponse:
         return answer(req, exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_req: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(req: Request, exc: RequestValidationError) -> JSONResponse:
         details = _validation_details(exc)
         first = details[0] if details else {"field": "body", "problem": "invalid"}
         err = VedikaError(
@@ -63,10 +94,10 @@ def install_error_handlers(app: FastAPI) -> None:
             status=400,
             details=details,
         )
-        return JSONResponse(error_body(err), status_code=400)
+        return render(req, err, 400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(req: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
         message = {
             404: "There is nothing at this address.",
@@ -75,9 +106,8 @@ def install_error_handlers(app: FastAPI) -> None:
         err = VedikaError(
             message, code=codes.get(exc.status_code, "http_error"), status=exc.status_code
         )
-        return JSONResponse(
-            error_body(err), status_code=exc.status_code, headers=getattr(exc, "headers", None)
-        )
+        err.headers = dict(getattr(exc, "headers", None) or {})
+        return render(req, err, exc.status_code)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(DBAPIError)

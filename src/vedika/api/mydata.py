@@ -18,7 +18,7 @@ from vedika.api.accounts import WRONG, CsrfChecked, SignedIn, account_object, li
 from vedika.api.deps import COOKIE, ServicesDep
 from vedika.api.responses import JSONResponse
 from vedika.errors import NotFound, Unauthorized
-from vedika.identity import accounts, devices, passwords
+from vedika.identity import accounts, apikeys, devices, passwords, resets, roles
 from vedika.identity.sessions import (
     account_sessions,
     delete_sessions,
@@ -148,7 +148,10 @@ async def delete_account(
         ids = [r.session_id for r in rows]
         await delete_sessions(conn, session_ids=ids)
         file_ids = await owners.delete_all(conn, owner=account_owner(account_id))
+        await apikeys.delete_keys(conn, account_id=account_id)
         await accounts.delete_account(conn, account_id=account_id)
+        await resets.delete_for(conn, account_id=account_id)
+        await roles.forget_in_audit(conn, account_id=account_id)
     forget(services.store, ids)
     if services.sources is not None:
         for file_id in file_ids:  # the bytes, once the rows are gone

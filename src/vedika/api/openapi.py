@@ -54,6 +54,25 @@ CHAT = {
 }
 
 
+# The /v1 endpoints' errors (vedika.api.errors.openai_error_body).
+OPENAI_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["message", "type", "code"],
+            "properties": {
+                "message": {"type": "string"},
+                "type": {"type": "string"},
+                "code": {"type": "string"},
+                "param": {"type": ["string", "null"]},
+            },
+        }
+    },
+}
+
+
 def install_openapi(app: FastAPI) -> None:
     def schema() -> dict[str, Any]:
         if app.openapi_schema:
@@ -62,11 +81,14 @@ def install_openapi(app: FastAPI) -> None:
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
         doc.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+        doc["components"]["schemas"]["OpenAIError"] = OPENAI_ERROR_SCHEMA
         ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
         for path, operations in doc.get("paths", {}).items():
             for op in operations.values():
                 responses = op.setdefault("responses", {})
                 responses.pop("422", None)
+                if path.startswith("/v1/"):
+                    continue  # OpenAI's error shape, declared by its routes
                 codes = dict(COMMON)
                 if op.get("security"):
                     codes |= AUTHED

@@ -84,6 +84,7 @@ async def browser_config(services: ServicesDep, request: Request) -> dict[str, A
             ],
             "transcription": services.settings.transcribe_url is not None,
             "speech": services.settings.speech_url is not None,
+            "password_reset": services.settings.mail_enabled,
             "limits": {
                 "transcribe_max_bytes": services.settings.transcribe_max_bytes,
                 "speech_max_chars": services.settings.speech_max_chars,

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request, Response
 
 from vedika.api.coins import balance_of
-from vedika.api.deps import COOKIE, ServicesDep, session_id_from
+from vedika.api.deps import COOKIE, ServicesDep, account_disabled, session_id_from
 from vedika.api.fastlane import HotCall, hot
 from vedika.api.responses import JSONResponse, dumps
 from vedika.errors import Unauthorized
@@ -135,6 +135,8 @@ async def _validated(services: Services, sid: str | None) -> dict[str, Any]:
         raise Unauthorized(
             "This session is unknown or has expired. Create a new one.", code="session_expired"
         )
+    if session.disabled:
+        raise account_disabled()
     return await session_object(services, session)
 
 

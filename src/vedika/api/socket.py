@@ -21,11 +21,11 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from vedika import protocol as p
-from vedika.api.deps import COOKIE, resolve_session, session_id_from
+from vedika.api.deps import COOKIE, check_credential, resolve_session, session_id_from
 from vedika.api.origins import origin_allowed
 from vedika.chat.streams import Accepted
 from vedika.errors import NotFound, VedikaError
-from vedika.identity.sessions import DeviceSession, find_session
+from vedika.identity.sessions import DeviceSession
 from vedika.ids import uuid7
 from vedika.metrics import METRICS
 from vedika.services import Services
@@ -265,10 +265,9 @@ async def websocket_endpoint(ws: WebSocket) -> None:
         return
     conn = Connection(ws, services)
     # A session offered at the handshake must be valid: refuse before any event.
-    # (find_session refuses anything without a session id's shape, NUL included.)
-    if (
-        conn.handshake_session is not None
-        and await find_session(services.store, session_id=conn.handshake_session) is None
+    # (check_credential refuses anything without a credential's shape, NUL included.)
+    if conn.handshake_session is not None and not await check_credential(
+        services.store, conn.handshake_session
     ):
         await ws.close(code=1008, reason="session unknown or expired")
         return

@@ -162,6 +162,43 @@ def _record(
     return txn
 
 
+_ADD_ALLOWANCE = (
+    update(coin_days)
+    .where(_DAY)
+    .values(allowance=coin_days.c.allowance + _AMOUNT)
+    .returning(coin_days.c.allowance, coin_days.c.used)
+)
+
+
+async def grant(conn: AsyncConnection, *, device_id: str, amount: int, daily: int) -> Balance:
+    """Give `device_id` (an owner key) `amount` more coins today, inside the caller's
+    transaction: today's allowance grows by `amount` and the ledger gets a `grant`
+    entry (an admin's; docs/accounts.md). Returns the balance after it."""
+    day = today()
+    await conn.execute(
+        _OPEN_DAY[conn.dialect.name],
+        {"device_id": device_id, "day": day, "allowance": daily, "used": 0},
+    )
+    row = (
+        await conn.execute(
+            _ADD_ALLOWANCE, {"b_device": device_id, "b_day": day, "b_amount": amount}
+        )
+    ).one()
+    await conn.execute(
+        _RECORD,
+        {
+            "id": uuid7(),
+            "device_id": device_id,
+            "day": day,
+            "amount": amount,
+            "kind": "grant",
+            "message_id": None,
+            "created_at": utcnow(),
+        },
+    )
+    return Balance(daily=row.allowance, used=row.used)
+
+
 async def transactions(store: Store, *, device_id: str, limit: int = 100) -> list[dict[str, Any]]:
     async with store.read() as conn:
         rows = (

@@ -34,6 +34,7 @@ class Account:
     plan: str
     created_at: datetime
     password_hash: str
+    disabled_at: datetime | None = None
 
 
 def normalise_email(raw: str) -> str:
@@ -51,6 +52,7 @@ def _account(row: object) -> Account:
         plan=row.plan,  # type: ignore[attr-defined]
         created_at=aware(row.created_at),  # type: ignore[attr-defined]
         password_hash=row.password_hash,  # type: ignore[attr-defined]
+        disabled_at=aware(row.disabled_at) if row.disabled_at else None,  # type: ignore[attr-defined]
     )
 
 

@@ -27,14 +27,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vedika.ids import account_owner, session_secret
 from vedika.protocol import aware, utcnow
 from vedika.store.engine import Store
-from vedika.store.tables import device_sessions
+from vedika.store.tables import accounts, device_sessions
 
 ANONYMOUS_PLAN = "anonymous"
 CACHE_SECONDS = 2.0
 CACHE_MAX = 10_000
 
 _SHAPE = re.compile(r"[A-Za-z0-9_-]+")  # session_secret(): URL-safe base64
-_FIND = select(device_sessions).where(device_sessions.c.session_id == bindparam("b_id"))
+# With its account's `disabled_at` (NULL for anonymous sessions and enabled accounts):
+# one primary-key join, so every check of a session sees a disabled account.
+_FIND = (
+    select(device_sessions, accounts.c.disabled_at)
+    .select_from(device_sessions.outerjoin(accounts, accounts.c.id == device_sessions.c.account_id))
+    .where(device_sessions.c.session_id == bindparam("b_id"))
+)
 _CREATE = device_sessions.insert()
 # Per store (a test process may open several databases): session id -> (found at, session).
 _found: WeakKeyDictionary[Store, dict[str, tuple[float, DeviceSession]]] = WeakKeyDictionary()
@@ -49,6 +55,7 @@ class DeviceSession:
     expires_at: datetime
     client_device_id: str | None = None  # the id its client asked for (see devices.py)
     account_id: str | None = None  # signed in to this account; None: anonymous
+    disabled: bool = False  # its account is disabled by an admin (refused everywhere)
 
     @property
     def owner(self) -> str:
@@ -133,6 +140,7 @@ async def find_session(store: Store, *, session_id: str) -> DeviceSession | None
         expires_at=expires_at,
         client_device_id=row.client_device_id,
         account_id=row.account_id,
+        disabled=row.disabled_at is not None,
     )
     while len(cache) >= CACHE_MAX:  # the oldest go first (dicts keep insertion order)
         cache.pop(next(iter(cache)))
@@ -143,6 +151,14 @@ async def find_session(store: Store, *, session_id: str) -> DeviceSession | None
 def public_handle(session_id: str) -> str:
     """A stable, non-secret name for a session: a prefix of its id's SHA-256."""
     return hashlib.sha256(session_id.encode()).hexdigest()[:24]
+
+
+def forget_account(store: Store, account_id: str) -> None:
+    """Drop an account's sessions from this process's cache (it was disabled or
+    enabled just now; other processes see it within CACHE_SECONDS)."""
+    cache = _found.get(store, {})
+    for sid in [sid for sid, (_, s) in cache.items() if s.account_id == account_id]:
+        cache.pop(sid, None)
 
 
 def forget(store: Store, session_ids: list[str]) -> None:

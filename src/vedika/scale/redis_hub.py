@@ -380,15 +380,19 @@ class RedisHub:
     async def fence(self, message_id: str) -> None:
         """The reaper, before it reads an answer to settle it: from now on Redis refuses
         whatever its generation may still write (it tells that instance so)."""
+        # The fence makes the stream if there is none yet: a generation whose instance
+        # is slow (not dead) may not have published its first event when its heartbeat
+        # goes stale, and without a fence it would stream text after the reaper stored
+        # none (found by the nginx soak on a loaded machine).
+        key = key_for(message_id)
         try:
-            await self.writer.xadd(
-                key_for(message_id),
-                {"t": FENCE, "d": ""},
-                id=f"{FOREIGN_OFFSET}-*",
-                nomkstream=True,
-            )
+            await self.writer.xadd(key, {"t": FENCE, "d": ""}, id=f"{FOREIGN_OFFSET}-*")
         except ResponseError:
             pass  # already ended (its terminal is above the fence's id)
+        except (RedisError, OSError) as exc:
+            raise RedisUnavailable(str(exc)) from None
+        try:
+            await self.writer.expire(key, self.retention)
         except (RedisError, OSError) as exc:
             raise RedisUnavailable(str(exc)) from None
 
@@ -534,6 +538,7 @@ class _Tails:
         self._conn: AbstractConnection | None = None
         self._client_id: int | None = None
         self._blocked = False
+        self._closed = False
 
     def join(self, key: str, at: tuple[int, int]) -> _Follower:
         follower = _Follower()
@@ -543,9 +548,12 @@ class _Tails:
             self._wake()
         else:
             known[0].append(follower)  # its replay reaches past the reader's position
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._loop(), name="vedika-redis-tails")
+        self._ensure_reader()
         return follower
+
+    def _ensure_reader(self) -> None:
+        if not self._closed and self.streams and (self._task is None or self._task.done()):
+            self._task = asyncio.create_task(self._loop(), name="vedika-redis-tails")
 
     def advance(self, key: str, at: tuple[int, int]) -> None:
         """A follower's replay read up to `at`: the reader need not read it again."""
@@ -583,7 +591,11 @@ class _Tails:
         try:
             while self.streams:
                 conn = await self._connect()
+                # Read after the connect: its round trips may have seen every follower
+                # leave, and an XREAD of no stream is a syntax error.
                 keys = list(self.streams)
+                if not keys:
+                    break
                 ids = [b"%d-%d" % self.streams[k][1][0] for k in keys]
                 await conn.send_command(
                     "XREAD", "COUNT", 1000, "BLOCK", TAIL_BLOCK_MS, "STREAMS", *keys, *ids
@@ -618,16 +630,22 @@ class _Tails:
         except (RedisError, OSError) as exc:
             log.warning("redis.tail_failed", error=str(exc)[:200])
             error = RedisUnavailable(str(exc))
-            for followers, _at in self.streams.values():
+            failed, self.streams = self.streams, {}  # they end; later joins start afresh
+            for followers, _at in failed.values():
                 for follower in followers:
                     follower.fail(error)
-            if self._conn is not None:
-                await self._conn.disconnect(nowait=True)
-                self._conn = None
+            broken, self._conn = self._conn, None
+            if broken is not None:
+                await broken.disconnect(nowait=True)
         finally:
             self._blocked = False
+        # A follower that joined while this reader was ending (its `join` saw it still
+        # running) would otherwise wait with nobody reading its stream.
+        if self.streams:
+            asyncio.get_running_loop().call_soon(self._ensure_reader)
 
     async def close(self) -> None:
+        self._closed = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -49,6 +49,8 @@ accounts = Table(
     Column("password_hash", String(200), nullable=False),  # Argon2id, PHC string
     Column("plan", String(32), nullable=False),
     Column("created_at", TS, nullable=False),
+    # Set: the account is disabled by an admin (migration 0006; docs/accounts.md).
+    Column("disabled_at", TS, nullable=True),
 )
 
 # Every device, with the hash of the secret that proves holding it (migration 0004).
@@ -142,8 +144,8 @@ coin_ledger = Table(
     Column("id", String(36), primary_key=True),
     Column("device_id", String(128), nullable=False),
     Column("day", String(10), nullable=False),
-    Column("amount", Integer, nullable=False),  # negative: spent; positive: refunded
-    Column("kind", String(16), nullable=False),  # charge | refund
+    Column("amount", Integer, nullable=False),  # negative: spent; positive: refunded, granted
+    Column("kind", String(16), nullable=False),  # charge | refund | grant (an admin's)
     Column("message_id", String(36), nullable=True),
     Column("created_at", TS, nullable=False),
     Index("ix_coin_ledger_device_created", "device_id", "created_at"),
@@ -209,4 +211,62 @@ passage_vectors = Table(
     Column("file_id", String(36), nullable=False, index=True),
     Column("model", String(200), nullable=False),
     Column("vector", LargeBinary, nullable=False),  # float32, unit length
+)
+
+
+# ---------------------------------------------- admin role and mail (migration 0006)
+
+# One row at most: the first account created on a fresh server, an admin. Its primary
+# key is a constant, so of two registrations racing only one insert can win
+# (vedika.identity.roles.claim_first).
+first_account = Table(
+    "first_account",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # always 1
+    Column("account_id", String(36), nullable=False),
+    Column("created_at", TS, nullable=False),
+)
+
+# Every admin action (vedika.identity.roles.audit): who, what, on whom, when, detail.
+admin_audit = Table(
+    "admin_audit",
+    metadata,
+    Column("id", String(36), primary_key=True),  # uuid7: sorts by time
+    Column("admin_account_id", String(36), nullable=False),
+    Column("admin_email", String(254), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("target", String(128), nullable=True),
+    Column("detail", JSON, nullable=True),
+    Column("created_at", TS, nullable=False),
+    Index("ix_admin_audit_created", "created_at"),
+)
+
+# Password reset tokens, by their SHA-256 (the token itself is only in the mail).
+password_resets = Table(
+    "password_resets",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("account_id", String(36), nullable=False, index=True),
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("used_at", TS, nullable=True),
+)
+
+
+# ---------------------------------------------------------------- API keys (issue 19)
+# An account's API keys (migration 0010): only the SHA-256 of the secret is kept; the
+# secret (`vk_` + 256 random bits) is shown once. `prefix` is its first characters, for
+# people to tell their keys apart.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("account_id", String(36), nullable=False, index=True),
+    Column("name", String(100), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=True),
+    Column("last_used_at", TS, nullable=True),
+    Column("revoked_at", TS, nullable=True),
 )

@@ -71,7 +71,8 @@ class _RevalidatedStaticFiles(StaticFiles):
 
 
 def install_web(app: FastAPI) -> None:
-    """Add ``GET /``, ``GET /chat/{conversation_id}`` and ``/static`` to ``app``."""
+    """Add ``GET /``, ``GET /chat/{conversation_id}``, ``/admin``, ``/reset-password``
+    and ``/static`` to ``app``."""
     templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
     version = static_digest()
     static_url = f"/static/v/{version}"
@@ -102,9 +103,20 @@ def install_web(app: FastAPI) -> None:
         # business: the page asks for it like any client and says so if not.
         return render(request, "chat.html", page="chat", conversation_id=conversation_id)
 
+    async def admin(request: Request) -> Response:
+        # Who may see it is the API's business (GET /auth/me, the /admin calls).
+        return render(request, "admin.html", page="admin", conversation_id="")
+
+    async def reset_password(request: Request) -> Response:
+        return render(request, "reset_password.html", page="reset-password", conversation_id="")
+
     app.add_api_route(
         "/", home, methods=["GET"], include_in_schema=False, response_class=HTMLResponse
     )
+    for path, page in (("/admin", admin), ("/reset-password", reset_password)):
+        app.add_api_route(
+            path, page, methods=["GET"], include_in_schema=False, response_class=HTMLResponse
+        )
     app.add_api_route(
         "/chat/{conversation_id}",
         chat,

@@ -1,7 +1,7 @@
 // The REST client: every call of API.md the pages use, with the session as a Bearer
 // token, and authFetch, through which every request to the API goes.
 
-import { getSession, renewSession } from "./session.js";
+import { accountDisabled, dropDisabledSession, getSession, renewSession } from "./session.js";
 
 export class ApiError extends Error {
   constructor(status, body, retryAfter) {
@@ -25,15 +25,18 @@ function withQuery(path, query) {
 
 /**
  * Run `send(session)` with the device session; when it answers 401 (the server no
- * longer knows the session), make a new session and run it once more. `send` resolves
+ * longer knows the session) or 403 account_disabled (an admin disabled its account),
+ * make a new (anonymous) session and run it once more. `send` resolves
  * to anything with a `status` (a fetch Response, or an XHR's outcome). The one place
  * the pages renew a session on 401: authFetch uses it, the upload (XHR, for its
  * progress) too.
  */
 export async function withSession(send) {
   const first = await send(await getSession());
-  if (first?.status !== 401) return first;
-  return send(await renewSession());
+  if (first?.status === 401) return send(await renewSession());
+  // A disabled account's session: drop it and go on as a new anonymous device.
+  if (await accountDisabled(first)) return send(await dropDisabledSession());
+  return first;
 }
 
 /** fetch() as the device: `Authorization: Bearer <session_id>` and the same-origin

@@ -60,6 +60,7 @@ async function validateOrCreate() {
       headers: { Accept: "application/json", Authorization: `Bearer ${stored}` },
       credentials: "same-origin",
     });
+    if (await accountDisabled(response)) return dropDisabled();
     if (response.status !== 401 && response.status !== 404) {
       // Valid (or the server is unwell, not the session): keep using what we have.
       return remember({ session_id: stored, device_id: localStorage.getItem(DEVICE_KEY) });
@@ -90,4 +91,35 @@ export function renewSession() {
 /** The session if already known, without any network call. */
 export function peekSession() {
   return current;
+}
+
+/** Whether an answer (a fetch Response, or an XHR's {status, body}) says the account
+ * this session is signed in to was disabled by an admin (403 account_disabled). */
+export async function accountDisabled(outcome) {
+  if (outcome?.status !== 403) return false;
+  if (typeof outcome.clone !== "function") return outcome.body?.error === "account_disabled";
+  try {
+    return (await outcome.clone().json())?.error === "account_disabled";
+  } catch {
+    return false;
+  }
+}
+
+function dropDisabled() {
+  // The account is disabled: its session is of no use any more. Forget it and the
+  // device id, and go on anonymously, as a new visitor would (docs/accounts.md).
+  current = null;
+  try {
+    localStorage.removeItem(SESSION_KEY);
+    localStorage.removeItem(DEVICE_KEY);
+  } catch {
+    /* ignore */
+  }
+  return create();
+}
+
+/** The session was refused with account_disabled: drop it, start anonymously. */
+export function dropDisabledSession() {
+  if (!pending) pending = dropDisabled().finally(() => (pending = null));
+  return pending;
 }
