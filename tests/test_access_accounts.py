@@ -27,6 +27,7 @@ from tests.support.server import VedikaServer, serving, sqlite_url
 PASSWORD = "correct horse battery staple"
 INTRUDER_PASSWORD = "another horse, another staple"
 SECRET = "the secret plan is purple"
+ADMIN_EMAIL = "admin@example.org"
 FILE_TEXT = b"# Otters\n\nThe den is under the willow.\n"
 WHO = ["owner", "same_account", "other_account", "anonymous", "signed_out"]
 REFUSED = {"other_account": 404, "anonymous": 404, "signed_out": 401}
@@ -48,6 +49,7 @@ def srv(
             VEDIKA_RATE_LOGINS_PER_ACCOUNT_HOUR="100000",
             VEDIKA_RATE_MESSAGES_PER_MINUTE="0",
             VEDIKA_ACCOUNT_DAILY_CREDITS="1000",
+            VEDIKA_ADMIN_EMAILS=ADMIN_EMAIL,
         ) as server:
             yield server
     finally:
@@ -80,6 +82,8 @@ class World:
     mid: str  # that answer
     file_id: str
     spare_handle: str  # a session of the account that may be revoked
+    key_id: str  # an API key of the account
+    account_id: str
 
     def caller(self, who: str) -> Api:
         return getattr(self, who)  # type: ignore[no-any-return]
@@ -109,6 +113,9 @@ async def world(srv: VedikaServer) -> AsyncIterator[World]:
         assert uploaded.status_code == 201, uploaded.text
         sessions = (await owner.http.get("/auth/sessions")).json()["sessions"]
         spare_handle = next(s["id"] for s in sessions if s["device_id"] == spare.device_id)
+        key = await owner.http.post("/auth/api-keys", json={"name": "matrix"})
+        assert key.status_code == 201, key.text
+        me = (await owner.http.get("/auth/me")).json()
         yield World(
             owner=owner,
             same_account=same,
@@ -120,6 +127,8 @@ async def world(srv: VedikaServer) -> AsyncIterator[World]:
             mid=answered.json()["message_id"],
             file_id=uploaded.json()["files"][0]["file_id"],
             spare_handle=spare_handle,
+            key_id=key.json()["id"],
+            account_id=me["account"]["account_id"],
         )
     finally:
         for api in apis:
@@ -257,6 +266,20 @@ async def test_account_calls_matrix(world: World, who: str) -> None:
     spare_listed = (await world.owner.http.get("/auth/sessions")).text
     assert (world.spare_handle in spare_listed) == (who not in ("owner", "same_account"))
 
+    keys = await h.get("/auth/api-keys")
+    revoked_key = await h.delete(f"/auth/api-keys/{world.key_id}")
+    if who in account_only:
+        assert keys.status_code == 401 and revoked_key.status_code == 401, revoked_key.text
+    elif who == "other_account":
+        assert world.key_id not in keys.text
+        assert revoked_key.status_code == 404, revoked_key.text
+        assert revoked_key.json()["error"] == "api_key_not_found"
+    else:
+        assert world.key_id in keys.text
+        assert revoked_key.status_code == 200 and revoked_key.json()["revoked"] is True
+    owner_keys = (await world.owner.http.get("/auth/api-keys")).text
+    assert (world.key_id in owner_keys) == (who not in ("owner", "same_account"))
+
     # Closing the account: another account's session (with this account's password)
     # closes nothing; the account's own devices close it, and everything goes.
     deleted = await h.request("DELETE", "/auth/account", json={"password": PASSWORD})
@@ -321,6 +344,51 @@ async def test_socket_resume_and_stop_from_the_accounts_other_device(
     assert stored["status"] == "stopped" and stored["content"] == done["full_response"]
 
 
+async def admin_session(srv: VedikaServer) -> Api:
+    admin = Api(srv.url)
+    await admin.__aenter__()
+    r = await admin.http.post("/auth/login", json={"email": ADMIN_EMAIL, "password": PASSWORD})
+    if r.status_code == 401:  # the first test on this server creates it
+        await sign(admin, "/auth/register", email=ADMIN_EMAIL, password=PASSWORD)
+    else:
+        assert r.status_code == 200, r.text
+        admin.session_id = r.json()["session_id"]
+        admin.http.headers["Authorization"] = f"Bearer {admin.session_id}"
+    return admin
+
+
+@pytest.mark.parametrize("who", ["admin", *WHO])
+async def test_admin_calls_matrix(srv: VedikaServer, world: World, who: str) -> None:
+    """The admin calls on the owner's account: the admin only (403 `admin_only` for any
+    other account, the owner's own included; 401 without one). The admin role opens
+    the admin API, not the users' conversations and files."""
+    admin = await admin_session(srv)
+    try:
+        h = admin.http if who == "admin" else world.caller(who).http
+        uid = world.account_id
+        calls = [
+            ("/admin/users/{uid}/coins", {"amount": 7, "reason": f"by {who}"}),
+            ("/admin/users/{uid}/disable", None),
+            ("/admin/users/{uid}/enable", None),
+        ]
+        for path, body in calls:
+            r = await h.post(path.format(uid=uid), json=body)
+            if who == "admin":
+                assert r.status_code == 200, (path, r.text)
+            elif who in ("anonymous", "signed_out"):
+                assert r.status_code == 401, (path, r.text)
+            else:
+                assert r.status_code == 403 and r.json()["error"] == "admin_only", (path, r.text)
+        assert (await world.owner.http.get("/auth/me")).status_code == 200  # enabled again
+        if who == "admin":
+            for path in (f"/ai/conversations/{world.cid}", f"/files/{world.file_id}"):
+                r = await admin.http.get(path)
+                assert r.status_code == 404, (path, r.text)
+                no_secret(r)
+    finally:
+        await admin.__aexit__()
+
+
 def test_the_matrix_covers_every_id_path(srv: VedikaServer) -> None:
     """A new route with an id in its path must be added to this matrix (or here)."""
     spec = httpx.get(f"{srv.url}/openapi.json").json()
@@ -330,5 +398,9 @@ def test_the_matrix_covers_every_id_path(srv: VedikaServer) -> None:
         "/ai/chat/stream/{message_id}",
         "/files/{file_id}",
         "/auth/sessions/{session_handle}",
+        "/auth/api-keys/{key_id}",
+        "/admin/users/{user_id}/disable",
+        "/admin/users/{user_id}/enable",
+        "/admin/users/{user_id}/coins",
     }
     assert with_ids == covered, with_ids ^ covered
