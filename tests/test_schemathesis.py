@@ -68,11 +68,14 @@ def test_schemathesis(tmp_path: Path, upstream, models_file) -> None:
         assert " 500 " not in (tmp_path / "server.log").read_text()
 
 
-# What a signed-in session may call (the account's own calls, and the conversations and
-# files it owns as `account@<id>`). Left out: `DELETE /auth/sessions` (sign out
+# What a signed-in session may call (the account's own calls and API keys, the
+# conversations and files it owns as `account@<id>`, and, as the server's first
+# account, the admin API). Left out: `DELETE /auth/sessions` (sign out
 # everywhere) would end the session the run is using; sign-up and sign-in (which switch
 # accounts) are fuzzed by the anonymous run above.
-SIGNED_IN_PATHS = r"^/(auth/(me|sessions|export|account)|ai/conversations|files|coins)"
+SIGNED_IN_PATHS = (
+    r"^/(auth/(me|sessions|export|account|api-keys)|ai/conversations|files|coins|admin)"
+)
 
 
 @pytest.mark.slow
@@ -124,12 +127,21 @@ def test_schemathesis_signed_in(tmp_path: Path, upstream, models_file) -> None:
         assert spare.status_code == 200, spare.text
         sessions = httpx.get(f"{srv.url}/auth/sessions", headers=bearer).json()["sessions"]
         handle = next(s["id"] for s in sessions if not s["current"])  # not the run's own
-        # The account's own ids, so the calls by id reach more than their 404.
+        other_device = httpx.post(f"{srv.url}/auth/device-session", json={}).json()
+        target = httpx.post(
+            f"{srv.url}/auth/register",
+            json={"email": "target@example.org", "password": account["password"]},
+            headers={"Authorization": f"Bearer {other_device['session_id']}"},
+        )
+        assert target.status_code == 201, target.text
+        # The account's own ids, so the calls by id reach more than their 404 (and
+        # another account for the admin calls: disabling itself would end the run).
         (tmp_path / "schemathesis.toml").write_text(
             "[parameters]\n"
             f'"path.conversation_id" = "{asked.json()["conversation_id"]}"\n'
             f'"path.file_id" = "{seeded.json()["files"][0]["file_id"]}"\n'
             f'"path.session_handle" = "{handle}"\n'
+            f'"path.user_id" = "{target.json()["account"]["account_id"]}"\n'
         )
         cli = Path(sys.executable).with_name("schemathesis")
         result = subprocess.run(
@@ -162,8 +174,9 @@ def test_schemathesis_signed_in(tmp_path: Path, upstream, models_file) -> None:
         )
         report = result.stdout[-6000:] + result.stderr[-2000:]
         assert result.returncode == 0, report
-        # the 5 account calls, 4 conversation, 4 file and 2 coin operations
-        assert re.search(r"Tested: 15\b", result.stdout), report
+        # the 5 account calls, 3 API key, 4 conversation, 4 file, 2 coin and 7 admin
+        # operations
+        assert re.search(r"Tested: 25\b", result.stdout), report
         assert " 500 " not in (tmp_path / "server.log").read_text()
         # The run was signed in from start to end.
         me = httpx.get(f"{srv.url}/auth/me", headers=bearer)
