@@ -14,6 +14,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser.axe import assert_no_violations
 from tests.browser.conftest import _browser_server
 from tests.fakes.upstream import FakeUpstream
 from tests.support.server import VedikaServer
@@ -136,6 +137,7 @@ def test_admin_finds_a_user_grants_coins_and_disables(
     expect(audit.nth(1)).to_contain_text("reason: beta tester")
     expect(page.get_by_test_id("admin-usage").locator("tbody tr")).to_have_count(7)
     expect(page.get_by_test_id("admin-health").locator("tbody tr").first).to_be_visible()
+    assert_no_violations(page, state="the admin page with a user, usage, health, audit")
 
 
 def test_the_admin_page_says_who_may_use_it(
@@ -147,12 +149,14 @@ def test_the_admin_page_says_who_may_use_it(
     expect(page.locator("[data-admin-status]")).to_have_text(
         "Sign in with an admin account to use this page."
     )
+    assert_no_violations(page, state="the admin page, signed out")
     user, _ = register(site, "plain")
     sign_in(page, site, user)
     page.goto(site.url + "/admin")
     page.wait_for_selector("body.ready")
     expect(page.locator("[data-admin-status]")).to_contain_text("your account is not one")
     assert page.locator("[data-admin-body]").is_hidden()
+    assert_no_violations(page, state="the admin page, not an admin")
 
 
 def test_a_disabled_accounts_browser_goes_on_anonymously(
@@ -189,6 +193,7 @@ def test_reset_password_from_the_mailed_link(
     page.wait_for_selector("body.ready")
     field = page.get_by_label("Your account's email")
     expect(field).to_be_focused()
+    assert_no_violations(page, state="the reset page, asking for the email")
     page.keyboard.type(email)
     page.keyboard.press("Enter")
     status = page.locator("[data-reset-status]")
@@ -201,9 +206,11 @@ def test_reset_password_from_the_mailed_link(
     assert "token" not in page.url  # out of the address bar, history and Referer
     expect(page.get_by_label("New password (8 to 256 characters)")).to_be_focused()
     page.keyboard.type("my brand new password")
+    assert_no_violations(page, state="the reset page, a new password")
     page.get_by_label("The new password again").fill("my brand new password")
     page.keyboard.press("Enter")
     expect(status).to_contain_text("Your password is changed")
+    assert_no_violations(page, state="the reset page, done")
     login = httpx.post(
         f"{site.url}/auth/login",
         json={"email": email, "password": "my brand new password"},
@@ -230,3 +237,4 @@ def test_without_mail_the_reset_page_says_so(
             "Password reset by email is not available on this server. Ask its operator."
         )
         assert page.locator("[data-forgot-form]").is_hidden()
+        assert_no_violations(page, state="the reset page without mail")

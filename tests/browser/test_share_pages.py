@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from tests.browser.axe import assert_no_violations
 from tests.browser.conftest import PageProbe
 from tests.support.server import VedikaServer
 
@@ -171,34 +171,12 @@ def test_pin_archive_and_search_in_the_sidebar(page: Page, web: VedikaServer) ->
     assert sidebar_titles(page) == ["Bravo"]  # found by its answer's text
 
 
-AXE = (
-    Path(__file__).resolve().parents[1]
-    / "support"
-    / "axe"
-    / "node_modules"
-    / "axe-core"
-    / "axe.min.js"
-)
-
-
-def axe_violations(page: Page) -> list[dict[str, Any]]:
-    """axe-core's violations on the page as it is now (every rule axe runs by default)."""
-    page.add_script_tag(path=str(AXE))
-    found = page.evaluate(
-        """async () => (await axe.run(document)).violations.map(
-            (v) => ({id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(' '))}))"""
-    )
-    return list(found)
-
-
 def test_shared_page_and_share_dialog_have_no_axe_violations(
     web: VedikaServer, browser: Browser, probe: PageProbe
 ) -> None:
-    """axe runs as an injected script, so these pages are checked in a context that lets
-    it in (bypass_csp); the shared page has no script of its own either way."""
-    if not AXE.exists():
-        pytest.skip("axe-core is not installed: run scripts/ensure-services.sh")
-    checker = browser.new_context(bypass_csp=True, viewport={"width": 1280, "height": 800})
+    """The chat page with the share dialog open, the shared page and its 410 page, in
+    both colour schemes (tests/browser/axe.py; the pages keep their CSP)."""
+    checker = browser.new_context(viewport={"width": 1280, "height": 800})
     try:
         page = probe.attach(checker.new_page())
         session = session_of(page, web)
@@ -211,20 +189,20 @@ def test_shared_page_and_share_dialog_have_no_axe_violations(
         page.get_by_test_id("share-create").click()
         expect(page.get_by_test_id("share-revoke")).to_be_visible()
         link = page.get_by_test_id("share-url").input_value()
-        assert axe_violations(page) == []  # the chat page with the dialog open
+        assert_no_violations(page, state="chat page, share dialog open")
 
         for scheme in ("light", "dark"):
             shared = checker.new_page()
             shared.emulate_media(color_scheme=scheme)
             shared.goto(link)
-            assert axe_violations(shared) == [], scheme
+            assert_no_violations(shared, state=f"shared page, {scheme}")
         page.get_by_test_id("share-revoke").click()
         expect(dialog.get_by_role("status")).to_contain_text("revoked")
         for scheme in ("light", "dark"):
             gone = checker.new_page()
             gone.emulate_media(color_scheme=scheme)
             assert (response := gone.goto(link)) is not None and response.status == 410
-            assert axe_violations(gone) == [], scheme  # the 410 page
+            assert_no_violations(gone, state=f"revoked link (410), {scheme}")
         assert probe.page_errors == []
     finally:
         checker.close()

@@ -21,11 +21,13 @@ DOCS_ASSETS = (
     f"{_VENDOR}/swagger-ui.css",
     f"{_VENDOR}/swagger-ui-bundle.js",
     "/static/docs/swagger-init.js",
+    # our corrections to Swagger UI's colours (WCAG AA contrast; tests/browser/axe.py)
+    "/static/docs/swagger-a11y.css",
 )
 
 
 def docs_page(title: str, openapi_url: str) -> str:
-    css, bundle, init = DOCS_ASSETS
+    css, bundle, init, a11y = DOCS_ASSETS
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -34,6 +36,7 @@ def docs_page(title: str, openapi_url: str) -> str:
 <title>{escape(title)} - API</title>
 <link rel="icon" type="image/png" href="{_VENDOR}/favicon-32x32.png">
 <link rel="stylesheet" href="{css}">
+<link rel="stylesheet" href="{a11y}">
 </head>
 <body>
 <div id="swagger-ui"></div>
