@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
+from tests.browser.axe import assert_no_violations
 from tests.fakes.upstream import FakeUpstream
 from tests.support.oidc_provider import OidcProvider, oidc_provider
 from tests.support.server import VedikaServer, free_port
@@ -102,6 +103,7 @@ def test_sign_up_sign_out_and_sign_in_with_a_password(page: Page, web: VedikaSer
     page.get_by_role("button", name="Sign up").click()
     alert = page.get_by_role("alert")
     expect(alert).to_contain_text("at least 8 characters")
+    assert_no_violations(page, state="sign-up page, an error shown")
     form(page).get_by_label("Password").fill(PASSWORD)
     form(page).get_by_label("Password").press("Enter")  # keyboard only
     page.wait_for_url(f"{web.url}/chat/{conversation}")
@@ -109,6 +111,7 @@ def test_sign_up_sign_out_and_sign_in_with_a_password(page: Page, web: VedikaSer
     expect(menu.get_by_test_id("account-who")).to_contain_text("Ana Lima")
     expect(menu.get_by_test_id("account-who")).to_contain_text(email)
     conversation_in_sidebar(page, conversation)
+    assert_no_violations(page, state="chat page, signed in (account menu)")
 
     menu.get_by_test_id("account-signout").click()
     page.wait_for_url(f"{web.url}/")
@@ -124,6 +127,9 @@ def test_sign_up_sign_out_and_sign_in_with_a_password(page: Page, web: VedikaSer
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert")).to_contain_text("do not match an account")
     expect(form(page).get_by_label("Password")).to_be_focused()
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        assert_no_violations(page, state=f"sign-in page, wrong password, {scheme}")
     form(page).get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{web.url}/")
@@ -175,5 +181,6 @@ def test_an_error_from_the_provider_is_said_on_the_page(page: Page, web: VedikaS
     page.wait_for_selector("body.ready")
     expect(page.get_by_role("alert")).to_contain_text("already exists")
     expect(page.get_by_test_id("provider-test")).to_have_text("Continue with Test ID")
+    assert_no_violations(page, state="sign-in page, a provider's error, provider buttons")
     page.get_by_test_id("account-switch").click()
     page.wait_for_url(re.compile(r"/signup\?next=%2F$"))

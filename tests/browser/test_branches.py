@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
+from tests.browser.axe import assert_no_violations
 from tests.browser.test_pages import (
     CHAT_URL,
     answer_text,
@@ -63,6 +64,7 @@ def test_edit_regenerate_navigate_continue(page: Page, web: VedikaServer, artifa
     editor = second.get_by_test_id("edit-input")
     expect(editor).to_be_focused()
     expect(editor).to_have_value("second question")
+    assert_no_violations(page, state="chat page, a question being edited")
     editor.fill("second question, edited")
     second.get_by_test_id("edit-submit").click()
     expect(questions(page).nth(1).locator(".msg-bubble")).to_have_text("second question, edited")
@@ -95,6 +97,11 @@ def test_edit_regenerate_navigate_continue(page: Page, web: VedikaServer, artifa
     expect(assistants(page).last.get_by_label("Previous version")).to_be_focused()
     page.keyboard.press("Enter")
     expect(count_of(assistants(page).last)).to_have_text("answer version 1/3")
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        assert_no_violations(
+            page, state=f"chat page, versions of a question and an answer, {scheme}"
+        )
 
     # Back to the first branch: the original second question and its answer.
     questions(page).nth(1).get_by_label("Previous version").click()
