@@ -25,6 +25,7 @@ from tests.support.client import Api, Socket
 from tests.support.server import VedikaServer, serving, sqlite_url
 from tests.support.smtp import SmtpServer, body_of
 from vedika.protocol import utcnow
+from vedika.store import tables
 from vedika.store.tables import password_resets
 
 PASSWORD = "correct horse battery staple"
@@ -466,3 +467,103 @@ def test_without_smtp_reset_is_unavailable(
             headers=CSRF,
         )
         assert login.status_code == 200
+
+
+async def test_walkthrough_two_devices_a_grant_and_closing_the_account(
+    world: World, admin: Api
+) -> None:
+    """Issue 17 end to end: two anonymous questions on device 1, sign up there (they are
+    claimed), sign in on device 2 (they are there), the admin grants coins (both devices
+    see them), the person closes the account: no row of any table names it any more
+    (every table with an owner or account column, so tables added later are checked
+    too), except the admin's audit entry, which keeps the action without the email."""
+    async with Api(world.srv.url) as one, Api(world.srv.url) as two:
+        asked = []
+        for question in ("What do herons eat?", "Where do herons nest?"):
+            r = await one.http.post("/ai/chat", json={"message": question})
+            assert r.status_code == 200, r.text
+            asked.append(r.json()["conversation_id"])
+        email = new_email("walk")
+        up = await one.http.post(
+            "/auth/register", json={"email": email, "password": PASSWORD, "name": "Ana"}
+        )
+        assert up.status_code == 201, up.text
+        assert up.json()["claimed_conversations"] == 2
+        account_id = up.json()["account"]["account_id"]
+        for api, body in ((one, up.json()), (two, None)):
+            if body is None:
+                r = await two.http.post("/auth/login", json={"email": email, "password": PASSWORD})
+                assert r.status_code == 200, r.text
+                body = r.json()
+            api.session_id = body["session_id"]
+            api.http.headers["Authorization"] = f"Bearer {api.session_id}"
+        listed = (await two.http.get("/ai/conversations")).json()["conversations"]
+        assert {c["conversation_id"] for c in listed} == set(asked)
+        assert (await two.conversation(asked[0]))["messages"][0]["content"] == asked_text(0)
+
+        # Things an account owns besides its conversations: a key, a share link.
+        key = await two.http.post("/auth/api-keys", json={"name": "laptop"})
+        assert key.status_code == 201, key.text
+        shared = await two.http.post(f"/ai/conversations/{asked[1]}/share", json={})
+        assert shared.status_code == 201, shared.text
+
+        before = (await one.balance())["vedika_coins_remaining"]
+        r = await admin.http.post(
+            f"/admin/users/{account_id}/coins", json={"amount": 40, "reason": "walkthrough"}
+        )
+        assert r.status_code == 200, r.text
+        assert (await one.balance())["vedika_coins_remaining"] == before + 40
+        assert (await two.balance())["vedika_coins_remaining"] == before + 40
+
+        gone = await two.http.request("DELETE", "/auth/account", json={"password": PASSWORD})
+        assert gone.status_code == 200 and gone.json()["deleted"] is True
+        assert (await one.http.get("/auth/me")).status_code == 401
+        assert (await admin.http.get(f"/shared/{shared.json()['share_id']}")).status_code in (
+            404,
+            410,
+        )
+
+    owner = f"account@{account_id}"
+    engine = create_async_engine(world.url)
+    try:
+        async with engine.connect() as conn:
+            left: dict[str, int] = {}
+            for table in tables.metadata.sorted_tables:
+                for column, value in (
+                    ("device_id", owner),
+                    ("account_id", account_id),
+                    ("conversation_id", asked[0]),
+                    ("conversation_id", asked[1]),
+                ):
+                    if column not in table.c or table.name == "first_account":
+                        continue  # first_account keeps the first admin's id, not this one's
+                    n = (
+                        await conn.execute(
+                            select(func.count()).select_from(table).where(table.c[column] == value)
+                        )
+                    ).scalar_one()
+                    if n:
+                        left[f"{table.name}.{column}"] = n
+            assert left == {}
+            emails = (
+                await conn.execute(
+                    select(tables.admin_audit.c.detail, tables.admin_audit.c.target).where(
+                        tables.admin_audit.c.target == account_id
+                    )
+                )
+            ).all()
+            assert emails, "the grant stays in the audit log"
+            assert email not in repr(emails)
+            assert (
+                await conn.execute(
+                    select(func.count())
+                    .select_from(tables.accounts)
+                    .where(tables.accounts.c.id == account_id)
+                )
+            ).scalar_one() == 0
+    finally:
+        await engine.dispose()
+
+
+def asked_text(i: int) -> str:
+    return ("What do herons eat?", "Where do herons nest?")[i]
