@@ -567,3 +567,54 @@ async def test_walkthrough_two_devices_a_grant_and_closing_the_account(
 
 def asked_text(i: int) -> str:
     return ("What do herons eat?", "Where do herons nest?")[i]
+
+
+async def test_granted_coins_pay_after_the_day_and_outlive_midnight(
+    world: World, admin: Api, user: Api
+) -> None:
+    """A grant is kept until spent: the day's allowance pays first; a turn it cannot pay
+    in full is paid from the grant (`charge_granted`); at midnight the day's allowance
+    comes back whole and what is left of the grant is still there."""
+    uid = user.account_id  # type: ignore[attr-defined]
+    r = await admin.http.post(f"/admin/users/{uid}/coins", json={"amount": 30, "reason": "x"})
+    assert r.status_code == 200, r.text
+
+    async def pricey() -> int:
+        r = await user.http.post("/ai/chat", json={"message": "hi", "model_id": "fake-pricey"})
+        return r.status_code
+
+    for _ in range(5):  # 95 of the day's 100
+        assert await pricey() == 200
+    bal = await user.balance()
+    assert (bal["expiring_soon"], bal["granted_remaining"]) == (5, 30)
+    assert bal["vedika_coins_remaining"] == 35
+    assert await pricey() == 200  # 19 > the day's 5: the grant pays it whole
+    bal = await user.balance()
+    assert (bal["expiring_soon"], bal["granted_remaining"], bal["vedika_coins_remaining"]) == (
+        5,
+        11,
+        16,
+    )
+    txns = (await user.http.get("/coins/transactions")).json()["transactions"]
+    assert (txns[0]["type"], txns[0]["amount"]) == ("charge_granted", -19)
+    assert await pricey() == 402  # neither the day (5) nor the grant (11) pays 19
+    assert (await user.balance())["vedika_coins_remaining"] == 16
+
+    # Midnight: the stored day becomes yesterday's.
+    engine = create_async_engine(world.url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                update(tables.coin_days)
+                .where(tables.coin_days.c.device_id == f"account@{uid}")
+                .values(day="2000-01-01")
+            )
+    finally:
+        await engine.dispose()
+    bal = await user.balance()
+    assert (bal["daily_credits"], bal["expiring_soon"], bal["granted_remaining"]) == (
+        ACCOUNT_DAILY,
+        ACCOUNT_DAILY,
+        11,
+    )
+    assert bal["vedika_coins_remaining"] == ACCOUNT_DAILY + 11

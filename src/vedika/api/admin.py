@@ -304,7 +304,9 @@ async def usage(
                 .where(
                     and_(
                         coin_ledger.c.day >= first_day,
-                        coin_ledger.c.kind.in_(("charge", "refund")),
+                        coin_ledger.c.kind.in_(
+                            (ledger.CHARGE, ledger.CHARGE_GRANTED, ledger.REFUND)
+                        ),
                     )
                 )
                 .group_by(coin_ledger.c.day, m.model)

@@ -4,6 +4,11 @@ One row per (device, UTC day) holds what was used; a charge is a single
 conditional UPDATE (`used + n <= allowance`), so concurrent sends can never
 overdraw, on SQLite or PostgreSQL, in one process or many. Every change is also
 written to the ledger in the same transaction.
+
+Coins an admin grants are kept until spent (`coin_grants`, not reset at midnight): a
+turn the day's allowance cannot pay in full is paid from them, by the same kind of
+conditional UPDATE (`charge_granted` in the ledger; a refund goes back where the
+charge came from). The balance is what is left of the day plus what is left of them.
 """
 
 from __future__ import annotations
@@ -18,24 +23,51 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vedika.errors import CreditsExhausted
 from vedika.ids import uuid7
 from vedika.protocol import iso, utcnow
-from vedika.store.dialect import insert_ignore
+from vedika.store.dialect import insert_ignore, upsert_add
 from vedika.store.engine import Store
 from vedika.store.pointread import PointRead
-from vedika.store.tables import coin_days, coin_ledger
+from vedika.store.tables import coin_days, coin_grants, coin_ledger
 
 # Built once, values at execute time (every turn charges): see store/conversations.py.
 _DAY = and_(coin_days.c.device_id == bindparam("b_device"), coin_days.c.day == bindparam("b_day"))
 _AMOUNT = bindparam("b_amount", type_=Integer)
-_BALANCE = select(coin_days.c.allowance, coin_days.c.used).where(_DAY)
+_GRANTED = (
+    select(coin_grants.c.balance)
+    .where(coin_grants.c.device_id == bindparam("b_device"))
+    .scalar_subquery()
+)
+# One row always (scalar subqueries): today's allowance and use (NULL before the day's
+# first charge) and the granted coins left (NULL if none were ever granted).
+_BALANCE = select(
+    select(coin_days.c.allowance).where(_DAY).scalar_subquery().label("allowance"),
+    select(coin_days.c.used).where(_DAY).scalar_subquery().label("used"),
+    _GRANTED.label("granted"),
+)
 _BALANCE_READ = PointRead(_BALANCE)  # a page load and every turn read it
 _OPEN_DAY = {dialect: insert_ignore(dialect, coin_days) for dialect in ("sqlite", "postgresql")}
 _TAKE = (
     update(coin_days)
     .where(and_(_DAY, coin_days.c.used + _AMOUNT <= coin_days.c.allowance))
     .values(used=coin_days.c.used + _AMOUNT)
-    .returning(coin_days.c.allowance, coin_days.c.used)
+    .returning(coin_days.c.allowance, coin_days.c.used, _GRANTED.label("granted"))
 )
 _GIVE_BACK = update(coin_days).where(_DAY).values(used=coin_days.c.used - _AMOUNT)
+_OWNER = coin_grants.c.device_id == bindparam("b_device")
+_TAKE_GRANTED = (
+    update(coin_grants)
+    .where(and_(_OWNER, coin_grants.c.balance >= _AMOUNT))
+    .values(balance=coin_grants.c.balance - _AMOUNT)
+    .returning(coin_grants.c.balance)
+)
+_GIVE_BACK_GRANTED = (
+    update(coin_grants).where(_OWNER).values(balance=coin_grants.c.balance + _AMOUNT)
+)
+_ADD_GRANTED = {
+    dialect: upsert_add(dialect, coin_grants, key="device_id", column="balance")
+    for dialect in ("sqlite", "postgresql")
+}
+CHARGE, CHARGE_GRANTED, REFUND, GRANT = "charge", "charge_granted", "refund", "grant"
+SPENDING = (CHARGE, CHARGE_GRANTED, REFUND)  # the entries of turns (not of grants)
 _ENTRIES_OF = select(coin_ledger.c.amount, coin_ledger.c.day, coin_ledger.c.kind).where(
     and_(
         coin_ledger.c.device_id == bindparam("b_device"),
@@ -49,10 +81,27 @@ _RECORD = coin_ledger.insert()
 class Balance:
     daily: int
     used: int
+    granted: int = 0  # granted coins left (kept past midnight)
+
+    @property
+    def daily_remaining(self) -> int:
+        """What is left of today's allowance (gone at midnight)."""
+        return max(self.daily - self.used, 0)
 
     @property
     def remaining(self) -> int:
-        return max(self.daily - self.used, 0)
+        return self.daily_remaining + self.granted
+
+    @classmethod
+    def of(cls, row: Any, daily: int) -> Balance:
+        """From a `_BALANCE` row (or None): the plan's `daily` before the day's first
+        charge."""
+        if row is None:
+            return cls(daily=daily, used=0)
+        allowance, used, granted = row
+        if allowance is None:
+            return cls(daily=daily, used=0, granted=granted or 0)
+        return cls(daily=allowance, used=used, granted=granted or 0)
 
 
 def today() -> str:
@@ -75,17 +124,12 @@ def exhausted_message(daily: int) -> str:
 
 async def balance(store: Store, *, device_id: str, daily: int) -> Balance:
     row = await store.first(_BALANCE_READ, {"b_device": device_id, "b_day": today()})
-    if row is None:
-        return Balance(daily=daily, used=0)
-    allowance, used = row
-    return Balance(daily=allowance, used=used)
+    return Balance.of(row, daily)
 
 
 async def balance_in(conn: AsyncConnection, *, device_id: str, daily: int) -> Balance:
     row = (await conn.execute(_BALANCE, {"b_device": device_id, "b_day": today()})).first()
-    if row is None:
-        return Balance(daily=daily, used=0)
-    return Balance(daily=row.allowance, used=row.used)
+    return Balance.of(row, daily)
 
 
 def charge(
@@ -103,7 +147,19 @@ def charge(
     if amount > 0:
         params = {"b_device": device_id, "b_day": day, "b_amount": amount}
         row = conn.execute(_TAKE, params).first()
-        if row is None:
+        if row is not None:
+            txn = _record(
+                conn,
+                device_id=device_id,
+                day=day,
+                amount=-amount,
+                kind=CHARGE,
+                message_id=message_id,
+            )
+            return Balance(daily=row.allowance, used=row.used, granted=row.granted or 0), txn
+        # The day cannot pay it in full: the granted coins pay it whole, if they can (the
+        # day's rest stays for cheaper turns).
+        if conn.execute(_TAKE_GRANTED, params).first() is None:
             current = _balance_of(conn, device_id=device_id, daily=daily)
             raise CreditsExhausted(
                 exhausted_message(current.daily),
@@ -113,15 +169,20 @@ def charge(
                 },
             )
         txn = _record(
-            conn, device_id=device_id, day=day, amount=-amount, kind="charge", message_id=message_id
+            conn,
+            device_id=device_id,
+            day=day,
+            amount=-amount,
+            kind=CHARGE_GRANTED,
+            message_id=message_id,
         )
-        return Balance(daily=row.allowance, used=row.used), txn
+        return _balance_of(conn, device_id=device_id, daily=daily), txn
     return _balance_of(conn, device_id=device_id, daily=daily), None
 
 
 def _balance_of(conn: Connection, *, device_id: str, daily: int) -> Balance:
     row = conn.execute(_BALANCE, {"b_device": device_id, "b_day": today()}).first()
-    return Balance(daily=daily, used=0) if row is None else Balance(row.allowance, row.used)
+    return Balance.of(row, daily)
 
 
 def refund(conn: Connection, *, device_id: str, message_id: str) -> int:
@@ -130,10 +191,18 @@ def refund(conn: Connection, *, device_id: str, message_id: str) -> int:
     net = sum(r.amount for r in rows)
     if net >= 0 or not rows:
         return 0
-    day = next(r.day for r in rows if r.kind == "charge")
+    charged = next(r for r in rows if r.kind in (CHARGE, CHARGE_GRANTED))
     amount = -net
-    conn.execute(_GIVE_BACK, {"b_device": device_id, "b_day": day, "b_amount": amount})
-    _record(conn, device_id=device_id, day=day, amount=amount, kind="refund", message_id=message_id)
+    params = {"b_device": device_id, "b_day": charged.day, "b_amount": amount}
+    conn.execute(_GIVE_BACK_GRANTED if charged.kind == CHARGE_GRANTED else _GIVE_BACK, params)
+    _record(
+        conn,
+        device_id=device_id,
+        day=charged.day,
+        amount=amount,
+        kind=REFUND,
+        message_id=message_id,
+    )
     return amount
 
 
@@ -162,41 +231,24 @@ def _record(
     return txn
 
 
-_ADD_ALLOWANCE = (
-    update(coin_days)
-    .where(_DAY)
-    .values(allowance=coin_days.c.allowance + _AMOUNT)
-    .returning(coin_days.c.allowance, coin_days.c.used)
-)
-
-
 async def grant(conn: AsyncConnection, *, device_id: str, amount: int, daily: int) -> Balance:
-    """Give `device_id` (an owner key) `amount` more coins today, inside the caller's
-    transaction: today's allowance grows by `amount` and the ledger gets a `grant`
-    entry (an admin's; docs/accounts.md). Returns the balance after it."""
-    day = today()
-    await conn.execute(
-        _OPEN_DAY[conn.dialect.name],
-        {"device_id": device_id, "day": day, "allowance": daily, "used": 0},
-    )
-    row = (
-        await conn.execute(
-            _ADD_ALLOWANCE, {"b_device": device_id, "b_day": day, "b_amount": amount}
-        )
-    ).one()
+    """Give `device_id` (an owner key) `amount` coins, kept until spent, inside the
+    caller's transaction; the ledger gets a `grant` entry (an admin's;
+    docs/accounts.md). Returns the balance after it."""
+    await conn.execute(_ADD_GRANTED[conn.dialect.name], {"device_id": device_id, "balance": amount})
     await conn.execute(
         _RECORD,
         {
             "id": uuid7(),
             "device_id": device_id,
-            "day": day,
+            "day": today(),
             "amount": amount,
-            "kind": "grant",
+            "kind": GRANT,
             "message_id": None,
             "created_at": utcnow(),
         },
     )
-    return Balance(daily=row.allowance, used=row.used)
+    return await balance_in(conn, device_id=device_id, daily=daily)
 
 
 async def transactions(store: Store, *, device_id: str, limit: int = 100) -> list[dict[str, Any]]:

@@ -15,3 +15,13 @@ def insert_ignore(dialect: str, table: Table) -> Any:
     execute time, so one statement can be built once and reused."""
     stmt: Any = _INSERTS[dialect](table)
     return stmt.on_conflict_do_nothing()
+
+
+def upsert_add(dialect: str, table: Table, *, key: str, column: str) -> Any:
+    """INSERT a row, or add its `column` to the existing row's (same `key`): a counter
+    that may not exist yet, in one statement."""
+    stmt: Any = _INSERTS[dialect](table)
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c[key]],
+        set_={column: table.c[column] + stmt.excluded[column]},
+    )

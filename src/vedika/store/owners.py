@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vedika.store.tables import (
     coin_days,
+    coin_grants,
     coin_ledger,
     conversations,
     files,
@@ -119,6 +120,6 @@ async def delete_all(conn: AsyncConnection, *, owner: str) -> list[str]:
     await conn.execute(delete(shares).where(shares.c.conversation_id.in_(owned)))
     await conn.execute(delete(messages).where(messages.c.conversation_id.in_(owned)))
     await conn.execute(delete(conversations).where(conversations.c.device_id == owner))
-    for table in (idempotency_keys, coin_days, coin_ledger, preferences):
+    for table in (idempotency_keys, coin_days, coin_grants, coin_ledger, preferences):
         await conn.execute(delete(table).where(table.c.device_id == owner))
     return file_ids

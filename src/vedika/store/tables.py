@@ -340,3 +340,16 @@ shares = Table(
     Column("revoked_at", TS, nullable=True),
     Index("ix_shares_conversation", "conversation_id"),
 )
+
+
+# ---------------------------------------------------------- granted coins (migration 0011)
+# Coins an admin granted an owner (its key, as in `coin_days`), kept until spent rather
+# than reset at midnight: a turn the day's allowance cannot pay is paid from here
+# (vedika.credits.ledger). Every change is in `coin_ledger` too (`grant`, and the
+# `charge_granted` / `refund` of the turns it paid).
+coin_grants = Table(
+    "coin_grants",
+    metadata,
+    Column("device_id", String(128), primary_key=True),
+    Column("balance", Integer, nullable=False),
+)

@@ -1,7 +1,7 @@
 """OpenID Connect sign-on: identities at providers, and flows begun (issue 17).
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 """
 
 import sqlalchemy as sa

@@ -12,7 +12,7 @@
     stemming, any language) with a GIN index; PostgreSQL fills it for existing rows.
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0007
 """
 
 import sqlalchemy as sa

@@ -6,7 +6,7 @@ conversations become one linear chain: each message's parent is the message befo
 is the last message. The same statements run on SQLite and PostgreSQL.
 
 Revision ID: 0009
-Revises: 0005
+Revises: 0008
 """
 
 import sqlalchemy as sa

@@ -1,7 +1,7 @@
 """API keys: an account's keys for programmatic access (issue 19).
 
 Revision ID: 0010
-Revises: 0005
+Revises: 0009
 """
 
 import sqlalchemy as sa
