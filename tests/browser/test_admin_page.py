@@ -93,7 +93,10 @@ def test_admin_finds_a_user_grants_coins_and_disables(
 ) -> None:
     target, target_session = register(site, "target")
     sign_in(page, site, admin_email)
-    page.goto(site.url + "/admin")
+    page.goto(site.url + "/")
+    page.wait_for_selector("body.ready")
+    page.get_by_test_id("account-admin").click()  # the account menu's way in, for admins
+    page.wait_for_url(site.url + "/admin")
     page.wait_for_selector("body.ready")
     status = page.locator("[data-admin-status]")
     expect(status).to_have_text(f"Signed in as {admin_email} (admin).")
@@ -109,7 +112,7 @@ def test_admin_finds_a_user_grants_coins_and_disables(
     expect(rows.first.get_by_test_id("user-balance")).to_have_text("100")
 
     rows.first.get_by_role("button", name=f"Grant coins to {target}").click()
-    amount = page.get_by_label("Coins to add today")
+    amount = page.get_by_label("Coins to grant (kept until spent)")
     expect(amount).to_be_focused()
     page.keyboard.type("30")
     page.get_by_label("Reason (kept in the audit log)").fill("beta tester")
@@ -156,6 +159,10 @@ def test_the_admin_page_says_who_may_use_it(
     page.wait_for_selector("body.ready")
     expect(page.locator("[data-admin-status]")).to_contain_text("your account is not one")
     assert page.locator("[data-admin-body]").is_hidden()
+    page.goto(site.url + "/")
+    page.wait_for_selector("body.ready")
+    expect(page.get_by_test_id("account-signout")).to_be_visible()  # the menu is filled
+    expect(page.get_by_test_id("account-admin")).to_have_count(0)  # a user gets no link
     assert_no_violations(page, state="the admin page, not an admin")
 
 

@@ -115,6 +115,11 @@ async function signedIn(root, me) {
       }),
     ),
     connect.length ? el("div", { class: "account-actions" }, connect) : null,
+    // Admins (GET /auth/me says the role) get the way to their page; the page and its
+    // API check the role again, this link only saves typing the address.
+    me.role === "admin"
+      ? el("div", { class: "account-actions" }, el("a", { class: "btn-ghost", href: "/admin", "data-testid": "account-admin", text: "Admin" }))
+      : null,
     status,
   );
 }
