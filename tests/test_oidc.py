@@ -345,3 +345,27 @@ def test_the_provider_is_real(sso: tuple[VedikaServer, OidcProvider, str]) -> No
     assert doc["issuer"] == sso[1].issuer
     assert doc["code_challenge_methods_supported"] == ["S256"]
     assert Path(__file__).parent.joinpath("support/oidc/package-lock.json").is_file()
+
+
+async def test_an_account_without_a_password_closes_with_its_email(srv: VedikaServer) -> None:
+    """An account made by single sign-on has no password to ask for: it confirms closing
+    with its email; a wrong email, or a password, is refused and closes nothing."""
+    login = unique("close")
+    email = f"{login}@example.test"
+    async with browser_of(srv) as browser:
+        await browser.post("/auth/device-session", json={})
+        assert error_of(await sign_in(browser, login)) is None
+        for wrong in ({"email": "someone@example.test"}, {"password": PASSWORD}, {}):
+            r = await browser.request("DELETE", "/auth/account", json=wrong, headers=CSRF)
+            assert r.status_code == 401 and r.json()["error"] == "invalid_credentials", wrong
+            assert (await browser.get("/auth/me")).status_code == 200
+        r = await browser.request(
+            "DELETE", "/auth/account", json={"email": email.upper()}, headers=CSRF
+        )
+        assert r.status_code == 200 and r.json()["deleted"] is True, r.text
+        assert (await browser.get("/auth/me")).status_code == 401
+    # The identity went with it: signing in again makes a new account.
+    async with browser_of(srv) as other:
+        await other.post("/auth/device-session", json={})
+        assert error_of(await sign_in(other, login)) is None
+        assert (await other.get("/ai/conversations")).json()["conversations"] == []

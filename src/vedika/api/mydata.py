@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from vedika.api.accounts import WRONG, CsrfChecked, SignedIn, account_object, limit_sign_in
 from vedika.api.deps import COOKIE, ServicesDep
 from vedika.api.responses import JSONResponse
-from vedika.errors import NotFound, Unauthorized
+from vedika.errors import BadRequest, NotFound, Unauthorized
 from vedika.identity import accounts, apikeys, devices, passwords, resets, roles
 from vedika.identity.oidc import identities
 from vedika.identity.sessions import (
@@ -36,7 +36,17 @@ router = APIRouter(tags=["accounts"])
 
 class DeleteAccountRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    password: Text = Field(..., max_length=passwords.MAX_LENGTH)
+    # The account's password; an account made by single sign-on has none, and confirms
+    # with its email instead (the signed-in session is the proof of who asks).
+    password: Text | None = Field(None, max_length=passwords.MAX_LENGTH)
+    email: Text | None = Field(None, max_length=accounts.MAX_EMAIL)
+
+
+def _same_email(given: str | None, email: str) -> bool:
+    try:
+        return given is not None and accounts.normalise_email(given) == email
+    except BadRequest:
+        return False
 
 
 def _session_row(row: Any, current: str) -> dict[str, Any]:
@@ -137,14 +147,21 @@ async def delete_account(
     _csrf: CsrfChecked,
 ) -> dict[str, Any]:
     """Close your account: it, its sessions and everything it owns are deleted at once
-    (its conversations, files, coins and preferences). Needs your password again."""
+    (its conversations, files, coins and preferences). Needs your password again, or
+    for an account made by single sign-on (no password), its email."""
     account_id = session.account_id or ""
     async with services.store.read() as conn:
         account = await accounts.find_by_id(conn, account_id=account_id)
     if account is None:
         raise Unauthorized("This account no longer exists.", code="not_signed_in")
     await limit_sign_in(services, request, account.email)
-    if not await passwords.verify_password(account.password_hash, body.password):
+    if account.password_hash:
+        confirmed = body.password is not None and await passwords.verify_password(
+            account.password_hash, body.password
+        )
+    else:
+        confirmed = _same_email(body.email, account.email)
+    if not confirmed:
         raise Unauthorized(WRONG, code="invalid_credentials")
     async with services.store.tx() as conn:
         rows = await account_sessions(conn, account_id=account_id)
