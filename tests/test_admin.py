@@ -229,6 +229,10 @@ async def test_disabled_account_is_refused_everywhere(world: World, admin: Api, 
     uid = user.account_id  # type: ignore[attr-defined]
     email = user.email  # type: ignore[attr-defined]
     conversation = (await user.http.post("/ai/chat", json={"message": "hi"})).json()
+    made = await user.http.post("/auth/api-keys", json={"name": "script"})
+    assert made.status_code == 201, made.text
+    key = {"Authorization": f"Bearer {made.json()['key']}"}
+    assert (await user.http.get("/v1/models", headers=key)).status_code == 200  # cached now
     r = await admin.http.post(f"/admin/users/{uid}/disable")
     assert r.status_code == 200 and r.json()["disabled"] is True
 
@@ -243,6 +247,11 @@ async def test_disabled_account_is_refused_everywhere(world: World, admin: Api, 
     refused(await user.http.get("/auth/me"))
     refused(await user.http.get("/auth/device-session/validate"))
     refused(await user.http.get("/files"))
+    # Its API keys too, in OpenAI's error shape on /v1, and in ours elsewhere.
+    by_key = await user.http.get("/v1/models", headers=key)
+    assert by_key.status_code == 403, by_key.text
+    assert by_key.json()["error"]["code"] == "account_disabled"
+    refused(await user.http.get("/coins/balance", headers=key))
     async with Socket(world.srv.ws_url) as ws:
         await ws.send_chat(user, "over the socket")
         event = await ws.recv()
@@ -261,6 +270,7 @@ async def test_disabled_account_is_refused_everywhere(world: World, admin: Api, 
 
     assert (await admin.http.post(f"/admin/users/{uid}/enable")).status_code == 200
     assert (await user.http.get("/coins/balance")).status_code == 200
+    assert (await user.http.get("/v1/models", headers=key)).status_code == 200
     audit = (await admin.http.get("/admin/audit")).json()["entries"]
     mine = [e for e in audit if e["target"] == uid]
     assert [e["action"] for e in mine] == ["enable", "disable"]

@@ -22,7 +22,7 @@ from vedika.api.accounts import CsrfChecked, SignedIn
 from vedika.api.deps import ServicesDep
 from vedika.credits import ledger, plans
 from vedika.errors import BadRequest, Forbidden, NotFound, Unauthorized
-from vedika.identity import accounts, roles
+from vedika.identity import accounts, apikeys, roles
 from vedika.identity.accounts import Account
 from vedika.identity.sessions import forget_account
 from vedika.ids import account_owner
@@ -195,6 +195,7 @@ async def _set_disabled(
                 detail={"email": target.email},
             )
     forget_account(services.store, target.id)
+    apikeys.forget_account(services.store, target.id)
     return {"id": target.id, "disabled": disabled, "changed": bool(changed.rowcount)}
 
 

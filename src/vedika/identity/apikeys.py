@@ -49,6 +49,7 @@ class ApiKey:
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+    disabled: bool = False  # its account is disabled by an admin: refused like a session
 
     def as_session(self) -> DeviceSession:
         """The signed-in session this key stands for: the account's owner key, its plan.
@@ -60,6 +61,7 @@ class ApiKey:
             created_at=self.created_at,
             expires_at=self.expires_at or self.created_at + _FOREVER,
             account_id=self.account_id,
+            disabled=self.disabled,
         )
 
 
@@ -122,6 +124,14 @@ async def delete_keys(conn: AsyncConnection, *, account_id: str) -> None:
     await conn.execute(delete(api_keys).where(api_keys.c.account_id == account_id))
 
 
+def forget_account(store: Store, account_id: str) -> None:
+    """Drop the account's keys from this process's cache (it was disabled or enabled):
+    the next use reads them again. Other instances see it within CACHE_SECONDS."""
+    cache = _found.get(store, {})
+    for h in [h for h, (_, k) in cache.items() if k.account_id == account_id]:
+        del cache[h]
+
+
 async def revoke_key(store: Store, *, account_id: str, key_id: str) -> bool:
     """Revoke one of the account's keys; False when it has no such live key."""
     async with store.tx() as conn:
@@ -157,7 +167,7 @@ async def find_key(store: Store, secret: str) -> ApiKey:
         async with store.read() as conn:
             row = (
                 await conn.execute(
-                    select(api_keys, accounts.c.plan)
+                    select(api_keys, accounts.c.plan, accounts.c.disabled_at)
                     .join(accounts, accounts.c.id == api_keys.c.account_id)
                     .where(api_keys.c.secret_hash == hashed)
                 )
@@ -175,6 +185,7 @@ async def find_key(store: Store, secret: str) -> ApiKey:
             created_at=aware(row.created_at),
             expires_at=aware(row.expires_at) if row.expires_at else None,
             revoked_at=aware(row.revoked_at) if row.revoked_at else None,
+            disabled=row.disabled_at is not None,
         )
         while len(cache) >= CACHE_MAX:
             cache.pop(next(iter(cache)))
