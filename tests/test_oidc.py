@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from tests.conftest import DATABASES, drop_pg_database, fresh_pg_database
 from tests.support.oidc_provider import OidcProvider, oidc_provider
 from tests.support.server import VedikaServer, free_port, serving, sqlite_url
+from vedika.protocol import utcnow
 from vedika.store.tables import accounts, oidc_flows, oidc_identities
 
 PASSWORD = "correct horse battery staple"
@@ -369,3 +370,27 @@ async def test_an_account_without_a_password_closes_with_its_email(srv: VedikaSe
         await other.post("/auth/device-session", json={})
         assert error_of(await sign_in(other, login)) is None
         assert (await other.get("/ai/conversations")).json()["conversations"] == []
+
+
+async def test_a_disabled_account_cannot_sign_in_with_its_provider(
+    srv: VedikaServer, sso: tuple[VedikaServer, OidcProvider, str]
+) -> None:
+    """Disabled by an admin, an account made by single sign-on is refused at the
+    callback as a password sign-in is (`account_disabled`), and nothing is signed in."""
+    login = unique("off")
+    async with browser_of(srv) as browser:
+        await browser.post("/auth/device-session", json={})
+        assert error_of(await sign_in(browser, login)) is None
+        account_id = (await browser.get("/auth/me")).json()["account"]["account_id"]
+    engine = create_async_engine(sso[2])
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                update(accounts).where(accounts.c.id == account_id).values(disabled_at=utcnow())
+            )
+    finally:
+        await engine.dispose()
+    async with browser_of(srv) as other:
+        await other.post("/auth/device-session", json={})
+        assert error_of(await sign_in(other, login)) == "account_disabled"
+        assert (await other.get("/auth/me")).status_code == 401

@@ -24,12 +24,12 @@ from sqlalchemy.exc import IntegrityError
 
 from vedika.api.accounts import SignedIn, _sign_in, _signed_in_body
 from vedika.api.csrf import csrf_guard
-from vedika.api.deps import ServicesDep
+from vedika.api.deps import ServicesDep, account_disabled
 from vedika.api.responses import JSONResponse
 from vedika.api.sessions import live_session
 from vedika.credits import plans
 from vedika.errors import BadRequest, Conflict, Forbidden, Unauthorized, VedikaError, error_body
-from vedika.identity import accounts
+from vedika.identity import accounts, roles
 from vedika.identity.oidc import flow as oidc_flow
 from vedika.identity.oidc import identities
 from vedika.identity.oidc.discovery import Providers
@@ -302,6 +302,9 @@ async def _login(
                 account_id=account.id,
                 email=who.email,
             )
+            await roles.claim_first(conn, account_id=account.id)  # as a registration does
+        elif account.disabled_at is not None:  # as a password sign-in is refused
+            raise account_disabled()
         now = await _sign_in(conn, services, request, account)
     response = RedirectResponse(flow.next_path, status_code=302)
     await _signed_in_body(services, response, now, account)

@@ -21,6 +21,7 @@ const MESSAGES = {
   oidc_email_unverified: "The identity provider says your email address is not verified yet.",
   not_signed_in: "Sign in to your account again, then connect it.",
   rate_limited: "Too many attempts. Wait a minute and try again.",
+  account_disabled: "This account is disabled. Ask the operator of this server, or continue without signing in.",
 };
 
 const root = document.querySelector("[data-account-mode]");
