@@ -112,6 +112,7 @@ def test_sign_up_sign_out_and_sign_in_with_a_password(page: Page, web: VedikaSer
     expect(menu.get_by_test_id("account-who")).to_contain_text(email)
     conversation_in_sidebar(page, conversation)
     assert_no_violations(page, state="chat page, signed in (account menu)")
+    expect(menu).not_to_contain_text("null")  # no provider left to connect: nothing shown
 
     menu.get_by_test_id("account-signout").click()
     page.wait_for_url(f"{web.url}/")

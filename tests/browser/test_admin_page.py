@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -245,3 +246,59 @@ def test_without_mail_the_reset_page_says_so(
         )
         assert page.locator("[data-forgot-form]").is_hidden()
         assert_no_violations(page, state="the reset page without mail")
+
+
+def test_a_user_makes_uses_and_revokes_an_api_key(page: Page, site: VedikaServer) -> None:
+    """/keys, from the account menu: a key made with a name and an expiry is shown once,
+    works, is listed with its last use, and once revoked is refused."""
+    user, session = register(site, "keys")
+    sign_in(page, site, user)
+    page.goto(site.url + "/")
+    page.wait_for_selector("body.ready")
+    page.get_by_test_id("account-keys").click()
+    page.wait_for_url(site.url + "/keys")
+    page.wait_for_selector("body.ready")
+    status = page.locator("[data-keys-status]")
+    expect(status).to_have_text("You have 0 keys.")
+    page.get_by_label("Name (what it is for)").fill("laptop script")
+    page.get_by_label("Expires after").select_option("30")
+    page.get_by_label("Name (what it is for)").press("Enter")  # keyboard only
+    secret = page.get_by_test_id("key-secret")
+    expect(secret).to_be_focused()
+    key = secret.input_value()
+    assert key.startswith("vk_") and len(key) == 46
+    rows = page.get_by_test_id("key-row")
+    expect(rows).to_have_count(1)
+    expect(rows.first.locator("td").first).to_have_text("laptop script")
+    expect(rows.first.get_by_test_id("key-last-used")).to_have_text("never")
+    listed = httpx.get(
+        f"{site.url}/auth/api-keys", headers={"Authorization": f"Bearer {session}"}
+    ).json()["api_keys"]
+    made, expires = (listed[0]["created_at"], listed[0]["expires_at"])
+    assert (datetime.fromisoformat(expires) - datetime.fromisoformat(made)).days == 30
+    assert_no_violations(page, state="the keys page, a new key shown")
+
+    by_key = {"Authorization": f"Bearer {key}"}
+    assert httpx.get(f"{site.url}/v1/models", headers=by_key).status_code == 200
+    page.reload()
+    page.wait_for_selector("body.ready")
+    expect(page.get_by_test_id("key-secret")).to_be_hidden()  # shown once
+    expect(rows.first.get_by_test_id("key-last-used")).not_to_have_text("never")
+
+    rows.first.get_by_role("button", name="Revoke the key laptop script").click()
+    expect(status).to_contain_text("revoked")
+    expect(status).to_be_focused()
+    expect(rows).to_have_count(0)
+    assert httpx.get(f"{site.url}/v1/models", headers=by_key).status_code == 401
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        assert_no_violations(page, state=f"the keys page, no keys, {scheme}")
+
+
+def test_the_keys_page_asks_to_sign_in(page: Page, site: VedikaServer) -> None:
+    page.goto(site.url + "/keys")
+    page.wait_for_selector("body.ready")
+    expect(page.locator("[data-keys-status]")).to_have_text(
+        "Sign in to make API keys: a key acts as your account."
+    )
+    assert page.locator("[data-keys-body]").is_hidden()

@@ -110,6 +110,10 @@ def install_web(app: FastAPI) -> None:
     async def reset_password(request: Request) -> Response:
         return render(request, "reset_password.html", page="reset-password", conversation_id="")
 
+    async def keys(request: Request) -> Response:
+        # Whose keys is the API's business (GET /auth/api-keys with the session).
+        return render(request, "keys.html", page="keys", conversation_id="")
+
     async def shared(request: Request, share_id: str) -> Response:
         from vedika.web.shared import shared_page
 
@@ -126,7 +130,7 @@ def install_web(app: FastAPI) -> None:
     app.add_api_route(
         "/", home, methods=["GET"], include_in_schema=False, response_class=HTMLResponse
     )
-    for path, page in (("/admin", admin), ("/reset-password", reset_password)):
+    for path, page in (("/admin", admin), ("/reset-password", reset_password), ("/keys", keys)):
         app.add_api_route(
             path, page, methods=["GET"], include_in_schema=False, response_class=HTMLResponse
         )

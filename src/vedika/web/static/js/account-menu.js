@@ -114,12 +114,16 @@ async function signedIn(root, me) {
         },
       }),
     ),
-    connect.length ? el("div", { class: "account-actions" }, connect) : null,
-    // Admins (GET /auth/me says the role) get the way to their page; the page and its
-    // API check the role again, this link only saves typing the address.
-    me.role === "admin"
-      ? el("div", { class: "account-actions" }, el("a", { class: "btn-ghost", href: "/admin", "data-testid": "account-admin", text: "Admin" }))
-      : null,
+    // (replaceChildren would show a null as the text "null": only nodes go in.)
+    ...(connect.length ? [el("div", { class: "account-actions" }, connect)] : []),
+    // The account's pages. Admins (GET /auth/me says the role) get the way to theirs;
+    // the page and its API check the role again, the link only saves typing it.
+    el(
+      "div",
+      { class: "account-actions" },
+      el("a", { class: "btn-ghost", href: "/keys", "data-testid": "account-keys", text: "API keys" }),
+      me.role === "admin" ? el("a", { class: "btn-ghost", href: "/admin", "data-testid": "account-admin", text: "Admin" }) : null,
+    ),
     status,
   );
 }
