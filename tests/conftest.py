@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -152,6 +153,27 @@ def drop_pg_database(url: str) -> None:
             await conn.close()
 
     asyncio.run(drop())
+
+
+# Sign-in limits out of the way, for test modules that sign in many times.
+NO_SIGN_IN_LIMITS = {
+    "VEDIKA_RATE_LOGINS_PER_MINUTE": "100000",
+    "VEDIKA_RATE_LOGINS_PER_ACCOUNT_HOUR": "100000",
+}
+
+
+@contextmanager
+def a_database(kind: str, data_dir: Path) -> Iterator[str]:
+    """An empty database of `kind` (one of DATABASES) for one server: its URL. A
+    PostgreSQL database of its own, dropped afterwards; a SQLite file in `data_dir`."""
+    if kind == "sqlite":
+        yield sqlite_url(data_dir / "v.db")
+        return
+    url = fresh_pg_database()
+    try:
+        yield url
+    finally:
+        drop_pg_database(url)
 
 
 @pytest.fixture

@@ -20,9 +20,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import DATABASES, drop_pg_database, fresh_pg_database
+from tests.conftest import (
+    DATABASES,
+    NO_SIGN_IN_LIMITS,
+    a_database,
+)
 from tests.support.client import Api, Socket, assert_invariants, chunks_of
-from tests.support.server import VedikaServer, serving, sqlite_url
+from tests.support.server import VedikaServer, serving
 
 PASSWORD = "correct horse battery staple"
 INTRUDER_PASSWORD = "another horse, another staple"
@@ -38,23 +42,20 @@ def srv(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, upstream, models_file
 ) -> Iterator[VedikaServer]:
     data_dir = tmp_path_factory.mktemp(f"access-accounts-{request.param}")
-    url = sqlite_url(data_dir / "v.db") if request.param == "sqlite" else fresh_pg_database()
-    try:
-        with serving(
+    with (
+        a_database(request.param, data_dir) as url,
+        serving(
             data_dir,
             upstream,
             models_file,
             db=url,
-            VEDIKA_RATE_LOGINS_PER_MINUTE="100000",
-            VEDIKA_RATE_LOGINS_PER_ACCOUNT_HOUR="100000",
             VEDIKA_RATE_MESSAGES_PER_MINUTE="0",
             VEDIKA_ACCOUNT_DAILY_CREDITS="1000",
             VEDIKA_ADMIN_EMAILS=ADMIN_EMAIL,
-        ) as server:
-            yield server
-    finally:
-        if request.param != "sqlite":
-            drop_pg_database(url)
+            **NO_SIGN_IN_LIMITS,
+        ) as server,
+    ):
+        yield server
 
 
 def new_email(tag: str) -> str:
@@ -206,6 +207,22 @@ async def test_rest_matrix(world: World, who: str) -> None:
     else:
         assert cid in {c["conversation_id"] for c in listing.json()["conversations"]}
         assert fid in {f["file_id"] for f in files.json()["files"]}
+
+    # Export, share and branch (issue 18): the account's devices only.
+    r = await h.get(f"/ai/conversations/{cid}/export", params={"format": "json"})
+    expect(who, r)
+    if who not in REFUSED:
+        assert SECRET in r.text
+    shared = await h.post(f"/ai/conversations/{cid}/share", json={})
+    expect(who, shared, (200, 201))
+    expect(who, await h.get(f"/ai/conversations/{cid}/share"))
+    expect(who, await h.post(f"/ai/conversations/{cid}/active", json={"message_id": mid}))
+    expect(who, await h.delete(f"/ai/conversations/{cid}/share"))
+    if who not in REFUSED:  # revoked: its public page says so, to anyone
+        gone = await world.anonymous.http.get(f"/shared/{shared.json()['share_id']}")
+        assert gone.status_code == 410
+    else:
+        assert (await world.owner.http.get(f"/ai/conversations/{cid}/share")).status_code == 404
 
     # The destructive calls last.
     expect(who, await h.delete(f"/files/{fid}"), 204)
@@ -402,5 +419,16 @@ def test_the_matrix_covers_every_id_path(srv: VedikaServer) -> None:
         "/admin/users/{user_id}/disable",
         "/admin/users/{user_id}/enable",
         "/admin/users/{user_id}/coins",
+        "/ai/conversations/{conversation_id}/export",
+        "/ai/conversations/{conversation_id}/share",
+        "/ai/conversations/{conversation_id}/active",
+        # Public by design: a share link is read by anyone holding its unguessable id
+        # (tests/test_share.py: a revoked one, other owners, snapshots).
+        "/shared/{share_id}",
+        # Not anyone's resource: the id names a configured identity provider
+        # (tests/test_oidc.py: unknown ones, a connect by someone else's session).
+        "/auth/oidc/{provider_id}/start",
+        "/auth/oidc/{provider_id}/callback",
+        "/auth/oidc/{provider_id}/connect",
     }
     assert with_ids == covered, with_ids ^ covered

@@ -15,9 +15,13 @@ import pytest
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.conftest import DATABASES, drop_pg_database, fresh_pg_database
+from tests.conftest import (
+    DATABASES,
+    NO_SIGN_IN_LIMITS,
+    a_database,
+)
 from tests.support.client import Api
-from tests.support.server import VedikaServer, serving, sqlite_url
+from tests.support.server import VedikaServer, serving
 from vedika.ids import account_owner
 from vedika.store.tables import (
     accounts,
@@ -44,21 +48,18 @@ def accounts_server(
     """A server of its own (sign-in limits off, an account allowance that differs from
     the anonymous one), and its database URL, to read the tables."""
     data_dir = tmp_path_factory.mktemp(f"accounts-{request.param}")
-    url = sqlite_url(data_dir / "v.db") if request.param == "sqlite" else fresh_pg_database()
-    try:
-        with serving(
+    with (
+        a_database(request.param, data_dir) as url,
+        serving(
             data_dir,
             upstream,
             models_file,
             db=url,
-            VEDIKA_RATE_LOGINS_PER_MINUTE="100000",
-            VEDIKA_RATE_LOGINS_PER_ACCOUNT_HOUR="100000",
             VEDIKA_ACCOUNT_DAILY_CREDITS=str(ACCOUNT_DAILY),
-        ) as srv:
-            yield srv, url, data_dir
-    finally:
-        if request.param != "sqlite":
-            drop_pg_database(url)
+            **NO_SIGN_IN_LIMITS,
+        ) as srv,
+    ):
+        yield srv, url, data_dir
 
 
 @pytest.fixture

@@ -20,9 +20,13 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.conftest import DATABASES, drop_pg_database, fresh_pg_database
+from tests.conftest import (
+    DATABASES,
+    NO_SIGN_IN_LIMITS,
+    a_database,
+)
 from tests.support.client import Api, Socket
-from tests.support.server import VedikaServer, serving, sqlite_url
+from tests.support.server import VedikaServer, serving
 from tests.support.smtp import SmtpServer, body_of
 from vedika.protocol import utcnow
 from vedika.store import tables
@@ -58,34 +62,31 @@ def world(
 ) -> Iterator[World]:
     """A fresh server with mail to `smtp`, and its first account (an admin)."""
     data_dir = tmp_path_factory.mktemp(f"admin-{request.param}")
-    url = sqlite_url(data_dir / "v.db") if request.param == "sqlite" else fresh_pg_database()
-    try:
-        with serving(
+    with (
+        a_database(request.param, data_dir) as url,
+        serving(
             data_dir,
             upstream,
             models_file,
             db=url,
-            VEDIKA_RATE_LOGINS_PER_MINUTE="100000",
-            VEDIKA_RATE_LOGINS_PER_ACCOUNT_HOUR="100000",
+            **NO_SIGN_IN_LIMITS,
             VEDIKA_ACCOUNT_DAILY_CREDITS=str(ACCOUNT_DAILY),
             VEDIKA_ADMIN_EMAILS=f" Other@Example.org , {ENV_ADMIN.upper()} ",
             VEDIKA_RATE_PASSWORD_RESETS_PER_HOUR=str(RESETS_PER_HOUR),
             VEDIKA_PUBLIC_URL="https://vedika.example.org/",
             **smtp.env(),
-        ) as srv:
-            w = World(srv, url, smtp)
-            first = httpx.post(
-                f"{srv.url}/auth/register",
-                json={"email": new_email("first"), "password": PASSWORD},
-                headers=CSRF,
-            )
-            assert first.status_code == 201, first.text
-            w.first_email = first.json()["account"]["email"]
-            w.first_session = first.json()["session_id"]
-            yield w
-    finally:
-        if request.param != "sqlite":
-            drop_pg_database(url)
+        ) as srv,
+    ):
+        w = World(srv, url, smtp)
+        first = httpx.post(
+            f"{srv.url}/auth/register",
+            json={"email": new_email("first"), "password": PASSWORD},
+            headers=CSRF,
+        )
+        assert first.status_code == 201, first.text
+        w.first_email = first.json()["account"]["email"]
+        w.first_session = first.json()["session_id"]
+        yield w
 
 
 def new_email(tag: str) -> str:
@@ -186,21 +187,19 @@ async def _race(base_url: str, n: int) -> list[str]:
 def test_of_registrations_racing_on_a_fresh_server_one_is_first(
     db: str, tmp_path: Path, upstream: Any, models_file: Path
 ) -> None:
-    url = sqlite_url(tmp_path / "v.db") if db == "sqlite" else fresh_pg_database()
-    try:
-        with serving(
+    with (
+        a_database(db, tmp_path) as url,
+        serving(
             tmp_path,
             upstream,
             models_file,
             db=url,
             VEDIKA_RATE_LOGINS_PER_MINUTE="0",
             VEDIKA_RATE_LOGINS_PER_ACCOUNT_HOUR="0",
-        ) as srv:
-            roles_got = asyncio.run(_race(srv.url, 6))
-        assert sorted(roles_got) == ["admin"] + ["user"] * 5
-    finally:
-        if db != "sqlite":
-            drop_pg_database(url)
+        ) as srv,
+    ):
+        roles_got = asyncio.run(_race(srv.url, 6))
+    assert sorted(roles_got) == ["admin"] + ["user"] * 5
 
 
 async def test_paging_and_search(world: World, admin: Api) -> None:

@@ -18,11 +18,16 @@ import websockets
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.conftest import DATABASES, drop_pg_database, fresh_pg_database, search_env
+from tests.conftest import (
+    DATABASES,
+    NO_SIGN_IN_LIMITS,
+    a_database,
+    search_env,
+)
 from tests.fakes.search import FakeSearch
 from tests.fakes.upstream import FakeUpstream, fake_reply
 from tests.support.client import Api, Socket, text_of
-from tests.support.server import VedikaServer, serving, sqlite_url
+from tests.support.server import VedikaServer, serving
 from vedika.protocol import utcnow
 from vedika.store.tables import api_keys
 
@@ -39,23 +44,20 @@ def keys_server(
     search: FakeSearch,
 ) -> Iterator[tuple[VedikaServer, str]]:
     data_dir = tmp_path_factory.mktemp(f"apikeys-{request.param}")
-    url = sqlite_url(data_dir / "v.db") if request.param == "sqlite" else fresh_pg_database()
-    try:
-        with serving(
+    with (
+        a_database(request.param, data_dir) as url,
+        serving(
             data_dir,
             upstream,
             models_file,
             db=url,
-            VEDIKA_RATE_LOGINS_PER_MINUTE="100000",
-            VEDIKA_RATE_LOGINS_PER_ACCOUNT_HOUR="100000",
             VEDIKA_ACCOUNT_DAILY_CREDITS=str(ACCOUNT_DAILY),
             VEDIKA_API_KEYS_PER_ACCOUNT="3",
+            **NO_SIGN_IN_LIMITS,
             **search_env(search),
-        ) as srv:
-            yield srv, url
-    finally:
-        if request.param != "sqlite":
-            drop_pg_database(url)
+        ) as srv,
+    ):
+        yield srv, url
 
 
 @pytest.fixture

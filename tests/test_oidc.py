@@ -18,9 +18,13 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.conftest import DATABASES, drop_pg_database, fresh_pg_database
+from tests.conftest import (
+    DATABASES,
+    NO_SIGN_IN_LIMITS,
+    a_database,
+)
 from tests.support.oidc_provider import OidcProvider, oidc_provider
-from tests.support.server import VedikaServer, free_port, serving, sqlite_url
+from tests.support.server import VedikaServer, free_port, serving
 from vedika.protocol import utcnow
 from vedika.store.tables import accounts, oidc_flows, oidc_identities
 
@@ -35,30 +39,27 @@ def sso(
     """A server with two providers configured, the real one (`test`) and one nobody
     answers for (`down`), and its database URL."""
     data_dir = tmp_path_factory.mktemp(f"oidc-{request.param}")
-    url = sqlite_url(data_dir / "v.db") if request.param == "sqlite" else fresh_pg_database()
     port = free_port()
-    try:
-        with oidc_provider([f"http://127.0.0.1:{port}/auth/oidc/test/callback"]) as op:
-            down = {
-                "id": "down",
-                "name": "Down ID",
-                "issuer": f"http://127.0.0.1:{free_port()}",
-                "client_id": "x",
-            }
-            with serving(
-                data_dir,
-                upstream,
-                models_file,
-                db=url,
-                port=port,
-                VEDIKA_OIDC_PROVIDERS=json.dumps([op.setting(), down]),
-                VEDIKA_RATE_LOGINS_PER_MINUTE="100000",
-                VEDIKA_RATE_LOGINS_PER_ACCOUNT_HOUR="100000",
-            ) as srv:
-                yield srv, op, url
-    finally:
-        if request.param != "sqlite":
-            drop_pg_database(url)
+    down = {  # a provider nobody answers for
+        "id": "down",
+        "name": "Down ID",
+        "issuer": f"http://127.0.0.1:{free_port()}",
+        "client_id": "x",
+    }
+    with (
+        a_database(request.param, data_dir) as url,
+        oidc_provider([f"http://127.0.0.1:{port}/auth/oidc/test/callback"]) as op,
+        serving(
+            data_dir,
+            upstream,
+            models_file,
+            db=url,
+            port=port,
+            VEDIKA_OIDC_PROVIDERS=json.dumps([op.setting(), down]),
+            **NO_SIGN_IN_LIMITS,
+        ) as srv,
+    ):
+        yield srv, op, url
 
 
 @pytest.fixture

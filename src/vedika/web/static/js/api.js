@@ -13,6 +13,11 @@ export class ApiError extends Error {
   }
 }
 
+/** What to tell a person about a failed call. */
+export function errorText(error) {
+  return error instanceof ApiError ? error.message : "The server could not be reached.";
+}
+
 function withQuery(path, query) {
   if (!query) return path;
   const params = new URLSearchParams();

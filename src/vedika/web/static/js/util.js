@@ -126,3 +126,11 @@ export function safeHttpUrl(value) {
     return null;
   }
 }
+
+/** An ISO timestamp as "YYYY-MM-DD HH:MM UTC" (tables of the account pages); "never"
+ * for none. */
+export function utcTime(iso) {
+  if (!iso) return "never";
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? iso : date.toISOString().replace("T", " ").slice(0, 16) + " UTC";
+}

@@ -6,9 +6,9 @@
 import { initLayout, announce } from "../layout.js";
 import { Sidebar } from "../sidebar.js";
 import { refreshCoins } from "../coins.js";
-import { ApiError, request } from "../api.js";
+import { ApiError, errorText, request } from "../api.js";
 import { getSession } from "../session.js";
-import { el } from "../util.js";
+import { el, utcTime as when } from "../util.js";
 
 const $ = (selector) => document.querySelector(selector);
 const status = $("[data-admin-status]");
@@ -24,16 +24,6 @@ function say(text, { focus = false } = {}) {
   // After an action re-renders the table, keyboard focus goes to the outcome rather
   // than being lost with the button that was pressed.
   if (focus) status.focus();
-}
-
-function when(iso) {
-  if (!iso) return "never";
-  const date = new Date(iso);
-  return Number.isNaN(date.getTime()) ? iso : date.toISOString().replace("T", " ").slice(0, 16) + " UTC";
-}
-
-function errorText(error) {
-  return error instanceof ApiError ? error.message : "The server could not be reached.";
 }
 
 // ------------------------------------------------------------------ users

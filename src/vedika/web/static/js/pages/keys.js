@@ -5,9 +5,9 @@
 import { initLayout, announce } from "../layout.js";
 import { Sidebar } from "../sidebar.js";
 import { refreshCoins } from "../coins.js";
-import { ApiError, request } from "../api.js";
+import { ApiError, errorText, request } from "../api.js";
 import { getSession } from "../session.js";
-import { el } from "../util.js";
+import { el, utcTime as when } from "../util.js";
 
 const $ = (selector) => document.querySelector(selector);
 const status = $("[data-keys-status]");
@@ -18,16 +18,6 @@ function say(text, { focus = false } = {}) {
   status.textContent = text;
   announce(text);
   if (focus) status.focus(); // the row with the pressed button is gone: focus the outcome
-}
-
-function when(iso) {
-  if (!iso) return "never";
-  const date = new Date(iso);
-  return Number.isNaN(date.getTime()) ? iso : date.toISOString().replace("T", " ").slice(0, 16) + " UTC";
-}
-
-function errorText(error) {
-  return error instanceof ApiError ? error.message : "The server could not be reached.";
 }
 
 function keyRow(key) {
