@@ -15,7 +15,15 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 import msgspec
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    field_validator,
+)
 
 # ---------------------------------------------------------------- helpers
 
@@ -242,8 +250,9 @@ class RenameRequest(BaseModel):
     """`PATCH /ai/conversations/{id}`: any of a new title, pinned, archived (issue 18)."""
 
     title: Text | None = Field(None, min_length=1, max_length=200)
-    pinned: bool | None = None
-    archived: bool | None = None
+    # Strict: `0` or `"yes"` is a clear 400, not a silent false or true.
+    pinned: StrictBool | None = None
+    archived: StrictBool | None = None
 
 
 class PreferenceRequest(BaseModel):

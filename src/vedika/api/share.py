@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from vedika.api.csrf import csrf_guard
 from vedika.api.deps import CurrentSession, ServicesDep
@@ -51,7 +51,7 @@ _CSRF: dict[int | str, dict[str, Any]] = {
 
 class ShareRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    allow_indexing: bool = False
+    allow_indexing: StrictBool = False  # `0` or `"yes"`: a clear 400
 
 
 # ---------------------------------------------------------------- what is shown
