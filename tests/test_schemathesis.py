@@ -17,6 +17,41 @@ from tests.support.server import serving
 from tests.support.smtp import SmtpServer
 
 
+def schemathesis(
+    url: str, session: str, cwd: Path, *selection: str
+) -> tuple[subprocess.CompletedProcess[str], str]:
+    """One Schemathesis run over the server's OpenAPI document with `session`: the same
+    checks and budget every time, `selection` choosing the operations. The result and
+    the tail of its report (for an assertion's message)."""
+    cli = Path(sys.executable).with_name("schemathesis")
+    result = subprocess.run(
+        [
+            str(cli),
+            "run",
+            f"{url}/openapi.json",
+            "--checks",
+            "not_a_server_error,ignored_auth,negative_data_rejection,status_code_conformance",
+            "-H",
+            f"Authorization: Bearer {session}",
+            *selection,
+            "--max-examples",
+            "25",
+            "--seed",
+            "1",
+            "--request-timeout",
+            "20",
+            "--generation-codec",
+            "utf-8",
+            "--no-color",
+        ],
+        capture_output=True,
+        cwd=cwd,
+        text=True,
+        timeout=600,
+    )
+    return result, result.stdout[-6000:] + result.stderr[-2000:]
+
+
 @pytest.mark.slow
 def test_schemathesis(tmp_path: Path, upstream, models_file) -> None:
     # Voice, Deepgram and mail are configured (against fakes and a real SMTP server on
@@ -36,34 +71,13 @@ def test_schemathesis(tmp_path: Path, upstream, models_file) -> None:
         ) as srv,
     ):
         session = httpx.post(f"{srv.url}/auth/device-session", json={}).json()["session_id"]
-        cli = Path(sys.executable).with_name("schemathesis")
-        result = subprocess.run(
-            [
-                str(cli),
-                "run",
-                f"{srv.url}/openapi.json",
-                "--checks",
-                "not_a_server_error,ignored_auth,negative_data_rejection,status_code_conformance",
-                "-H",
-                f"Authorization: Bearer {session}",
-                "--max-examples",
-                "25",
-                "--seed",
-                "1",
-                "--request-timeout",
-                "20",
-                "--exclude-path",
-                "/ai/chat",  # blocking: waits for whole answers
-                "--generation-codec",
-                "utf-8",
-                "--no-color",
-            ],
-            capture_output=True,
-            cwd=tmp_path,
-            text=True,
-            timeout=600,
+        result, report = schemathesis(
+            srv.url,
+            session,
+            tmp_path,
+            "--exclude-path",
+            "/ai/chat",  # blocking: waits for whole answers
         )
-        report = result.stdout[-6000:] + result.stderr[-2000:]
         assert result.returncode == 0, report
         assert " 500 " not in (tmp_path / "server.log").read_text()
 
@@ -143,36 +157,15 @@ def test_schemathesis_signed_in(tmp_path: Path, upstream, models_file) -> None:
             f'"path.session_handle" = "{handle}"\n'
             f'"path.user_id" = "{target.json()["account"]["account_id"]}"\n'
         )
-        cli = Path(sys.executable).with_name("schemathesis")
-        result = subprocess.run(
-            [
-                str(cli),
-                "run",
-                f"{srv.url}/openapi.json",
-                "--checks",
-                "not_a_server_error,ignored_auth,negative_data_rejection,status_code_conformance",
-                "-H",
-                f"Authorization: Bearer {session}",
-                "--include-path-regex",
-                SIGNED_IN_PATHS,
-                "--exclude-operation-id",
-                "revoke_all_sessions_auth_sessions_delete",
-                "--max-examples",
-                "25",
-                "--seed",
-                "1",
-                "--request-timeout",
-                "20",
-                "--generation-codec",
-                "utf-8",
-                "--no-color",
-            ],
-            capture_output=True,
-            cwd=tmp_path,
-            text=True,
-            timeout=600,
+        result, report = schemathesis(
+            srv.url,
+            session,
+            tmp_path,
+            "--include-path-regex",
+            SIGNED_IN_PATHS,
+            "--exclude-operation-id",
+            "revoke_all_sessions_auth_sessions_delete",
         )
-        report = result.stdout[-6000:] + result.stderr[-2000:]
         assert result.returncode == 0, report
         # the 5 account calls, 3 API key, 4 conversation, 4 file, 2 coin and 7 admin
         # operations
