@@ -15,6 +15,7 @@ from tests.conftest import DATABASES, sqlite_url
 from vedika.credits import ledger
 from vedika.protocol import aware
 from vedika.store import conversations as data
+from vedika.store import organise
 from vedika.store.conversations import MESSAGE_VIEW
 from vedika.store.engine import Store, make_engine, migrate
 
@@ -80,26 +81,27 @@ async def test_timestamps_json_and_cursors_convert_as_sqlalchemys(db_url: str) -
             )
 
         await store.run_tx(write)
-        page, total = await data.page_conversations(
-            store, device_id="dev-a", limit=2, cursor=None, q=None
-        )
-        assert total == 3 and [c.id for c in page] == ["c2", "c1"]
-        assert aware(page[0].updated_at) == t0 + timedelta(minutes=2)
-        after = (page[-1].updated_at, page[-1].id)
-        rest, _ = await data.page_conversations(
-            store, device_id="dev-a", limit=2, cursor=after, q=None
-        )
+
+        async def page(
+            limit: int, after: organise.Listed | None = None, q: str | None = None
+        ) -> tuple[list[organise.Listed], int]:
+            cursor = organise.Cursor(after.pinned, after.updated_at, after.id) if after else None
+            return await organise.page(
+                store, device_id="dev-a", limit=limit, cursor=cursor, q=q, archived=False
+            )
+
+        first, total = await page(2)
+        assert total == 3 and [c.id for c in first] == ["c2", "c1"]
+        assert aware(first[0].updated_at) == t0 + timedelta(minutes=2)
+        rest, _ = await page(2, first[-1])
         assert [c.id for c in rest] == ["c0"]
-        past = (rest[-1].updated_at, rest[-1].id)
-        beyond = await data.page_conversations(
-            store, device_id="dev-a", limit=2, cursor=past, q=None
-        )
+        beyond = await page(2, rest[-1])
         assert beyond == ([], 3)  # no row to carry the count: it is counted apart
-        none = await data.page_conversations(store, device_id="dev-b", limit=2, cursor=None, q=None)
-        assert none == ([], 0)
-        found, _ = await data.page_conversations(
-            store, device_id="dev-a", limit=5, cursor=None, q="héllo"
+        none = await organise.page(
+            store, device_id="dev-b", limit=2, cursor=None, q=None, archived=False
         )
+        assert none == ([], 0)
+        found, _ = await page(5, q="héllo")  # the message's text, by full text
         assert [c.id for c in found] == ["c1"]
         assert (
             await data.listed_conversation(store, conversation_id="c1", device_id="dev-b") is None

@@ -12,11 +12,9 @@ from sqlalchemy import (
     Connection,
     Integer,
     Row,
-    String,
     and_,
     bindparam,
     delete,
-    exists,
     func,
     or_,
     select,
@@ -27,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vedika.protocol import MessageStatus, aware
 from vedika.store.engine import Store
 from vedika.store.pointread import PointRead
-from vedika.store.tables import TS, conversations, messages, shares
+from vedika.store.tables import conversations, messages, shares
 
 ASSISTANT_LIVE = MessageStatus.STREAMING.value
 
@@ -346,9 +344,7 @@ async def stale_streaming(
     return list((await conn.execute(query)).all())
 
 
-# A page of the device's conversations: the listed columns only, newest first, built
-# once per shape (no search / search, first page / after a cursor) with values bound
-# at execute time, as the turn's statements are.
+# One conversation as the list shows it (a page of them: vedika.store.organise).
 _LISTED = (
     conversations.c.id,
     conversations.c.title,
@@ -359,46 +355,6 @@ _LISTED = (
     conversations.c.total_tokens,
 )
 _OWNED = conversations.c.device_id == bindparam("b_device")
-_PATTERN = bindparam("b_pattern", type_=String)
-_MATCHES = or_(
-    func.lower(conversations.c.title).like(_PATTERN, escape="\\"),
-    exists().where(
-        and_(
-            messages.c.conversation_id == conversations.c.id,
-            func.lower(messages.c.content).like(_PATTERN, escape="\\"),
-        )
-    ),
-)
-_AFTER = or_(
-    conversations.c.updated_at < bindparam("b_at", type_=TS),
-    and_(
-        conversations.c.updated_at == bindparam("b_at", type_=TS),
-        conversations.c.id < bindparam("b_cid"),
-    ),
-)
-_NEWEST_FIRST = (conversations.c.updated_at.desc(), conversations.c.id.desc())
-_LIMIT = bindparam("b_limit", type_=Integer)
-
-
-_COUNT = {
-    False: select(func.count()).select_from(conversations).where(_OWNED),
-    True: select(func.count()).select_from(conversations).where(and_(_OWNED, _MATCHES)),
-}
-
-
-def _page(searching: bool, *where: Any) -> Any:
-    """The page, each row carrying the count of all that match (the cursor aside): an
-    uncorrelated subquery, run once per statement, saves a round trip per page."""
-    total = _COUNT[searching].scalar_subquery()
-    return select(*_LISTED, total).where(and_(*where)).order_by(*_NEWEST_FIRST).limit(_LIMIT)
-
-
-_PAGE = {  # (searching, after a cursor)
-    (False, False): _page(False, _OWNED),
-    (False, True): _page(False, _OWNED, _AFTER),
-    (True, False): _page(True, _OWNED, _MATCHES),
-    (True, True): _page(True, _OWNED, _MATCHES, _AFTER),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,35 +370,9 @@ class Listed:
     total_tokens: int
 
 
-_COUNT_READS = {searching: PointRead(q) for searching, q in _COUNT.items()}
-_PAGE_READS = {shape: PointRead(q) for shape, q in _PAGE.items()}
 _ONE_LISTED = PointRead(
     select(*_LISTED).where(and_(conversations.c.id == bindparam("b_id"), _OWNED))
 )
-
-
-async def page_conversations(
-    store: Store,
-    *,
-    device_id: str,
-    limit: int,
-    cursor: tuple[datetime, str] | None,
-    q: str | None,
-) -> tuple[list[Listed], int]:
-    """Up to `limit` conversations of the device after `cursor`, newest first, whose
-    title or messages contain `q`; and how many match in all (point reads)."""
-    values: dict[str, Any] = {"b_device": device_id, "b_limit": limit}
-    if q:
-        values["b_pattern"] = f"%{_escape_like(q.lower())}%"
-    if cursor is not None:
-        values["b_at"], values["b_cid"] = cursor
-    rows = await store.all(_PAGE_READS[bool(q), cursor is not None], values)
-    if rows:
-        return [Listed(*row[:-1]) for row in rows], int(rows[0][-1])
-    if cursor is None:  # nothing matches at all
-        return [], 0
-    counted = await store.first(_COUNT_READS[bool(q)], values)  # past the last page
-    return [], int(counted[0]) if counted else 0
 
 
 async def listed_conversation(
@@ -451,10 +381,6 @@ async def listed_conversation(
     """The device's conversation as the list shows it, or None (a point read)."""
     row = await store.first(_ONE_LISTED, {"b_id": conversation_id, "b_device": device_id})
     return Listed(*row) if row is not None else None
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 async def rename_conversation(
