@@ -345,7 +345,7 @@ async def stale_streaming(
 
 
 # One conversation as the list shows it (a page of them: vedika.store.organise).
-_LISTED = (
+LISTED = (  # vedika.store.organise lists these, and its own flags
     conversations.c.id,
     conversations.c.title,
     conversations.c.model,
@@ -371,7 +371,7 @@ class Listed:
 
 
 _ONE_LISTED = PointRead(
-    select(*_LISTED).where(and_(conversations.c.id == bindparam("b_id"), _OWNED))
+    select(*LISTED).where(and_(conversations.c.id == bindparam("b_id"), _OWNED))
 )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Integer, String, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vedika.store.conversations import LISTED
 from vedika.store.engine import Store
 from vedika.store.pointread import PointRead
 from vedika.store.tables import TS, conversations
@@ -24,17 +25,7 @@ from vedika.store.tables import TS, conversations
 _WORDS = re.compile(r"\w+", re.UNICODE)
 MAX_WORDS = 8
 
-_LISTED = (
-    conversations.c.id,
-    conversations.c.title,
-    conversations.c.model,
-    conversations.c.created_at,
-    conversations.c.updated_at,
-    conversations.c.message_count,
-    conversations.c.total_tokens,
-    conversations.c.pinned,
-    conversations.c.archived,
-)
+_LISTED = (*LISTED, conversations.c.pinned, conversations.c.archived)
 _OWNED = conversations.c.device_id == bindparam("b_device")
 _SHELF = conversations.c.archived == bindparam("b_archived", type_=conversations.c.archived.type)
 _TITLE = func.lower(conversations.c.title).like(bindparam("b_pattern", type_=String), escape="\\")
