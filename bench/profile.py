@@ -2,6 +2,12 @@
 
     .venv/bin/python -m bench.profile [--streams 50] [--seconds 20] [--coalesce-ms 0]
         [--redis redis://127.0.0.1:6379/0]
+    .venv/bin/python -m bench.profile --call list_50 [--db postgresql] [--seconds 10]
+
+The second form profiles one call of the `rest` and `turns` scenarios (bench/rest.py:
+health, routing_models, validate, balance, list_50, open_20, turn_start,
+turn_blocking) under wrk's 16 connections, on the same seeded history, SQLite or a
+scratch PostgreSQL database.
 
 Starts the fake upstream (20 ms per token) and a server pinned like in `bench.run`,
 drives `--streams` concurrent 200-token answers (open loop), samples the server with
@@ -129,23 +135,7 @@ async def main(
         sess = await seed.sessions(srv.db_url, streams * 2)
         p = prompt(words)
         duration = p.n_tokens * 0.02
-        spy_cmd = [
-            *(["taskset", "-c", ",".join(gen_cpus)] if gen_cpus else []),
-            shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"),
-            "record",
-            "--pid",
-            str(srv.pid),
-            "--rate",
-            str(rate),
-            "--format",
-            "raw",
-            "--gil",
-            "--nonblocking",
-            "--duration",
-            str(int(seconds)),
-            "--output",
-            str(raw),
-        ]
+        spy_cmd = _spy(srv.pid, seconds, rate, raw, gen_cpus)
         spy: subprocess.Popen[bytes] | None = None
 
         def edge(name: str) -> None:
@@ -177,14 +167,88 @@ async def main(
             f"server core busy {(c1 - c0) / (t1 - t0):.2f}, {cpu_us:.1f} us CPU per chunk "
             f"(with py-spy attached), failed {fig['streams_failed']}/{fig['streams']}"
         )
-        summary = head + "\n\n" + aggregate(raw)
-        (RESULTS / f"profile-{stamp}-summary.txt").write_text(summary + "\n")
-        print(summary)
-        print(f"\nraw stacks: {raw}")
+        _report(head, raw, RESULTS / f"profile-{stamp}-summary.txt")
     finally:
         srv.stop()
         up.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _report(head: str, raw: Path, path: Path) -> None:
+    summary = head + "\n\n" + aggregate(raw)
+    path.write_text(summary + "\n")
+    print(summary)
+    print(f"\nraw stacks: {raw}")
+
+
+def _spy(pid: int, seconds: float, rate: int, raw: Path, cpus: list[str]) -> list[str]:
+    return [
+        *(["taskset", "-c", ",".join(cpus)] if cpus else []),
+        shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"),
+        "record",
+        "--pid",
+        str(pid),
+        "--rate",
+        str(rate),
+        "--format",
+        "raw",
+        "--gil",
+        "--nonblocking",
+        "--duration",
+        str(int(seconds)),
+        "--output",
+        str(raw),
+    ]
+
+
+async def profile_call(name: str, db: str, seconds: float, rate: int) -> None:
+    """One REST call or turn of bench/rest.py under wrk, with py-spy attached."""
+    from bench import rest
+
+    server_cpus, gen_cpus, _ = procs.cores()
+    procs.pin_self(gen_cpus)
+    tmp = Path(tempfile.mkdtemp(prefix="vedika-profile-"))
+    up = procs.fake_upstream(20.0, gen_cpus, tmp / "upstream.log").start_ready()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    raw = RESULTS / f"profile-{name}-{db}-{stamp}.txt"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        url = (
+            stack.enter_context(procs.scratch_postgres(f"vedika_profile_{name}"))
+            if db == "postgresql"
+            else f"sqlite+aiosqlite:///{tmp}/v.db"
+        )
+        srv = procs.Vedika(
+            up.url, url, tmp, server_cpus, VEDIKA_FLUSH_SECONDS="5", VEDIKA_COALESCE_MS="0"
+        )
+        try:
+            srv.start()
+            sid, device = (await seed.sessions(srv.db_url, 1))[0]
+            seeded = await seed.history(srv.db_url, device, 60, 20)
+            call = next(
+                c for c in rest.calls(sid, device, seeded["long_conversation_id"]) if c.name == name
+            )
+            headers = {"Authorization": f"Bearer {sid}"}
+            await rest.measure(srv.pid, srv.url, call, headers, 1, gen_cpus)  # warm
+            spy = subprocess.Popen(  # noqa: ASYNC220 (starts at once; it is waited on in a thread)
+                _spy(srv.pid, seconds, rate, raw, gen_cpus),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            fig = await rest.measure(srv.pid, srv.url, call, headers, seconds, gen_cpus)
+            _, err = await asyncio.to_thread(spy.communicate, timeout=60)
+            if spy.returncode:
+                print(err.decode()[-2000:])
+            head = (
+                f"{name} on {db}, wrk {rest.CONNECTIONS} connections, {seconds:g} s: "
+                f"{fig['ok']} answered ({fig['non_2xx']} non-2xx), {fig['cpu_us']:.0f} us CPU "
+                "per request (with py-spy attached)"
+            )
+            _report(head, raw, RESULTS / f"profile-{name}-{db}-{stamp}-summary.txt")
+        finally:
+            srv.stop()
+            up.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def cli() -> None:
@@ -197,6 +261,8 @@ def cli() -> None:
         "--words", type=int, default=175, help="question words (175: 200-token answers)"
     )
     parser.add_argument("--redis", help="VEDIKA_REDIS_URL: profile the Redis hub")
+    parser.add_argument("--call", help="profile one call of bench/rest.py under wrk instead")
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     args = parser.parse_args()
     settings = {"VEDIKA_COALESCE_MS": args.coalesce_ms}
     if args.redis:
@@ -207,7 +273,10 @@ def cli() -> None:
 
         loop_factory = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(main(args.streams, args.seconds, settings, args.rate, args.words))
+        if args.call:
+            runner.run(profile_call(args.call, args.db, args.seconds, args.rate))
+        else:
+            runner.run(main(args.streams, args.seconds, settings, args.rate, args.words))
 
 
 if __name__ == "__main__":

@@ -121,3 +121,37 @@ async def test_an_unreachable_database_is_a_connection_error() -> None:
             await ledger.balance(store, device_id="dev-a", daily=20)
     finally:
         await store.close()
+
+
+@pytest.mark.postgres
+async def test_reads_go_on_after_the_server_ends_their_connections(fresh_pg: str) -> None:
+    """PostgreSQL restarted or an admin ended the backends: the next reads open new
+    connections instead of failing on the dead ones, and never hold more than their
+    share."""
+    import asyncpg
+
+    from tests.conftest import PG_ADMIN
+    from vedika.store.pointread import PG_READERS
+
+    await asyncio.to_thread(migrate, fresh_pg)
+    name = fresh_pg.rsplit("/", 1)[1]
+    store = Store(make_engine(fresh_pg))
+    admin = await asyncpg.connect(PG_ADMIN)
+    try:
+        reads = [ledger.balance(store, device_id=f"dev-{i}", daily=20) for i in range(20)]
+        assert all(b.remaining == 20 for b in await asyncio.gather(*reads))
+        ended = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1",
+            name,
+        )
+        assert 1 <= ended <= PG_READERS + 5  # the point reads' and the engine's pool
+        await asyncio.sleep(0.2)  # the drivers see their sockets closed
+        reads = [ledger.balance(store, device_id=f"dev-{i}", daily=20) for i in range(20)]
+        assert all(b.remaining == 20 for b in await asyncio.gather(*reads))
+        open_now = await admin.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1", name
+        )
+        assert open_now <= PG_READERS
+    finally:
+        await admin.close()
+        await store.close()

@@ -21,6 +21,18 @@ def test_iso_of_naive_aware_and_other_zones() -> None:
     assert iso(None) is None
 
 
+def test_iso_of_whole_seconds_and_a_zone_equal_to_utc() -> None:
+    # isoformat() leaves out a zero fraction; the wire keeps its three digits.
+    whole = datetime(2026, 1, 2, 3, 4, 5)
+    assert iso(whole) == "2026-01-02T03:04:05.000Z"
+    assert iso(whole.replace(tzinfo=UTC)) == "2026-01-02T03:04:05.000Z"
+    # A zero offset that is not `UTC` itself (a driver's own tzinfo).
+    zero = datetime(2026, 1, 2, 3, 4, 5, 1000, tzinfo=timezone(timedelta(0)))
+    assert iso(zero) == "2026-01-02T03:04:05.001Z"
+    for value in (whole, zero, datetime(999, 12, 31, 23, 59, 59, 999999)):
+        assert SHAPE.fullmatch(iso(value) or ""), iso(value)
+
+
 def test_now_iso_is_the_current_millisecond() -> None:
     stamps = []
     for _ in range(5):

@@ -105,7 +105,7 @@ class Balance:
 
 
 def today() -> str:
-    return utcnow().strftime("%Y-%m-%d")
+    return utcnow().date().isoformat()  # strftime costs three times as much
 
 
 def resets_at() -> datetime:

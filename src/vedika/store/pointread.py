@@ -13,7 +13,8 @@ dialect (timestamps kept as text on SQLite, JSON decoded with the engine's decod
 
 - SQLite: two aiosqlite connections of their own (WAL: readers never wait on the
   writer), each statement one trip to the connection's thread.
-- PostgreSQL: a small asyncpg pool of its own.
+- PostgreSQL: a few asyncpg connections of its own, lent without asyncpg's pool
+  (`pg_readers.py` says why).
 
 A failure of the driver becomes `ConnectionError`, which the API answers as it answers
 SQLAlchemy's (503, "the database is unavailable"). Writes, and reads inside a
@@ -34,6 +35,7 @@ import aiosqlite
 from sqlalchemy import Select
 from sqlalchemy.engine import URL, Dialect
 
+from vedika.store.pg_readers import Readers
 from vedika.store.sqlite_driver import run_statement
 
 SQLITE_READERS = 2
@@ -104,12 +106,6 @@ class PointRead:
         return Compiled(str(compiled), names, fixed, binds, results, plain)
 
 
-async def _keep(_conn: Any) -> None:
-    """Instead of asyncpg's reset on release (`RESET ALL`, `UNLISTEN *`... a round trip
-    per read): a point read's connection only ever runs selects, leaving nothing to
-    reset."""
-
-
 class PointReads:
     """The driver connections point reads run on, opened on first use."""
 
@@ -118,7 +114,7 @@ class PointReads:
         self.dialect = dialect
         self._sqlite: list[aiosqlite.Connection] = []
         self._turn = itertools.count()
-        self._pg: Any = None  # asyncpg.Pool
+        self._pg: Readers | None = None
         self._opening = asyncio.Lock()
 
     async def first(self, read: PointRead, values: dict[str, Any]) -> tuple[Any, ...] | None:
@@ -137,8 +133,7 @@ class PointReads:
                     run_statement, conn._conn, compiled.sql, args, False
                 )
             else:
-                pool = await self._pg_pool()
-                rows = await pool.fetch(compiled.sql, *args)
+                rows = await self._pg_readers().fetch(compiled.sql, args)
         except (OSError, sqlite3.Error, ValueError) as exc:
             raise ConnectionError(f"database read failed: {exc}") from exc
         except Exception as exc:  # asyncpg's own errors: not imported on SQLite
@@ -156,23 +151,22 @@ class PointReads:
                     self._sqlite.append(conn)
         return self._sqlite[next(self._turn) % SQLITE_READERS]
 
-    async def _pg_pool(self) -> Any:
+    def _pg_readers(self) -> Readers:
         if self._pg is None:
-            async with self._opening:
-                if self._pg is None:
-                    import asyncpg
+            import asyncpg
 
-                    dsn = self.url.set(drivername="postgresql").render_as_string(
-                        hide_password=False
-                    )
-                    self._pg = await asyncpg.create_pool(
-                        dsn,
-                        min_size=1,
-                        max_size=PG_READERS,
-                        statement_cache_size=64,
-                        init=self._pg_codecs,
-                        reset=_keep,
-                    )
+            dsn = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+            async def connect() -> Any:
+                conn = await asyncpg.connect(dsn, statement_cache_size=64)
+                try:
+                    await self._pg_codecs(conn)
+                except BaseException:
+                    conn.terminate()
+                    raise
+                return conn
+
+            self._pg = Readers(connect, PG_READERS)
         return self._pg
 
     async def _pg_codecs(self, conn: Any) -> None:
