@@ -434,6 +434,16 @@ def _misc(r: dict[str, Any]) -> list[str]:
             f"Followers on the second instance: {b50} ms p50 / {b99} ms p99 later than on "
             f"the generating one ({si.get('failed', '-')} failed pairs)."
         )
+        rounds = rd.get("rounds") or {}
+        if len(rounds.get("redis_hub", [])) > 1:
+            each = [
+                f"{_f(m.get('cpu_us_per_chunk'))} / {_f(r.get('cpu_us_per_chunk'))}"
+                for m, r in zip(rounds["memory_hub"], rounds["redis_hub"], strict=False)
+            ]
+            out.append(
+                f"The two hubs were measured in turn, {len(each)} rounds (memory / Redis, "
+                f"us/chunk): {'; '.join(each)}. The figures above are each hub's median."
+            )
     out.append("")
     return out
 
