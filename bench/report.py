@@ -50,6 +50,66 @@ def _level_at(sweep: dict[str, Any], fraction: float) -> dict[str, Any] | None:
     return below[-1] if below else levels[0]
 
 
+# bench/rest.py's calls (the keys of the `rest` and `turns` results), as the report names them.
+REST_LABELS = {
+    "health": "`GET /health`",
+    "routing_models": "`GET /routing/models`",
+    "validate": "`GET /auth/device-session/validate`",
+    "balance": "`GET /coins/balance`",
+    "list_50": "`GET /ai/conversations?limit=50`",
+    "open_20": "open a 20-message conversation",
+    "turn_start": "a new turn, `POST /ai/chat/start`",
+    "turn_blocking": "a new turn, blocking `POST /ai/chat`",
+}
+DATABASES = (("sqlite", "SQLite"), ("postgresql", "PostgreSQL"))
+
+
+def _calls(res: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The measured calls of one database's `rest` or `turns` result, bare app excluded."""
+    return [(k, v) for k, v in res.items() if isinstance(v, dict) and k != "bare"]
+
+
+def _rest_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """Issue 15: CPU per REST call and per new turn as a multiple of the bare app."""
+    rows = []
+    for scenario in ("rest", "turns"):
+        res = r.get(scenario)
+        if not isinstance(res, dict):
+            continue
+        if "skipped" in res or "error" in res:
+            what = "REST calls" if scenario == "rest" else "new turns"
+            rows.append(
+                (
+                    f"CPU per request, {what}",
+                    "-",
+                    res.get("skipped") or res.get("error"),
+                    "-",
+                    "n/a",
+                )
+            )
+            continue
+        for db, db_label in DATABASES:
+            d = res.get(db)
+            if not isinstance(d, dict):
+                continue
+            bare = _get(d, "bare", "cpu_us")
+            for name, fig in _calls(d):
+                x, limit = fig.get("x_bare"), fig.get("target_x_bare")
+                target = "-" if limit is None else f"<= {limit:g}x bare"
+                if scenario == "turns" and limit is not None:
+                    target += " (~1 ms of CPU)"
+                rows.append(
+                    (
+                        f"CPU per request, {REST_LABELS.get(name, name)} ({db_label})",
+                        target,
+                        f"{_f(x, 1)}x ({_f(fig.get('cpu_us'), 0, ' us')})",
+                        f"bare app {_f(bare, 0, ' us')}, same run",
+                        _status(None if x is None or limit is None else x <= limit),
+                    )
+                )
+    return rows
+
+
 def targets(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     """(metric, target, measured, baseline, status) for each QUALITY.md speed target."""
     rows = []
@@ -222,6 +282,7 @@ def targets(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                 _status(None if lp is None or op is None else lp <= 20 and op <= 20),
             )
         )
+    rows += _rest_rows(r)
     return rows
 
 
@@ -322,6 +383,53 @@ def _persistence(r: dict[str, Any]) -> list[str]:
         )
     if "postgresql" in p and isinstance(p["postgresql"], str):
         out.append(f"\nPostgreSQL: {p['postgresql']}")
+    return out
+
+
+def rest_table(res: dict[str, Any]) -> list[str]:
+    """One database's `rest` or `turns` figures: every call against the bare app."""
+    out = [
+        "| call | requests (non-2xx) | CPU per request | x bare | target | met | per core per s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    bare = res.get("bare") or {}
+    out.append(
+        f"| bare ASGI app | {_f(bare.get('requests'))} ({_f(bare.get('non_2xx'))}) "
+        f"| {_f(bare.get('cpu_us'), 0, ' us')} | 1.0 | | | {_f(bare.get('per_core_per_s'), 0)} |"
+    )
+    for name, fig in _calls(res):
+        x, limit = fig.get("x_bare"), fig.get("target_x_bare")
+        out.append(
+            f"| {REST_LABELS.get(name, name)} | {_f(fig.get('requests'))} "
+            f"({_f(fig.get('non_2xx'))}) | {_f(fig.get('cpu_us'), 0, ' us')} | {_f(x, 1)} "
+            f"| {'-' if limit is None else f'<= {limit:g}'} "
+            f"| {_f(None if x is None or limit is None else x <= limit)} "
+            f"| {_f(fig.get('per_core_per_s'), 0)} |"
+        )
+    return out
+
+
+def _rest(r: dict[str, Any]) -> list[str]:
+    out = []
+    for scenario, title in (("rest", "REST calls"), ("turns", "New turns")):
+        res = r.get(scenario)
+        if not isinstance(res, dict):
+            continue
+        out += [f"### {title} (`{scenario}`)", ""]
+        if "skipped" in res or "error" in res:
+            out += [str(res.get("skipped") or res.get("error")), ""]
+            continue
+        for db, db_label in DATABASES:
+            d = res.get(db)
+            if not isinstance(d, dict):
+                continue
+            out += [
+                f"{db_label}: wrk, {d.get('connections')} connections, "
+                f"{_f(d.get('seconds_per_call'), 0)} s per call; server CPU per 2xx answer.",
+                "",
+                *rest_table(d),
+                "",
+            ]
     return out
 
 
@@ -480,6 +588,13 @@ def markdown(r: dict[str, Any], json_path: Path | None = None) -> str:
         "",
         *_persistence(r),
         "",
+        "## REST calls and turns (issue 15)",
+        "",
+        "Server CPU per request against a bare ASGI app on the same uvicorn, measured "
+        "just before in the same run (`bench/rest.py`); a turn is the request plus the "
+        "2-token answer it starts, finished and stored.",
+        "",
+        *_rest(r),
         *_misc(r),
     ]
     return "\n".join(lines) + "\n"

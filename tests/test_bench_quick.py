@@ -63,3 +63,27 @@ def test_bench_quick_writes_every_scenario(tmp_path: Path) -> None:
         assert len(measured) == calls, measured
         for name, fig in measured.items():
             assert fig["ok"] > 0 and fig["non_2xx"] == 0 and fig["cpu_us"], (name, fig)
+
+
+# The last full run kept in the repository: the report must render its rows.
+FULL_RUN = ROOT / "bench" / "results" / "full-20261206-225243.json"
+
+
+def _rendered(results: dict[str, object]) -> str:
+    from bench import report
+
+    return report.markdown(results)
+
+
+def test_report_shows_rest_and_turns() -> None:
+    results = json.loads(FULL_RUN.read_text())
+    md = _rendered(results)
+    top = md.split("## Harness check")[0]
+    for db in ("SQLite", "PostgreSQL"):
+        assert f"| CPU per request, `GET /health` ({db}) | <= 3x bare | " in top
+        assert f"| CPU per request, open a 20-message conversation ({db}) | <= 25x bare" in top
+        assert f"| CPU per request, a new turn, `POST /ai/chat/start` ({db}) |" in top
+    # Measured as "N.Nx (NNN us)" against the bare app of the same scenario.
+    assert "| 2.9x (62 us) | bare app 22 us, same run | met |" in top
+    assert "## REST calls and turns (issue 15)" in md
+    assert md.count("| bare ASGI app |") == 4  # rest and turns, SQLite and PostgreSQL
