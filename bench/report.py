@@ -69,6 +69,124 @@ def _calls(res: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return [(k, v) for k, v in res.items() if isinstance(v, dict) and k != "bare"]
 
 
+COALESCING = {
+    "VEDIKA_COALESCE_MS": "coalesce_ms",
+    "VEDIKA_COALESCE_MIN_STREAMS": "coalesce_min_streams",
+    "VEDIKA_COALESCE_LAG_MS": "coalesce_lag_ms",
+}
+
+
+def coalescing_defaults() -> dict[str, str]:
+    """The server's defaults for merging chunks (vedika.settings), by variable name."""
+    try:
+        from vedika.settings import Settings
+    except ImportError:
+        return {}
+    fields = Settings.model_fields
+    return {env: f"{fields[name].default:g}" for env, name in COALESCING.items() if name in fields}
+
+
+def _default_series(sweep: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """The sweep series whose server merged chunks with its default settings, if any.
+
+    A series records the settings it set (`settings`) and, since this report knows it,
+    the defaults of its run (`defaults`; else today's vedika.settings)."""
+    for key, label in SERVERS[1:]:
+        sw = sweep.get(key) or {}
+        if "levels" not in sw:
+            continue
+        defaults = sw.get("defaults") or coalescing_defaults()
+        if not defaults:
+            return None
+        given = sw.get("settings") or {}
+        if all(float(given.get(env, d)) == float(d) for env, d in defaults.items()):
+            return label, sw
+    return None
+
+
+def _at(sw: dict[str, Any], c: int) -> dict[str, Any] | None:
+    return next((f for f in sw.get("levels") or [] if f["concurrency"] == c), None)
+
+
+def _sweep_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """Issue 15's relaying targets, from the sweep: per token, capacity, coalescing."""
+    sweep = r.get("sweep") or {}
+    fl, vs = sweep.get("floor") or {}, sweep.get("vedika") or {}
+    if "levels" not in fl or "levels" not in vs:
+        return []
+    rows = []
+    default = _default_series(sweep)
+    for c in (100, 200):
+        v, f = _at(vs, c), _at(fl, c)
+        vt, ft = _get(v, "cpu_us_per_token"), _get(f, "cpu_us_per_chunk")
+        ratio = None if vt is None or not ft else vt / ft
+        context = f"floor {_f(ft, 1, ' us')}, same run"
+        if default:
+            d = _at(default[1], c)
+            dt = _get(d, "cpu_us_per_token")
+            context += f"; default settings ({default[0]}) {_f(dt, 1, ' us')}"
+            if dt is not None and ft:
+                context += f", {dt / ft:.2f}x"
+        rows.append(
+            (
+                f"CPU per relayed token at {c} streams, unbatched",
+                "<= 1.3x floor",
+                f"{_f(ratio, 2)}x ({_f(vt, 1, ' us')})" if v else f"{c} streams not swept",
+                context,
+                _status(None if ratio is None else ratio <= 1.3),
+            )
+        )
+    vcap, fcap = vs.get("capacity_streams"), fl.get("capacity_streams")
+    share = None if vcap is None or not fcap else vcap / fcap
+    top = max(f["concurrency"] for f in fl["levels"])
+    context = f"floor {_f(fcap)}" + (
+        " (its highest level swept: at least that)" if fcap == top else ""
+    )
+    context += " on the hard criteria (it has no REST API)"
+    if default:
+        dcap = default[1].get("capacity_streams")
+        context += f"; default settings ({default[0]}) {_f(dcap)}"
+    rows.append(
+        (
+            "capacity by the service level, REST criterion included, unbatched",
+            ">= 80% of the floor's",
+            f"{_f(vcap)} streams ({_pct(share)}%)",
+            context,
+            _status(None if share is None else share >= 0.8),
+        )
+    )
+    f100 = _at(fl, 100)
+    if default is None:
+        rows.append(
+            (
+                "inter-chunk gap p99 at 100 streams, default settings",
+                "<= floor + 2 ms",
+                "no series of this run had the default coalescing settings",
+                "-",
+                "n/a",
+            )
+        )
+    else:
+        label, sw = default
+        d100 = _at(sw, 100)
+        gap, fgap = _get(d100, "gap_ms", "p99"), _get(f100, "gap_ms", "p99")
+        added = None if gap is None or fgap is None else gap - fgap
+        ugap = _get(_at(vs, 100), "gap_ms", "p99")
+        defaults = sw.get("defaults") or coalescing_defaults()
+        merging = ", ".join(f"{k.removeprefix('VEDIKA_')} {v}" for k, v in defaults.items())
+        rows.append(
+            (
+                "inter-chunk gap p99 at 100 streams, default settings",
+                "<= floor + 2 ms",
+                f"{_f(gap, 2, ' ms')} ({'+' if (added or 0) >= 0 else ''}{_f(added, 2, ' ms')})",
+                f"series {label} (merging as by default: {merging}); floor "
+                f"{_f(fgap, 2, ' ms')}; unbatched {_f(ugap, 2, ' ms')}",
+                _status(None if added is None else added <= 2),
+            )
+        )
+    return rows
+
+
 def _rest_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     """Issue 15: CPU per REST call and per new turn as a multiple of the bare app."""
     rows = []
@@ -282,6 +400,7 @@ def targets(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                 _status(None if lp is None or op is None else lp <= 20 and op <= 20),
             )
         )
+    rows += _sweep_rows(r)
     rows += _rest_rows(r)
     return rows
 

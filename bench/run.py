@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from bench import procs, rest, seed
+from bench import procs, report, rest, seed
 from bench.load import (
     Prompt,
     Stream,
@@ -432,6 +432,7 @@ class Bench:
                     rest_idle=idle,
                 )
             res["settings"] = settings
+            res["defaults"] = report.coalescing_defaults()  # which series ran with them
             return res
         finally:
             self.release(srv)
@@ -1180,13 +1181,9 @@ def main() -> None:
         shutil.copyfile(out, RESULTS / "full-latest.json")
     print(f"results: {out}")
     if not args.no_report:
-        from bench import report
-
         md = report.write(results, args.report_dir, json_path=out)
         print(f"report: {md}")
     else:
-        from bench import report
-
         print(report.table(results))
 
 

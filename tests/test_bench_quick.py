@@ -87,3 +87,19 @@ def test_report_shows_rest_and_turns() -> None:
     assert "| 2.9x (62 us) | bare app 22 us, same run | met |" in top
     assert "## REST calls and turns (issue 15)" in md
     assert md.count("| bare ASGI app |") == 4  # rest and turns, SQLite and PostgreSQL
+
+
+def test_report_shows_relaying_targets_of_issue_15() -> None:
+    results = json.loads(FULL_RUN.read_text())
+    top = _rendered(results).split("## Harness check")[0]
+    for c in (100, 200):
+        assert f"| CPU per relayed token at {c} streams, unbatched | <= 1.3x floor |" in top
+    assert "| capacity by the service level, REST criterion included, unbatched |" in top
+    # That run's coalescing series set only VEDIKA_COALESCE_MS=20: the defaults.
+    gap = next(line for line in top.splitlines() if "gap p99 at 100 streams" in line)
+    assert "series Vedika, coalescing" in gap and "(+1.03 ms)" in gap, gap
+    # A series that changes a merging setting is not the default one.
+    results["sweep"]["vedika_coalesce"]["settings"]["VEDIKA_COALESCE_LAG_MS"] = "0"
+    top = _rendered(results).split("## Harness check")[0]
+    gap = next(line for line in top.splitlines() if "gap p99 at 100 streams" in line)
+    assert gap.endswith("| n/a |"), gap
