@@ -255,7 +255,7 @@ def _rest_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                 (
                     f"CPU per request, {what}",
                     "-",
-                    res.get("skipped") or res.get("error"),
+                    str(res.get("skipped") or res.get("error")),
                     "-",
                     "n/a",
                 )
