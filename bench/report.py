@@ -191,7 +191,8 @@ def _burst_row(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     b = r.get("burst")
     if not isinstance(b, dict):
         return []
-    metric = f"TTFT p99, a burst of {_f(b.get('streams'))} new turns (open loop)"
+    n = b.get("streams")
+    metric = f"TTFT p99, a burst of {'' if n is None else f'{n:,} '}new turns (open loop)"
     if "floor" not in b or "vedika" not in b:
         return [(metric, "<= 2x floor", str(b.get("error", "-")), "-", "n/a")]
     ratio = b.get("ttft_p99_ratio_to_floor")
@@ -242,6 +243,12 @@ def _burst(r: dict[str, Any]) -> list[str]:
     return [*out, ""]
 
 
+def _within(fig: dict[str, Any]) -> bool | None:
+    """Whether a call's CPU is within its target multiple of the bare app (None: unknown)."""
+    x, limit = fig.get("x_bare"), fig.get("target_x_bare")
+    return None if x is None or limit is None else x <= limit
+
+
 def _rest_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     """Issue 15: CPU per REST call and per new turn as a multiple of the bare app."""
     rows = []
@@ -277,7 +284,7 @@ def _rest_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                         target,
                         f"{_f(x, 1)}x ({_f(fig.get('cpu_us'), 0, ' us')})",
                         f"bare app {_f(bare, 0, ' us')}, same run",
-                        _status(None if x is None or limit is None else x <= limit),
+                        _status(_within(fig)),
                     )
                 )
     return rows
@@ -578,7 +585,7 @@ def rest_table(res: dict[str, Any]) -> list[str]:
             f"| {REST_LABELS.get(name, name)} | {_f(fig.get('requests'))} "
             f"({_f(fig.get('non_2xx'))}) | {_f(fig.get('cpu_us'), 0, ' us')} | {_f(x, 1)} "
             f"| {'-' if limit is None else f'<= {limit:g}'} "
-            f"| {_f(None if x is None or limit is None else x <= limit)} "
+            f"| {_f(_within(fig))} "
             f"| {_f(fig.get('per_core_per_s'), 0)} |"
         )
     return out
