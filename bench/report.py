@@ -50,6 +50,246 @@ def _level_at(sweep: dict[str, Any], fraction: float) -> dict[str, Any] | None:
     return below[-1] if below else levels[0]
 
 
+# bench/rest.py's calls (the keys of the `rest` and `turns` results), as the report names them.
+REST_LABELS = {
+    "health": "`GET /health`",
+    "routing_models": "`GET /routing/models`",
+    "validate": "`GET /auth/device-session/validate`",
+    "balance": "`GET /coins/balance`",
+    "list_50": "`GET /ai/conversations?limit=50`",
+    "open_20": "open a 20-message conversation",
+    "turn_start": "a new turn, `POST /ai/chat/start`",
+    "turn_blocking": "a new turn, blocking `POST /ai/chat`",
+}
+DATABASES = (("sqlite", "SQLite"), ("postgresql", "PostgreSQL"))
+
+
+def _calls(res: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The measured calls of one database's `rest` or `turns` result, bare app excluded."""
+    return [(k, v) for k, v in res.items() if isinstance(v, dict) and k != "bare"]
+
+
+COALESCING = {
+    "VEDIKA_COALESCE_MS": "coalesce_ms",
+    "VEDIKA_COALESCE_MIN_STREAMS": "coalesce_min_streams",
+    "VEDIKA_COALESCE_LAG_MS": "coalesce_lag_ms",
+}
+
+
+def coalescing_defaults() -> dict[str, str]:
+    """The server's defaults for merging chunks (vedika.settings), by variable name."""
+    try:
+        from vedika.settings import Settings
+    except ImportError:
+        return {}
+    fields = Settings.model_fields
+    return {env: f"{fields[name].default:g}" for env, name in COALESCING.items() if name in fields}
+
+
+def _default_series(sweep: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """The sweep series whose server merged chunks with its default settings, if any.
+
+    A series records the settings it set (`settings`) and, since this report knows it,
+    the defaults of its run (`defaults`; else today's vedika.settings)."""
+    for key, label in SERVERS[1:]:
+        sw = sweep.get(key) or {}
+        if "levels" not in sw:
+            continue
+        defaults = sw.get("defaults") or coalescing_defaults()
+        if not defaults:
+            return None
+        given = sw.get("settings") or {}
+        if all(float(given.get(env, d)) == float(d) for env, d in defaults.items()):
+            return label, sw
+    return None
+
+
+def _at(sw: dict[str, Any], c: int) -> dict[str, Any] | None:
+    return next((f for f in sw.get("levels") or [] if f["concurrency"] == c), None)
+
+
+def _sweep_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """Issue 15's relaying targets, from the sweep: per token, capacity, coalescing."""
+    sweep = r.get("sweep") or {}
+    fl, vs = sweep.get("floor") or {}, sweep.get("vedika") or {}
+    if "levels" not in fl or "levels" not in vs:
+        return []
+    rows = []
+    default = _default_series(sweep)
+    for c in (100, 200):
+        v, f = _at(vs, c), _at(fl, c)
+        vt, ft = _get(v, "cpu_us_per_token"), _get(f, "cpu_us_per_chunk")
+        ratio = None if vt is None or not ft else vt / ft
+        context = f"floor {_f(ft, 1, ' us')}, same run"
+        if default:
+            d = _at(default[1], c)
+            dt = _get(d, "cpu_us_per_token")
+            context += f"; default settings ({default[0]}) {_f(dt, 1, ' us')}"
+            if dt is not None and ft:
+                context += f", {dt / ft:.2f}x"
+        rows.append(
+            (
+                f"CPU per relayed token at {c} streams, unbatched",
+                "<= 1.3x floor",
+                f"{_f(ratio, 2)}x ({_f(vt, 1, ' us')})" if v else f"{c} streams not swept",
+                context,
+                _status(None if ratio is None else ratio <= 1.3),
+            )
+        )
+    vcap, fcap = vs.get("capacity_streams"), fl.get("capacity_streams")
+    share = None if vcap is None or not fcap else vcap / fcap
+    top = max(f["concurrency"] for f in fl["levels"])
+    context = f"floor {_f(fcap)}" + (
+        " (its highest level swept: at least that)" if fcap == top else ""
+    )
+    context += " on the hard criteria (it has no REST API)"
+    if default:
+        dcap = default[1].get("capacity_streams")
+        context += f"; default settings ({default[0]}) {_f(dcap)}"
+    rows.append(
+        (
+            "capacity by the service level, REST criterion included, unbatched",
+            ">= 80% of the floor's",
+            f"{_f(vcap)} streams ({_pct(share)}%)",
+            context,
+            _status(None if share is None else share >= 0.8),
+        )
+    )
+    f100 = _at(fl, 100)
+    if default is None:
+        rows.append(
+            (
+                "inter-chunk gap p99 at 100 streams, default settings",
+                "<= floor + 2 ms",
+                "no series of this run had the default coalescing settings",
+                "-",
+                "n/a",
+            )
+        )
+    else:
+        label, sw = default
+        d100 = _at(sw, 100)
+        gap, fgap = _get(d100, "gap_ms", "p99"), _get(f100, "gap_ms", "p99")
+        added = None if gap is None or fgap is None else gap - fgap
+        ugap = _get(_at(vs, 100), "gap_ms", "p99")
+        defaults = sw.get("defaults") or coalescing_defaults()
+        merging = ", ".join(f"{k.removeprefix('VEDIKA_')} {v}" for k, v in defaults.items())
+        rows.append(
+            (
+                "inter-chunk gap p99 at 100 streams, default settings",
+                "<= floor + 2 ms",
+                f"{_f(gap, 2, ' ms')} ({'+' if (added or 0) >= 0 else ''}{_f(added, 2, ' ms')})",
+                f"series {label} (merging as by default: {merging}); floor "
+                f"{_f(fgap, 2, ' ms')}; unbatched {_f(ugap, 2, ' ms')}",
+                _status(None if added is None else added <= 2),
+            )
+        )
+    return rows
+
+
+def _burst_row(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    b = r.get("burst")
+    if not isinstance(b, dict):
+        return []
+    n = b.get("streams")
+    metric = f"TTFT p99, a burst of {'' if n is None else f'{n:,} '}new turns (open loop)"
+    if "floor" not in b or "vedika" not in b:
+        return [(metric, "<= 2x floor", str(b.get("error", "-")), "-", "n/a")]
+    ratio = b.get("ttft_p99_ratio_to_floor")
+    v, fl = b["vedika"], b["floor"]
+    return [
+        (
+            metric,
+            "<= 2x floor",
+            f"{_f(ratio, 2)}x ({_f(_get(v, 'ttft_ms', 'p99'), 1, ' ms')}); "
+            f"failed {v['failed']}/{v['streams']}",
+            f"floor {_f(_get(fl, 'ttft_ms', 'p99'), 1, ' ms')} (failed {fl['failed']}), "
+            f"same run; all requested within {_f(b.get('window_s'), 1)} s, from the "
+            "scheduled arrival",
+            _status(None if ratio is None else ratio <= 2 and v["failed"] == 0),
+        )
+    ]
+
+
+def _burst(r: dict[str, Any]) -> list[str]:
+    b = r.get("burst")
+    if not isinstance(b, dict):
+        return []
+    out = ["## Burst of new turns", ""]
+    if "floor" not in b or "vedika" not in b:
+        return [*out, str(b.get("error", "-")), ""]
+    out += [
+        f"{_f(b['streams'])} answers of {b['answer_tokens']} tokens requested on a fixed "
+        f"schedule within {_f(b['window_s'], 1)} s ({_f(b['new_turns_per_s'], 0)} new turns "
+        f"per second), whatever the server does; {b['rounds']} burst(s) per server, "
+        "alternated. TTFT from the scheduled arrival (socket opened, question sent, first "
+        "content frame) and from the send.",
+        "",
+        "| server | turns | failed | TTFT p50 / p99 ms | from send p50 / p99 ms | max gap ms "
+        "| scheduler lag p99 ms | server CPU per burst |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for key, label in SERVERS[:2]:
+        f = b[key]
+        out.append(
+            f"| {label} | {f['streams']} | {f['failed']} "
+            f"| {_f(f['ttft_ms']['p50'])} / {_f(f['ttft_ms']['p99'])} "
+            f"| {_f(f['ttft_from_send_ms']['p50'])} / {_f(f['ttft_from_send_ms']['p99'])} "
+            f"| {_f(f.get('max_gap_ms'), 0)} | {_f(f['sched_lag_ms']['p99'])} "
+            f"| {_f(f.get('server_cpu_s_per_burst'), 2, ' s')} |"
+        )
+    if b["vedika"].get("errors"):
+        out += ["", "Vedika's errors: " + ", ".join(b["vedika"]["errors"])]
+    return [*out, ""]
+
+
+def _within(fig: dict[str, Any]) -> bool | None:
+    """Whether a call's CPU is within its target multiple of the bare app (None: unknown)."""
+    x, limit = fig.get("x_bare"), fig.get("target_x_bare")
+    return None if x is None or limit is None else x <= limit
+
+
+def _rest_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """Issue 15: CPU per REST call and per new turn as a multiple of the bare app."""
+    rows = []
+    for scenario in ("rest", "turns"):
+        res = r.get(scenario)
+        if not isinstance(res, dict):
+            continue
+        if "skipped" in res or "error" in res:
+            what = "REST calls" if scenario == "rest" else "new turns"
+            rows.append(
+                (
+                    f"CPU per request, {what}",
+                    "-",
+                    str(res.get("skipped") or res.get("error")),
+                    "-",
+                    "n/a",
+                )
+            )
+            continue
+        for db, db_label in DATABASES:
+            d = res.get(db)
+            if not isinstance(d, dict):
+                continue
+            bare = _get(d, "bare", "cpu_us")
+            for name, fig in _calls(d):
+                x, limit = fig.get("x_bare"), fig.get("target_x_bare")
+                target = "-" if limit is None else f"<= {limit:g}x bare"
+                if scenario == "turns" and limit is not None:
+                    target += " (~1 ms of CPU)"
+                rows.append(
+                    (
+                        f"CPU per request, {REST_LABELS.get(name, name)} ({db_label})",
+                        target,
+                        f"{_f(x, 1)}x ({_f(fig.get('cpu_us'), 0, ' us')})",
+                        f"bare app {_f(bare, 0, ' us')}, same run",
+                        _status(_within(fig)),
+                    )
+                )
+    return rows
+
+
 def targets(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     """(metric, target, measured, baseline, status) for each QUALITY.md speed target."""
     rows = []
@@ -222,6 +462,9 @@ def targets(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                 _status(None if lp is None or op is None else lp <= 20 and op <= 20),
             )
         )
+    rows += _sweep_rows(r)
+    rows += _burst_row(r)
+    rows += _rest_rows(r)
     return rows
 
 
@@ -322,6 +565,53 @@ def _persistence(r: dict[str, Any]) -> list[str]:
         )
     if "postgresql" in p and isinstance(p["postgresql"], str):
         out.append(f"\nPostgreSQL: {p['postgresql']}")
+    return out
+
+
+def rest_table(res: dict[str, Any]) -> list[str]:
+    """One database's `rest` or `turns` figures: every call against the bare app."""
+    out = [
+        "| call | requests (non-2xx) | CPU per request | x bare | target | met | per core per s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    bare = res.get("bare") or {}
+    out.append(
+        f"| bare ASGI app | {_f(bare.get('requests'))} ({_f(bare.get('non_2xx'))}) "
+        f"| {_f(bare.get('cpu_us'), 0, ' us')} | 1.0 | | | {_f(bare.get('per_core_per_s'), 0)} |"
+    )
+    for name, fig in _calls(res):
+        x, limit = fig.get("x_bare"), fig.get("target_x_bare")
+        out.append(
+            f"| {REST_LABELS.get(name, name)} | {_f(fig.get('requests'))} "
+            f"({_f(fig.get('non_2xx'))}) | {_f(fig.get('cpu_us'), 0, ' us')} | {_f(x, 1)} "
+            f"| {'-' if limit is None else f'<= {limit:g}'} "
+            f"| {_f(_within(fig))} "
+            f"| {_f(fig.get('per_core_per_s'), 0)} |"
+        )
+    return out
+
+
+def _rest(r: dict[str, Any]) -> list[str]:
+    out = []
+    for scenario, title in (("rest", "REST calls"), ("turns", "New turns")):
+        res = r.get(scenario)
+        if not isinstance(res, dict):
+            continue
+        out += [f"### {title} (`{scenario}`)", ""]
+        if "skipped" in res or "error" in res:
+            out += [str(res.get("skipped") or res.get("error")), ""]
+            continue
+        for db, db_label in DATABASES:
+            d = res.get(db)
+            if not isinstance(d, dict):
+                continue
+            out += [
+                f"{db_label}: wrk, {d.get('connections')} connections, "
+                f"{_f(d.get('seconds_per_call'), 0)} s per call; server CPU per 2xx answer.",
+                "",
+                *rest_table(d),
+                "",
+            ]
     return out
 
 
@@ -448,13 +738,21 @@ def _misc(r: dict[str, Any]) -> list[str]:
     return out
 
 
+def _shown(path: Path | None) -> str:
+    """A results path relative to the repository, or as given when outside it."""
+    if path is None:
+        return "-"
+    root = Path(__file__).resolve().parents[1]
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
 def markdown(r: dict[str, Any], json_path: Path | None = None) -> str:
     hc = r.get("harness_check") or {}
     lines = [
         "# Benchmark results",
         "",
         "Generated by `make bench` (`bench/run.py`); how to read it: [README.md](README.md).",
-        f"Raw figures: `{json_path.relative_to(json_path.parents[2]) if json_path else '-'}`.",
+        f"Raw figures: `{_shown(json_path)}`.",
         "",
         table(r),
         "",
@@ -486,10 +784,18 @@ def markdown(r: dict[str, Any], json_path: Path | None = None) -> str:
         "![latency vs concurrent streams](latency_vs_streams.png)",
         "![CPU per chunk](cpu_per_chunk.png)",
         "",
+        *_burst(r),
         "## Persistence",
         "",
         *_persistence(r),
         "",
+        "## REST calls and turns (issue 15)",
+        "",
+        "Server CPU per request against a bare ASGI app on the same uvicorn, measured "
+        "just before in the same run (`bench/rest.py`); a turn is the request plus the "
+        "2-token answer it starts, finished and stored.",
+        "",
+        *_rest(r),
         *_misc(r),
     ]
     return "\n".join(lines) + "\n"

@@ -214,22 +214,10 @@ async def run(bench: Any, db: str, seconds: float, names: tuple[str, ...]) -> di
 
 
 def table(result: dict[str, Any]) -> str:
-    """The Markdown table of one database's figures."""
-    rows = ["| call | CPU per request | x bare | target | met | requests (non-2xx) |"]
-    rows.append("|---|---|---|---|---|---|")
-    bare = result["bare"]
-    rows.append(f"| bare ASGI app | {bare['cpu_us']:.0f} µs | 1.0 | | | {bare['requests']} |")
-    for name in TARGETS:
-        fig = result.get(name)
-        if not fig:
-            continue
-        cpu = f"{fig['cpu_us']:.0f} µs" if fig["cpu_us"] else "-"
-        ratio = f"{fig['x_bare']:.1f}" if fig["x_bare"] else "-"
-        rows.append(
-            f"| {name} | {cpu} | {ratio} | <= {fig['target_x_bare']:g} | "
-            f"{'yes' if fig['met'] else 'no'} | {fig['ok']} ({fig['non_2xx']}) |"
-        )
-    return "\n".join(rows)
+    """The Markdown table of one database's figures (the report's)."""
+    from bench.report import rest_table
+
+    return "\n".join(rest_table(result))
 
 
 if __name__ == "__main__":  # a quick look: python -m bench.rest

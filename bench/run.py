@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from bench import procs, rest, seed
+from bench import procs, report, rest, seed
 from bench.load import (
     Prompt,
     Stream,
@@ -53,6 +53,7 @@ SCENARIOS = (
     "one_stream",
     "sweep",
     "cpu_per_chunk",
+    "burst",
     "persistence",
     "memory",
     "wire_bytes",
@@ -98,6 +99,9 @@ class Plan:
     rest_idle_s: float = 3.0
     rest_seconds: float = 5.0  # rest, turns: wrk's run per call
     rest_postgres: bool = True
+    burst_streams: int = 300  # burst: new turns, all requested within burst_window_s
+    burst_window_s: float = 2.0  # 150 new turns/s: the rate harness_check drives at 600
+    burst_rounds: int = 1  # bursts per server, floor and Vedika alternated (~20 s each)
 
     @classmethod
     def make(cls, mode: str) -> Plan:
@@ -121,6 +125,7 @@ class Plan:
             plan.persistence_no_flush = False
             plan.deflate_cpu = False
             plan.rest_postgres = False
+            plan.burst_streams = 8
             plan.mode = "smoke"
             return plan
         return cls(
@@ -149,6 +154,8 @@ class Plan:
             client_seconds=1.0,
             rest_idle_s=1.0,
             rest_seconds=1.0,
+            burst_streams=30,
+            burst_window_s=0.5,
         )
 
 
@@ -434,6 +441,7 @@ class Bench:
                     rest_idle=idle,
                 )
             res["settings"] = settings
+            res["defaults"] = report.coalescing_defaults()  # which series ran with them
             return res
         finally:
             self.release(srv)
@@ -468,7 +476,9 @@ class Bench:
             hard_broken = [not f["slo"]["ok_without_rest"] for f in out["levels"]]
             if hard_broken[-2:] == [True, True]:
                 break  # frames lost, long gaps or errors twice running: no point going higher
-            await asyncio.sleep(0.3 if self.plan.quick else 1)
+            # Every stream of the level has ended; the next one's warm-up (one answer
+            # length) keeps what the server still finishes out of its window anyway.
+            await asyncio.sleep(0.3)
         out["capacity_streams"] = _capacity(out["levels"], "ok")
         out["capacity_streams_ignoring_rest"] = _capacity(out["levels"], "ok_without_rest")
         return out
@@ -505,6 +515,66 @@ class Bench:
         if ok:
             best = max(ok, key=lambda x: x["concurrency"])
             out["headline"] = best
+        return out
+
+    async def burst(self) -> dict[str, Any]:
+        """TTFT under a burst of new turns, open loop: Vedika against the floor.
+
+        `burst_streams` answers are requested on a fixed schedule, evenly over
+        `burst_window_s` (run_level with no warm-up), whatever the server does, so a slow
+        server cannot slow the arrivals; each answer outlasts the window, so all of them
+        end up live together. TTFT is taken from each turn's scheduled arrival (opening
+        the socket included, as for a new tab) and also from its send."""
+        n, window = self.plan.burst_streams, self.plan.burst_window_s
+        p = prompt(self.plan.answer_words)
+        duration = p.n_tokens * 0.02
+        fl = self.floor(20.0)
+        srv, sess = await self.vedika(20.0, sessions=n + 1, key="main")
+        runs = [
+            (Target("floor", fl.url), fl.pid),
+            (Target("vedika", srv.url, sessions=sess), srv.pid),
+        ]
+        streams: dict[str, list[Stream]] = {t.kind: [] for t, _ in runs}
+        lags: dict[str, list[int]] = {t.kind: [] for t, _ in runs}
+        cpu: dict[str, float] = {t.kind: 0.0 for t, _ in runs}
+        try:
+            for _ in range(self.plan.burst_rounds):
+                for t, pid in runs:  # alternated: the machine's noise hits both alike
+                    cpu0 = _cpu(pid)
+                    lvl = await run_level(
+                        t,
+                        n,
+                        window,
+                        lambda k: p,
+                        warm_s=0.0,
+                        measure_s=window,
+                        timeout=max(60.0, duration * 10),
+                    )
+                    cpu[t.kind] += _cpu(pid) - cpu0  # the turns and their whole answers
+                    streams[t.kind] += lvl.streams
+                    lags[t.kind] += lvl.sched_lag_ns
+                    await asyncio.sleep(0.5)  # the last answers' finishing commits
+        finally:
+            self.release(srv)
+        out: dict[str, Any] = {
+            "streams": n,
+            "window_s": window,
+            "rounds": self.plan.burst_rounds,
+            "answer_tokens": p.n_tokens,
+            "new_turns_per_s": n / window,
+        }
+        for kind, got in streams.items():
+            out[kind] = _burst_figures(got, lags[kind], cpu[kind] / self.plan.burst_rounds)
+            _log(
+                f"  {kind:7} burst of {n}: ttft p50 {_f(out[kind]['ttft_ms']['p50'])} "
+                f"p99 {_f(out[kind]['ttft_ms']['p99'])} ms (from send: "
+                f"{_f(out[kind]['ttft_from_send_ms']['p99'])}), failed "
+                f"{out[kind]['failed']}/{out[kind]['streams']}, "
+                f"cpu {_f(out[kind]['server_cpu_s_per_burst'])} s"
+            )
+        out["ttft_p99_ratio_to_floor"] = _ratio(
+            _get(out, "vedika", "ttft_ms", "p99"), _get(out, "floor", "ttft_ms", "p99")
+        )
         return out
 
     async def persistence(self) -> dict[str, Any]:
@@ -1061,6 +1131,22 @@ def _f(x: float | None) -> str:
     return "-" if x is None else f"{x:.1f}"
 
 
+def _burst_figures(streams: list[Stream], lags_ns: list[int], cpu_s: float) -> dict[str, Any]:
+    bad = [s for s in streams if not s.ok]
+    return {
+        "streams": len(streams),
+        "failed": len(bad),
+        "errors": sorted({s.error for s in bad if s.error})[:5],
+        "ttft_ms": summary([(s.t_first - s.t_sched) / 1e6 for s in streams if s.t_first]),
+        "ttft_from_send_ms": summary(
+            [(s.t_first - s.t_send) / 1e6 for s in streams if s.t_first and s.t_send]
+        ),
+        "max_gap_ms": max((g / 1e6 for s in streams for g in s.gaps_ns()), default=None),
+        "sched_lag_ms": summary([x / 1e6 for x in lags_ns]),
+        "server_cpu_s_per_burst": cpu_s,
+    }
+
+
 def _capacity(levels: list[dict[str, Any]], key: str) -> int:
     """The highest level before the first one that broke the service level."""
     best = 0
@@ -1136,6 +1222,8 @@ async def run(plan: Plan, only: set[str] | None = None) -> dict[str, Any]:
                 bench.results["cpu_per_chunk"] = bench.cpu_per_chunk(sweep)
             else:
                 bench.results["cpu_per_chunk"] = {"error": "the sweep failed"}
+        if want_it("burst"):
+            await _scenario(bench, "burst", bench.burst())
         if want_it("persistence"):
             await _scenario(bench, "persistence", bench.persistence())
         if want_it("memory"):
@@ -1193,13 +1281,9 @@ def main() -> None:
         shutil.copyfile(out, RESULTS / "full-latest.json")
     print(f"results: {out}")
     if not args.no_report:
-        from bench import report
-
         md = report.write(results, args.report_dir, json_path=out)
         print(f"report: {md}")
     else:
-        from bench import report
-
         print(report.table(results))
 
 
