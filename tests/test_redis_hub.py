@@ -243,3 +243,37 @@ async def test_a_fence_before_the_first_event_refuses_the_whole_answer(hubs) -> 
     await other.finish_foreign(mid, lambda last: Entry("stream_error", last, "reaped"))
     await asyncio.wait_for(task, 10)
     assert [e.data for e in seen] == ["reaped"]  # no chunk the stored answer lacks
+
+
+@pytest.mark.parametrize("parser", ["hiredis", "python"])
+async def test_a_batch_of_replies_is_read_whole_and_in_order(parser: str) -> None:
+    """The writer's replies (`_replies`): a batch larger than one socket read, with a
+    refused XADD in the middle kept as its error, in order, with hiredis's reader read
+    directly and with redis-py's own parser."""
+    from redis._parsers import _AsyncRESP2Parser
+    from redis.exceptions import ResponseError
+
+    from vedika.scale.redis_hub import _pack, _replies
+
+    kwargs = {"parser_class": _AsyncRESP2Parser} if parser == "python" else {}
+    client = Redis.from_url(REDIS, **kwargs)
+    pool = client.connection_pool
+    conn = pool.connection_class(**pool.connection_kwargs)
+    await conn.connect()
+    key = f"vedika:test:replies:{uuid.uuid4().hex}".encode()
+    try:
+        n = 3000  # replies of ~20 bytes: several reads of the socket
+        cmds = [_pack(b"XADD", key, b"%d-1" % (i + 1), b"t", b"x") for i in range(n)]
+        cmds.insert(1500, _pack(b"XADD", key, b"1-1", b"t", b"x"))  # below the top: refused
+        await conn.send_packed_command(b"".join(cmds), check_health=False)
+        replies = await _replies(conn, n + 1)
+        assert len(replies) == n + 1
+        assert isinstance(replies[1500], ResponseError)
+        ids = [r for i, r in enumerate(replies) if i != 1500]
+        assert ids == [b"%d-1" % (i + 1) for i in range(n)]
+        await conn.send_packed_command(_pack(b"PING"), check_health=False)
+        assert await _replies(conn, 1) == [b"PONG"]  # nothing left over in the reader
+    finally:
+        await client.delete(key)
+        await conn.disconnect()
+        await client.aclose()

@@ -33,6 +33,7 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeout
 
@@ -271,12 +272,7 @@ class RedisHub:
         try:
             async with asyncio.timeout(WRITE_TIMEOUT):
                 await conn.send_packed_command(b"".join(out), check_health=False)
-                results: list[Any] = []
-                for _ in range(n):
-                    try:
-                        results.append(await conn.read_response())
-                    except ResponseError as exc:
-                        results.append(exc)
+                results = await _replies(conn, n)
         except TimeoutError:
             self._conn = None
             await conn.disconnect(nowait=True)
@@ -689,6 +685,38 @@ def _xadd_head(key: str) -> bytes:
     "t", type, "d", data: 10 in all)."""
     k = key.encode()
     return b"*10\r\n" + _pack(b"XADD", k, b"MAXLEN", b"~", b"%d" % MAXLEN)[4:]
+
+
+try:  # the reader's "not yet" value: redis-py's own, so its parser feeds the same reader
+    from redis._parsers.hiredis import NOT_ENOUGH_DATA as _PARTIAL
+except ImportError:  # another redis-py: every reply through read_response
+    _PARTIAL = None
+
+
+async def _replies(conn: AbstractConnection, n: int) -> list[Any]:
+    """The next `n` replies; a refused command's as its ResponseError. With hiredis
+    they come straight off its reader, one await per read from the socket rather than
+    per reply (a batch's replies mostly arrive in one read): `read_response` per reply
+    was a third of the writer's CPU (bench/profile.py --redis)."""
+    parser: Any = conn._parser
+    reader = getattr(parser, "_reader", None)
+    out: list[Any] = []
+    if _PARTIAL is None or reader is None or not hasattr(parser, "read_from_socket"):
+        for _ in range(n):
+            try:
+                out.append(await conn.read_response())
+            except ResponseError as exc:
+                out.append(exc)
+        return out
+    while len(out) < n:
+        reply = reader.gets()
+        if reply is _PARTIAL:
+            await parser.read_from_socket()  # raises ConnectionError at the end of the stream
+        elif isinstance(reply, RedisConnectionError):  # e.g. Redis still loading its data
+            raise reply
+        else:
+            out.append(reply)  # a refused XADD is a ResponseError here, not raised
+    return out
 
 
 def _release(barriers: list[asyncio.Future[None]]) -> None:
