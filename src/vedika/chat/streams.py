@@ -129,13 +129,18 @@ async def subscribe(
                 device_id,
                 content=row.content,
                 chunk_count=row.chunk_count,
+                chunk_ends=row.chunk_ends,
                 has_steps=bool(row.steps),
             )
         except RedisUnavailable:
             yield [_unavailable(row, after)]
             return
         if written is not None:
-            row = row.but(content=written.content, chunk_count=written.chunk_count)
+            row = row.but(
+                content=written.content,
+                chunk_count=written.chunk_count,
+                chunk_ends=written.chunk_ends(),
+            )
         row = row.but(
             status=MessageStatus.INTERRUPTED,
             error_code=INTERRUPTED.code,
