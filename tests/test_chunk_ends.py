@@ -22,20 +22,19 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.conftest import DATABASES, a_database
 from tests.support.client import Api, Socket, assert_invariants, chunks_of, text_of
 from tests.support.server import serving
+from tests.test_branches import _alembic  # upgrade or downgrade to a revision
 from vedika import protocol as p
 from vedika.chat.events import EventFactory
 from vedika.chat.reaper import Reaper
 from vedika.chat.streams import stored_events, subscribe
 from vedika.scale.hub import MemoryHub
 from vedika.store import conversations as data
-from vedika.store.engine import MIGRATIONS, Store, make_engine, migrate
+from vedika.store.engine import Store, make_engine, migrate
 
 NO_RETENTION = {"VEDIKA_STREAM_RETENTION_SECONDS": "0"}  # every replay from the store
 
@@ -227,13 +226,6 @@ async def test_a_streaming_row_without_boundaries_is_resumed_as_before(store: St
 
 
 # ---------------------------------------------------------------- the migration
-
-
-def _alembic(url: str, revision: str, *, down: bool = False) -> None:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    (command.downgrade if down else command.upgrade)(cfg, revision)
 
 
 async def test_the_migration_adds_and_drops_the_boundaries(db: str) -> None:
