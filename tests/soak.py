@@ -80,7 +80,9 @@ async def one_answer(urls: list[str], sid: str, i: int, rng: random.Random, tall
             if mid is None:
                 turn: dict[str, str | int] = {"message": prompt, "model_id": "fake-steady"}
             else:
-                turn = {"message_id": mid, "resume_from": len(ids)}
+                # After the last chunk seen (a replay from the store numbers its one
+                # chunk as the answer's last: not the count of chunks seen).
+                turn = {"message_id": mid, "resume_from": ids[-1] if ids else 0}
                 tally.reconnects += 1
             events = await ws.ask(sid, limit=cut_after, timeout=60, **turn)
             if events[-1]["type"] == "content_chunk":

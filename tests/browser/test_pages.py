@@ -9,15 +9,24 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, FloatRect, Locator, Page, expect
+from playwright.sync_api import (
+    Browser,
+    FloatRect,
+    Locator,
+    Page,
+    Route,
+    WebSocketRoute,
+    expect,
+)
 
-from tests.browser.conftest import NewPage, PageProbe
+from tests.browser.conftest import NewPage, PageProbe, _browser_server
 from tests.fakes.upstream import XSS_PAYLOADS, FakeUpstream, fake_reply
 from tests.support.server import VedikaServer
 
@@ -179,6 +188,84 @@ def test_reload_mid_answer_resumes_without_doubling(
     assert [m["role"] for m in stored["messages"]] == ["user", "assistant"]
     assert stored["messages"][1]["content"] == full
     second.close()
+
+
+@pytest.fixture(scope="module")
+def forgetful(
+    upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[VedikaServer]:
+    """A server whose hub forgets an answer as soon as it ends: a later resume is a
+    replay from the store."""
+    data_dir = tmp_path_factory.mktemp("browser-forgetful")
+    yield from _browser_server(upstream, data_dir, VEDIKA_STREAM_RETENTION_SECONDS="0")
+
+
+@pytest.mark.parametrize("transport", ["websocket", "sse"])
+def test_a_resume_from_the_store_shows_the_rest_once(
+    page: Page, forgetful: VedikaServer, transport: str
+) -> None:
+    """The tab showed 3 chunks and reloaded; its resume (after chunk 3) reaches the
+    server only once the answer has ended and the hub has forgotten it. The store
+    replays the text after chunk 3 as one chunk numbered as the last: the page takes
+    it on the same transport, without a resync or a fallback to polling."""
+    held = {"on": False, "conversation": "", "session": ""}
+    stored: dict[str, Any] = {}
+
+    def until_ended() -> None:
+        deadline = time.monotonic() + 30
+        while True:
+            conv = httpx.get(
+                f"{forgetful.url}/ai/conversations/{held['conversation']}",
+                headers={"Authorization": f"Bearer {held['session']}"},
+            ).json()
+            stored.update(conv["messages"][-1])
+            if stored["status"] != "streaming":
+                return
+            assert time.monotonic() < deadline, "answer stuck in streaming"
+            time.sleep(0.2)
+
+    streams: list[str] = []
+    if transport == "sse":
+        page.route_web_socket(re.compile(r"/ws$"), lambda ws: ws.close())
+
+        def stream(route: Route) -> None:
+            streams.append(route.request.url)
+            if held["on"]:
+                until_ended()
+            route.continue_()
+
+        page.route(re.compile(r"/ai/chat/stream/"), stream)
+    else:
+
+        def socket(ws: WebSocketRoute) -> None:
+            server = ws.connect_to_server()
+
+            def from_page(message: str | bytes) -> None:
+                if held["on"] and "resume_from" in str(message):
+                    until_ended()
+                server.send(message)
+
+            ws.on_message(from_page)
+
+        page.route_web_socket(re.compile(r"/ws$"), socket)
+    open_home(page, forgetful)
+    pick_model(page, "fake-slow")
+    prompt = "come back for the rest"
+    send(page, prompt)
+    page.wait_for_url(CHAT_URL)
+    wait_chunks(page, 3)
+    held["conversation"] = page.url.rsplit("/", 1)[1]
+    held["session"] = page.evaluate("() => localStorage.getItem('vedika.session_id')")
+    held["on"] = True
+    streams.clear()
+    page.reload()  # the tab keeps what it showed, and its last chunk
+    page.wait_for_selector("body.ready")
+    wait_status(page, "complete", timeout=40_000)
+    assert stored["status"] == "complete" and stored["chunk_count"] > 3
+    assert answer_text(page) == expected("fake-slow", prompt) == stored["content"]
+    indicator = page.get_by_test_id("transport-indicator")
+    expect(indicator).to_have_attribute("data-transport", transport)
+    assert len(streams) == (1 if transport == "sse" else 0), streams  # no reconnect
 
 
 # ------------------------------------------------------------------ 3. model dropdown

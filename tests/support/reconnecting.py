@@ -50,6 +50,13 @@ class Followed:
         return sum(1 for e in self.events if e["type"] == "content_chunk")
 
     @property
+    def last_chunk(self) -> int:
+        """The last chunk id seen: what a resume is after (a replay from the store
+        numbers its one chunk as the answer's last, so not always `chunks`)."""
+        ids = [e["chunk_id"] for e in self.events if e["type"] == "content_chunk"]
+        return ids[-1] if ids else 0
+
+    @property
     def text(self) -> str:
         return "".join(e["content"] for e in self.events if e["type"] == "content_chunk")
 
@@ -96,7 +103,7 @@ async def follow(
         else:
             if out.chunks == 0:
                 out.events = [e for e in out.events if e["type"] == "conversation_started"]
-            fields = {"message_id": mid, "resume_from": out.chunks}
+            fields = {"message_id": mid, "resume_from": out.last_chunk}
         seen_here = 0
         try:
             async with Socket(ws_url) as ws:

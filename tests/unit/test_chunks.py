@@ -43,6 +43,7 @@ async def test_under_load_deltas_in_a_window_merge_in_order() -> None:
     chunks = published(hub)
     assert [(e["chunk_id"], e["content"]) for e in chunks] == [(1, "abc"), (2, "d")]
     assert "".join(parts) == "abcd" and writer.chunk_id == 2
+    assert writer.sizes == [3, 1]  # where each chunk ends, as the row stores it
 
 
 async def test_window_zero_never_merges() -> None:

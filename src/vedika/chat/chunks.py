@@ -27,6 +27,7 @@ class ChunkWriter:
         "hub",
         "message_id",
         "parts",
+        "sizes",
     )
 
     def __init__(
@@ -43,6 +44,7 @@ class ChunkWriter:
         self.parts = parts  # the whole answer so far (published or pending)
         self.coalescing = coalescing
         self.chunk_id = 0
+        self.sizes: list[int] = []  # the length of each chunk 1..chunk_id (stored with it)
         self._pending: list[str] = []
         self._handle: asyncio.TimerHandle | None = None
 
@@ -55,6 +57,7 @@ class ChunkWriter:
                 self._handle = loop.call_later(self.coalescing.window, self.flush)
             return
         self.chunk_id += 1
+        self.sizes.append(len(text))
         self.hub.publish(self.message_id, self.events.chunk(text, self.chunk_id))
 
     @property
@@ -72,6 +75,7 @@ class ChunkWriter:
             text = "".join(self._pending)
             self._pending.clear()
             self.chunk_id += 1
+            self.sizes.append(len(text))
             self.hub.publish(self.message_id, self.events.chunk(text, self.chunk_id))
 
 

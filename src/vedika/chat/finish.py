@@ -76,6 +76,13 @@ class Written:
     output_tokens: int
     citations: Sequence[p.Citation] = ()
     steps: list[dict[str, Any]] = field(default_factory=list)
+    # The length of each chunk 1..chunk_count; None where it is not known (the reaper
+    # adding to a row stored before migration 0012).
+    chunk_sizes: Sequence[int] | None = None
+
+    def chunk_ends(self) -> str | None:
+        """`chunk_sizes` as the row stores them (`messages.chunk_ends`)."""
+        return None if self.chunk_sizes is None else data.encode_chunk_sizes(self.chunk_sizes)
 
 
 async def settle(
@@ -105,6 +112,7 @@ async def settle(
         values |= {
             "content": written.content,
             "chunk_count": written.chunk_count,
+            "chunk_ends": written.chunk_ends(),
             "input_tokens": written.input_tokens,
             "output_tokens": written.output_tokens,
         }

@@ -329,9 +329,11 @@ class Generations:
             # Redis failed: the clients got the chunks it acknowledged, no others (the
             # hub delivers nothing else), and that is the text to keep.
             seen = after_stored(await self.hub.read(turn.message_id), 0)
-            text, chunks = seen.text, seen.last_chunk
+            text, chunks, sizes = seen.text, seen.last_chunk, seen.sizes
+        else:
+            sizes = list(gen.writer.sizes)
         inp, out = self._tokens(gen)
-        written = Written(text, chunks, inp, out, gen.citations, gen.steps)
+        written = Written(text, chunks, inp, out, gen.citations, gen.steps, sizes)
         refunded: int | None = 0
         try:
             refunded = await settle(
@@ -411,6 +413,7 @@ class Generations:
                     "b_id": mid,
                     "b_content": gen.published_text(),  # consistent with b_chunks
                     "b_chunks": gen.chunk_id,
+                    "b_ends": data.encode_chunk_sizes(gen.writer.sizes),  # chunks 1..b_chunks
                     "b_now": now,
                 }
             )

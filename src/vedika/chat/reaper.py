@@ -88,6 +88,7 @@ class Reaper:
                     row.device_id,
                     content=row.content or "",
                     chunk_count=row.chunk_count,
+                    chunk_ends=row.chunk_ends,
                     has_steps=bool(row.has_steps),
                 )
             except RedisUnavailable:
@@ -106,20 +107,30 @@ class Reaper:
         *,
         content: str,
         chunk_count: int,
+        chunk_ends: str | None,
         has_steps: bool,
     ) -> Written | None:
         """Settle an answer nobody is writing, with the stored text (`content`, chunks
-        1..`chunk_count`) plus the chunks after it that reached the stream hub; refund it
-        only if nothing of it (text, sources or steps) went out. Returns what was stored,
-        or None if the answer had already ended. Raises RedisUnavailable when the hub
-        cannot be read (nothing is settled then)."""
+        1..`chunk_count`, which end where `chunk_ends` says) plus the chunks after it
+        that reached the stream hub; refund it only if nothing of it (text, sources or
+        steps) went out. Returns what was stored, or None if the answer had already
+        ended. Raises RedisUnavailable when the hub cannot be read (nothing is settled
+        then)."""
         # Fenced first: a generation still running elsewhere (stale, not dead) can add
         # nothing after what is read here, and it learns that it must stop.
         await self.hub.fence(message_id)
         more = after_stored(await self.hub.read(message_id), chunk_count)
         chunks = more.last_chunk
+        stored = data.decode_chunk_sizes(chunk_ends, chunk_count, content)
         # Output tokens as a generation counts them without the model's usage: one a chunk.
-        written = Written(content + more.text, chunks, 0, chunks, citations=more.citations)
+        written = Written(
+            content + more.text,
+            chunks,
+            0,
+            chunks,
+            citations=more.citations,
+            chunk_sizes=None if stored is None else stored + more.sizes,
+        )
         delivered = bool(chunks or has_steps or more.steps or more.citations)
         ending = Ending.failed(INTERRUPTED, MessageStatus.INTERRUPTED)
         settled = await settle(

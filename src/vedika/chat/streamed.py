@@ -24,6 +24,7 @@ from vedika.scale.hub import Entry
 class Streamed:
     text: str  # the text of chunks after+1 .. last_chunk
     last_chunk: int
+    sizes: list[int] = field(default_factory=list)  # the length of each of those chunks
     citations: list[p.Citation] = field(default_factory=list)  # the last `sources` event's
     steps: bool = False  # whether any step event (research step, tool call) went out
 
@@ -31,6 +32,7 @@ class Streamed:
 def after_stored(entries: Iterable[Entry], stored_chunks: int) -> Streamed:
     """What `entries` add to a row that holds chunks 1..`stored_chunks`."""
     parts: list[str] = []
+    sizes: list[int] = []
     last = stored_chunks
     citations: list[p.Citation] = []
     steps = False
@@ -40,10 +42,11 @@ def after_stored(entries: Iterable[Entry], stored_chunks: int) -> Streamed:
             # later text could not be placed, and chunks 1..N are what was stored.
             if entry.chunk_id == last + 1:
                 parts.append(orjson.loads(entry.data)["content"])
+                sizes.append(len(parts[-1]))
                 last = entry.chunk_id
         elif entry.type == "sources":
             raw = orjson.loads(entry.data).get("citations") or []
             citations = msgspec.convert(raw, list[p.Citation])
         elif entry.type in p.STEP_EVENTS:
             steps = True
-    return Streamed("".join(parts), last, citations, steps)
+    return Streamed("".join(parts), last, sizes, citations, steps)

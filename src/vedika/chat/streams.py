@@ -2,11 +2,15 @@
 
 The hub keeps an answer's events while it streams and for a while after. Past
 that (or after a restart) the stored message is replayed as one chunk and its
-terminal event; a client resuming mid-way then gets the terminal event only,
-which carries the full text. The step events of research and agent answers
-(stored with the message) are replayed before the chunk; a client resuming after
-chunk N gets those sent at or after chunk N again (clients key them by step or
-call id).
+terminal event. A client resuming after chunk N (0 < N < chunk_count) gets the text
+after chunk N once, as one chunk numbered chunk_count (the row stores where each
+chunk ends: `messages.chunk_ends`), then the terminal event; its text is the stored
+content, what it had plus that chunk. Resuming at or after the last chunk, or from a
+row stored before those boundaries were (they are NULL), gets the terminal event
+only. The step events of research and agent answers (stored with the message) are
+replayed before the text for a client from the start; a client resuming after chunk
+N gets those sent at or after chunk N again (clients key them by step or call id),
+after its chunk.
 """
 
 from __future__ import annotations
@@ -57,6 +61,11 @@ def stored_events(row: StoredMessage, after: int) -> list[Entry]:
             out.append(events.chunk(content, 1))
     else:
         chunks = row.chunk_count
+        sizes = row.chunk_sizes() if after < chunks else None
+        if sizes is not None:
+            # The text after chunk `after`, once: one chunk numbered as the last, so a
+            # client that resumes after it (or counts them) is at the end.
+            out.append(events.chunk(content[sum(sizes[:after]) :], chunks))
         out.extend(_steps(events, row, after, chunks))
     ending = Ending.of(row)
     event = terminal(
@@ -129,13 +138,18 @@ async def subscribe(
                 device_id,
                 content=row.content,
                 chunk_count=row.chunk_count,
+                chunk_ends=row.chunk_ends,
                 has_steps=bool(row.steps),
             )
         except RedisUnavailable:
             yield [_unavailable(row, after)]
             return
         if written is not None:
-            row = row.but(content=written.content, chunk_count=written.chunk_count)
+            row = row.but(
+                content=written.content,
+                chunk_count=written.chunk_count,
+                chunk_ends=written.chunk_ends(),
+            )
         row = row.but(
             status=MessageStatus.INTERRUPTED,
             error_code=INTERRUPTED.code,

@@ -51,6 +51,7 @@ class StoredMessage:
     error_message: str | None
     created_at: datetime
     heartbeat_at: datetime | None
+    chunk_ends: str | None = None  # encode_chunk_sizes of chunks 1..chunk_count, or NULL
 
     @classmethod
     def of(cls, row: Row[Any]) -> StoredMessage:
@@ -74,11 +75,45 @@ class StoredMessage:
             error_message=m["error_message"],
             created_at=aware(m["created_at"]),
             heartbeat_at=aware(beat) if beat is not None else None,
+            chunk_ends=m["chunk_ends"],
         )
+
+    def chunk_sizes(self) -> list[int] | None:
+        """The length of each chunk 1..chunk_count, or None where it is not known."""
+        return decode_chunk_sizes(self.chunk_ends, self.chunk_count, self.content)
 
     def but(self, **changes: Any) -> StoredMessage:
         """A copy with `changes` (what the row would read after settling it)."""
         return dataclasses.replace(self, **changes)
+
+
+# Chunk boundaries (`messages.chunk_ends`): the length of each chunk 1..chunk_count in
+# characters, in decimal, comma-separated ("5,1,12"). Lengths rather than offsets: a
+# chunk is a token or a few, so each costs 2 to 3 bytes whatever the answer's length
+# (offsets would grow to 5 or 6 digits), about 6 KB for an answer of 2,000 chunks; and
+# plain text rather than JSON: the flush writes the whole list each time, and joining
+# ints is the cheapest encoding of it.
+
+
+def encode_chunk_sizes(sizes: Sequence[int]) -> str:
+    return ",".join(map(str, sizes))
+
+
+def decode_chunk_sizes(text: str | None, chunk_count: int, content: str) -> list[int] | None:
+    """The lengths `encode_chunk_sizes` stored, if they describe `content` as chunks
+    1..`chunk_count`; None if not stored (rows from before migration 0012) or not
+    consistent with the text (then nothing is known of where a chunk ends)."""
+    if chunk_count <= 0:
+        return [] if not content else None
+    if not text:
+        return None
+    try:
+        sizes = [int(n) for n in text.split(",")]
+    except ValueError:
+        return None
+    if len(sizes) != chunk_count or sum(sizes) != len(content) or min(sizes) < 0:
+        return None
+    return sizes
 
 
 def _stored(row: Row[Any] | None) -> StoredMessage | None:
@@ -157,6 +192,7 @@ _SAVE_PARTIALS = (
     .values(
         content=bindparam("b_content"),
         chunk_count=bindparam("b_chunks"),
+        chunk_ends=bindparam("b_ends"),
         heartbeat_at=bindparam("b_now"),
         updated_at=bindparam("b_now"),
     )
@@ -334,6 +370,7 @@ async def stale_streaming(
             messages.c.id,
             messages.c.conversation_id,
             messages.c.chunk_count,
+            messages.c.chunk_ends,
             messages.c.content,
             messages.c.steps.isnot(None).label("has_steps"),
             conversations.c.device_id,

@@ -104,6 +104,9 @@ messages = Table(
     Column("input_tokens", Integer, nullable=False, default=0),
     Column("output_tokens", Integer, nullable=False, default=0),
     Column("chunk_count", Integer, nullable=False, default=0),
+    # Where each chunk 1..chunk_count ends in `content`, written with it (migration 0012):
+    # vedika.store.conversations.encode_chunk_sizes. NULL: not known (older rows).
+    Column("chunk_ends", Text, nullable=True),
     Column("finish_reason", String(32), nullable=True),
     Column("error_code", String(64), nullable=True),
     Column("error_message", Text, nullable=True),

@@ -23,6 +23,7 @@ export class AssistantView {
     this.id = message.message_id;
     this.text = message.content || "";
     this.last = 0; // last chunk id drawn into `text`
+    this.held = null; // a chunk after a jump in the numbers, until the next event says what it is
     this.status = message.status || "complete";
     this.citations = message.citations || [];
     this.mode = message.mode || "search";
@@ -209,9 +210,11 @@ export class AssistantView {
         this.#snapshot(event);
         return undefined;
       case "stream_complete":
+        this.#takeHeld();
         this.#complete(event);
         return "done";
       case "stream_error":
+        this.#takeHeld();
         this.#fail(event);
         return "done";
       case "credits_exhausted":
@@ -230,7 +233,33 @@ export class AssistantView {
   #chunk({ chunk_id: id, content }) {
     if (!Number.isInteger(id)) return undefined;
     if (id <= this.last) return undefined; // already shown (replay overlap)
-    if (id !== this.last + 1) return "resync"; // a gap: ask again from `last`
+    if (id !== this.last + 1) {
+      // A jump. A replay from the store sends the text after `last` as one chunk
+      // numbered as the answer's last, then (steps and) the terminal event: hold it
+      // until that comes. Another chunk first means chunks were lost: ask again from
+      // `last` (a held chunk of the same number is the same replay, sent again).
+      if (this.held && this.held.id !== id) {
+        this.held = null;
+        return "resync";
+      }
+      this.held = { id, content };
+      return undefined;
+    }
+    this.held = null;
+    this.#append(id, content);
+    this.#schedule();
+    return undefined;
+  }
+
+  /** The held chunk, as the last before the terminal event (see #chunk). */
+  #takeHeld() {
+    if (!this.held) return;
+    const { id, content } = this.held;
+    this.held = null;
+    this.#append(id, content);
+  }
+
+  #append(id, content) {
     if (this.placeholder) {
       this.placeholder = false;
       this.text = "";
@@ -240,8 +269,6 @@ export class AssistantView {
     }
     this.text += content || "";
     this.last = id;
-    this.#schedule();
-    return undefined;
   }
 
   #snapshot({ content, citations, steps }) {
