@@ -134,6 +134,29 @@ async def test_edit_regenerate_switch_and_continue(server, api: Api, upstream) -
     assert "gamma three" in [m["content"] for m in sent_for(upstream, "delta four")]
 
 
+async def test_each_turn_stores_its_answer_as_the_active_leaf(server, api: Api) -> None:
+    """Written by the turn's own statements (the conversation's insert, then its touch),
+    not left NULL for `tree.lock` to rebuild from the chain on the next turn."""
+
+    async def leaf(cid: str) -> str | None:
+        engine = create_async_engine(server.env["VEDIKA_DATABASE_URL"])
+        try:
+            async with engine.connect() as conn:
+                query = sa.text("SELECT active_leaf_id FROM conversations WHERE id = :id")
+                return (await conn.execute(query, {"id": cid})).scalar_one()  # type: ignore[no-any-return]
+        finally:
+            await engine.dispose()
+
+    first = await ask(api, "leaf one")
+    cid = first["conversation_id"]
+    assert await leaf(cid) == first["message_id"]
+    second = await ask(api, "leaf two", conversation_id=cid)
+    assert await leaf(cid) == second["message_id"]
+    q2 = (await ids_of(api, cid, second["message_id"]))[0]
+    edited = await ask(api, "leaf two, edited", conversation_id=cid, edit_of=q2)
+    assert await leaf(cid) == edited["message_id"]
+
+
 async def test_a_client_without_branch_fields_sees_a_linear_conversation(server, api: Api) -> None:
     events = await api.ask("one", **FAST)
     cid = events[0]["conversation_id"]

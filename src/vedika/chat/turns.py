@@ -334,6 +334,7 @@ class TurnService:
                 model=model.id,
                 now=now,
                 message_count=2,
+                active_leaf_id=message_id,
             )
         balance, txn = ledger.charge(
             conn,
@@ -380,11 +381,15 @@ class TurnService:
             heartbeat_at=now,
             parent_id=a.user_message_id,
         )
-        tree.set_leaf(conn, conversation_id=conversation_id, leaf_id=message_id)
         if not created:
             added = 2 if a.placed.question is None else 1
             data.touch_conversation(
-                conn, conversation_id=conversation_id, model=model.id, now=now, added=added
+                conn,
+                conversation_id=conversation_id,
+                model=model.id,
+                now=now,
+                added=added,
+                leaf_id=message_id,
             )
         if req.client_message_id:
             idempotency.save_key(
