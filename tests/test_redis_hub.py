@@ -277,3 +277,55 @@ async def test_a_batch_of_replies_is_read_whole_and_in_order(parser: str) -> Non
         await client.delete(key)
         await conn.disconnect()
         await client.aclose()
+
+
+class CountingHub(RedisHub):
+    """A RedisHub that counts its writer's round trips."""
+
+    batches = 0
+
+    async def _send(self, batch: list[tuple[str, Entry]]) -> list[object]:
+        self.batches += 1
+        return await super()._send(batch)
+
+
+@pytest.mark.parametrize("gap_ms", [0.0, 5.0])
+async def test_a_busy_writer_batches_what_its_gap_brings(gap_ms: float) -> None:
+    """200 events published as fast as the loop's timer allows (0.5 ms or more apart):
+    sent at once (gap 0) they take a round trip each or nearly; with a 5 ms gap, one
+    round trip per 5 ms of publishing. Either way every event
+    reaches Redis and the local subscriber, in order."""
+    hub = CountingHub(
+        writer=Redis.from_url(REDIS),
+        reader=Redis.from_url(REDIS),
+        retention=60,
+        batch_gap=gap_ms / 1000,
+    )
+    hub.start()
+    mid = f"batch-{uuid.uuid4().hex}"
+    try:
+        hub.open(mid)
+        got: list[int] = []
+
+        async def follow() -> None:
+            async for batch in hub.subscribe(mid, 0):
+                got.extend(e.chunk_id for e in batch)
+                if got and got[-1] == 200:
+                    return
+
+        reader = asyncio.create_task(follow())
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for i in range(1, 201):
+            hub.publish(mid, chunk(i))
+            await asyncio.sleep(0.0005)
+        await asyncio.wait_for(reader, 5)
+        elapsed_ms = (loop.time() - started) * 1000
+        assert got == list(range(1, 201))
+        assert [e.chunk_id for e in await hub.read(mid)] == list(range(1, 201))
+        if gap_ms:  # one a gap, give or take the first and the last
+            assert hub.batches <= elapsed_ms / gap_ms + 3, (hub.batches, elapsed_ms)
+        else:
+            assert hub.batches >= 60, hub.batches
+    finally:
+        await hub.close()

@@ -73,7 +73,12 @@ async def build_services(settings: Settings) -> Services:
         reader = Redis.from_url(
             settings.redis_url, socket_connect_timeout=2, socket_timeout=None, max_connections=5000
         )
-        hub = RedisHub(writer=redis, reader=reader, retention=settings.stream_retention_seconds)
+        hub = RedisHub(
+            writer=redis,
+            reader=reader,
+            retention=settings.stream_retention_seconds,
+            batch_gap=settings.redis_batch_ms / 1000,
+        )
         limiter = RedisLimiter(redis)
     else:
         hub = MemoryHub(retention=settings.stream_retention_seconds)

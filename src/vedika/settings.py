@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     offline_delay_ms: float = Field(8.0, ge=0, validation_alias="VEDIKA_OFFLINE_DELAY_MS")
     early_start: bool = Field(True, validation_alias="VEDIKA_EARLY_START")
     redis_url: str | None = Field(None, validation_alias="VEDIKA_REDIS_URL")
+    # The least time between two batches of the Redis hub's writer (scale/redis_hub.py).
+    redis_batch_ms: float = Field(2.0, ge=0, le=50, validation_alias="VEDIKA_REDIS_BATCH_MS")
     rate_sessions_per_minute: int = Field(
         30, ge=0, validation_alias="VEDIKA_RATE_SESSIONS_PER_MINUTE"
     )

@@ -52,6 +52,7 @@ BLOCK_MS = 10_000
 # The shared reader's XREAD: a stream that joins interrupts it (CLIENT UNBLOCK); should
 # that come before Redis even started blocking, the join waits this long at most.
 TAIL_BLOCK_MS = 1_000
+BATCH_GAP = 0.002  # s: the least time between two of the writer's batches (_write_loop)
 WRITE_TIMEOUT = 5.0  # s, for one batch's round trip (the writer's socket timeout before)
 READ_PAGE = 1000  # entries per XRANGE when the reaper reads a whole stream
 FENCE = "fence"  # the reaper's entry that ends what the generation may still write
@@ -77,8 +78,10 @@ class RedisHub:
         retention: float,
         on_failure: Callable[[set[str]], None] | None = None,
         on_superseded: Callable[[set[str]], None] | None = None,
+        batch_gap: float = BATCH_GAP,
     ) -> None:
         self.writer = writer
+        self.batch_gap = batch_gap
         self.reader = reader
         self.retention = max(int(retention), 1)
         self.local = MemoryHub(retention=retention)
@@ -176,8 +179,21 @@ class RedisHub:
             raise RedisUnavailable("Redis did not take the stream")
 
     async def _write_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        gap = self.batch_gap
+        sent_at = -gap
         while True:
             await self._wake.wait()
+            # A batch costs a wake-up, a write, a read and a timer whatever its size, and
+            # sent as soon as anything was queued they held one or two entries. So a
+            # batch follows the one before no sooner than `gap` (VEDIKA_REDIS_BATCH_MS):
+            # idle, an entry goes at once; busy, what those milliseconds bring goes in one
+            # round trip. A barrier (a turn's start, waiting for its stream to exist)
+            # never waits.
+            wait = sent_at + gap - loop.time()
+            if wait > 0 and not self._barriers:
+                await asyncio.sleep(wait)
+            sent_at = loop.time()
             self._wake.clear()
             barriers, self._barriers = self._barriers, []
             if not self._outbox:
