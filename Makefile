@@ -77,7 +77,7 @@ clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
 
 # Speed against QUALITY.md (bench/, docs/benchmarks/README.md): `bench` is the full run
-# (< 15 min; writes bench/results/ and docs/benchmarks/), `bench-quick` every scenario
+# (15-19 min on 2 cores; writes bench/results/ and docs/benchmarks/), `bench-quick` every scenario
 # reduced (about 2 min; CI proves it works, no timing is asserted).
 BENCH_STAMP := $(VENV)/.installed-bench
 $(BENCH_STAMP): pyproject.toml | $(BIN)/python

@@ -1,6 +1,6 @@
 """`make bench` / `make bench-quick`: Vedika against its floor and QUALITY.md's targets.
 
-    .venv/bin/python -m bench.run            # full (< 15 min), writes docs/benchmarks/
+    .venv/bin/python -m bench.run            # full (15-19 min), writes docs/benchmarks/
     .venv/bin/python -m bench.run --quick    # every scenario, reduced (about 2 min); no docs
     .venv/bin/python -m bench.run --quick --out /tmp/x.json --no-report
 
