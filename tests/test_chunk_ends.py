@@ -97,6 +97,38 @@ async def test_a_completed_answer_resumed_after_n_gets_the_rest_once(
             assert old[-1]["full_response"] == stored["content"]
 
 
+@pytest.mark.redis
+@pytest.mark.postgres
+async def test_over_redis_a_resume_after_the_stream_expired_gets_the_rest_once(
+    fresh_pg: str, tmp_path: Path, upstream, models_file
+) -> None:
+    """The Redis hub: once an answer's Redis stream has expired (its retention is at
+    least 1 s), a resume after chunk N comes from the store, the rest once."""
+    from redis.asyncio import Redis
+
+    from vedika.scale.redis_hub import key_for
+
+    redis = {"VEDIKA_REDIS_URL": "redis://127.0.0.1:6379/0"}
+    with serving(tmp_path, upstream, models_file, db=fresh_pg, **redis, **NO_RETENTION) as srv:
+        async with Api(srv.url) as api:
+            first = await api.ask("tell me the rest over redis", model_id="fake-steady", limit=3)
+            cid, mid = first[0]["conversation_id"], first[0]["message_id"]
+            stored = await api.wait_status(cid, mid)
+            assert stored["status"] == "complete" and stored["chunk_count"] > 3
+            client = Redis.from_url(redis["VEDIKA_REDIS_URL"])
+            try:
+                for _ in range(100):  # the stream expires a second after the answer ends
+                    if not await client.exists(key_for(mid)):
+                        break
+                    await asyncio.sleep(0.05)
+                assert not await client.exists(key_for(mid))
+            finally:
+                await client.aclose()
+            rest = await api.ask(message_id=mid, resume_from=3)
+            end = _replay(rest, stored)
+            assert text_of(first) + text_of(rest) == stored["content"] == end["full_response"]
+
+
 async def test_an_interrupted_answer_resumed_on_a_fresh_process_gets_the_rest_once(
     db: str, tmp_path: Path, upstream, models_file
 ) -> None:
