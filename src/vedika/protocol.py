@@ -32,6 +32,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def today() -> str:
+    """The UTC date, `YYYY-MM-DD`: the coins' day and the prompts' "today"."""
+    return utcnow().date().isoformat()  # strftime costs three times as much
+
+
 def iso(dt: datetime | None) -> str | None:
     """ISO-8601 UTC with `Z` and milliseconds, as API.md asks."""
     if dt is None:

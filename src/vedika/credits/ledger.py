@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vedika.errors import CreditsExhausted
 from vedika.ids import uuid7
-from vedika.protocol import iso, utcnow
+from vedika.protocol import iso, today, utcnow
 from vedika.store.dialect import insert_ignore, upsert_add
 from vedika.store.engine import Store
 from vedika.store.pointread import PointRead
@@ -102,10 +102,6 @@ class Balance:
         if allowance is None:
             return cls(daily=daily, used=0, granted=granted or 0)
         return cls(daily=allowance, used=used, granted=granted or 0)
-
-
-def today() -> str:
-    return utcnow().date().isoformat()  # strftime costs three times as much
 
 
 def resets_at() -> datetime:

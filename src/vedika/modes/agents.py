@@ -26,9 +26,10 @@ from vedika import protocol as p
 from vedika.errors import ProviderBadResponse
 from vedika.models.providers import GenerationRequest, ToolCall
 from vedika.modes.base import Answer, Mode, ModeEnv, register_mode
-from vedika.modes.common import SYSTEM_PROMPT, messages_for, stream_into, today
+from vedika.modes.common import SYSTEM_PROMPT, messages_for, stream_into
 from vedika.modes.search import SearchMode
 from vedika.modes.tools.base import Tool, ToolContext, ToolError
+from vedika.protocol import today
 from vedika.sources.citations import Source
 from vedika.store import files as files_data
 

@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from vedika import protocol as p
 from vedika.models.providers import Delta, GenerationRequest, Provider, ToolCall
 from vedika.models.providers.base import ContextPassage
 from vedika.modes.base import Answer, ModeEnv
@@ -18,10 +17,6 @@ SYSTEM_PROMPT = (
     "accurately, in Markdown. Use headings, lists, tables and fenced code blocks when "
     "they help. Today's date is {today}."
 )
-
-
-def today() -> str:
-    return p.utcnow().strftime("%Y-%m-%d")
 
 
 async def messages_for(

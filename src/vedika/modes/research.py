@@ -24,8 +24,9 @@ from typing import Any
 from vedika import protocol as p
 from vedika.models.providers import GenerationRequest
 from vedika.modes.base import Answer, Mode, ModeEnv, register_mode
-from vedika.modes.common import messages_for, passages_of, stream_into, today
+from vedika.modes.common import messages_for, passages_of, stream_into
 from vedika.modes.plan import parse_plan
+from vedika.protocol import today
 from vedika.sources.citations import SOURCE_CHARS, Source, prompt_context
 
 PLAN_PROMPT = (

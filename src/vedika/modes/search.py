@@ -11,8 +11,9 @@ from vedika import protocol as p
 from vedika.models.catalogue import ModelInfo
 from vedika.models.providers import GenerationRequest
 from vedika.modes.base import Answer, Draft, Mode, ModeEnv, Prefetcher, register_mode
-from vedika.modes.common import SYSTEM_PROMPT, messages_for, passages_of, stream_into, today
+from vedika.modes.common import SYSTEM_PROMPT, messages_for, passages_of, stream_into
 from vedika.modes.early import EarlyCall
+from vedika.protocol import today
 from vedika.sources.retrieval import Retrieved
 
 
