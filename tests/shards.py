@@ -1,4 +1,5 @@
-"""Run one pytest selection as N processes side by side, for `make test-fast`.
+"""Run one pytest selection as N processes side by side, for `make test-fast`, or the
+whole suite as two, for `make test`.
 
 Each process takes every N-th selected test (`--shard K/N`, tests/conftest.py) and
 starts its own fakes and servers; most of a system test's time is spent waiting on
@@ -7,6 +8,12 @@ to the terminal as it runs, the others when they end; the exit status is the fir
 failing shard's (0 when all passed).
 
     .venv/bin/python -m tests.shards 2 -q -m "not slow" tests/test_ws_protocol.py
+
+`--split PATHS` runs the paths given (comma-separated) in one process and every other
+test in another. `make test` splits off the browser tests: they share Chromium and the
+original client's build, which every-N-th sharding would run twice at once.
+
+    .venv/bin/python -m tests.shards --split tests/browser,tests/compat -q
 """
 
 from __future__ import annotations
@@ -20,20 +27,33 @@ NO_TESTS = 5  # pytest's exit status when a shard was given nothing to run
 
 
 def main(argv: list[str]) -> int:
+    pytest = [sys.executable, "-m", "pytest"]
+    if len(argv) >= 2 and argv[0] == "--split":
+        paths, args = [p for p in argv[1].split(",") if p], argv[2:]
+        ignored = [f"--ignore={p}" for p in paths]
+        # The rest reports as it runs (it is the longer); the split-off paths at the end.
+        return run([[*pytest, *args, *ignored], [*pytest, *args, *paths]])
     if not argv or not argv[0].isdigit() or int(argv[0]) < 1:
-        print("usage: python -m tests.shards N [pytest arguments]", file=sys.stderr)
+        print(
+            "usage: python -m tests.shards N [pytest arguments]\n"
+            "       python -m tests.shards --split PATH[,PATH...] [pytest arguments]",
+            file=sys.stderr,
+        )
         return 2
     n, args = int(argv[0]), argv[1:]
-    command = [sys.executable, "-m", "pytest", *args]
+    return run([[*pytest, *args, "--shard", f"{k}/{n}"] for k in range(1, n + 1)])
+
+
+def run(commands: list[list[str]]) -> int:
+    """The commands side by side; the first reports live, the others when they end."""
+    n = len(commands)
     with tempfile.TemporaryDirectory() as tmp:
         logs = [Path(tmp) / f"shard-{k}.log" for k in range(1, n + 1)]
         procs: list[subprocess.Popen[bytes]] = []
         try:
-            for k, log in enumerate(logs, 1):
+            for k, (log, command) in enumerate(zip(logs, commands, strict=True), 1):
                 out = None if k == 1 else log.open("wb")
-                procs.append(
-                    subprocess.Popen([*command, "--shard", f"{k}/{n}"], stdout=out, stderr=out)
-                )
+                procs.append(subprocess.Popen(command, stdout=out, stderr=out))
             codes = [proc.wait() for proc in procs]
         finally:
             for proc in procs:
