@@ -35,11 +35,11 @@ migrate: $(STAMP)
 services:
 	@./scripts/ensure-services.sh
 
-# The whole suite, as two processes side by side (most of a system test's time is spent
+# The whole suite, as three processes side by side (most of a system test's time is spent
 # waiting on its servers): the browser tests (Chromium, the original client's build) in
-# one, everything else in the other (tests/shards.py).
+# one, everything else as two shards (tests/shards.py).
 test: $(TEST_STAMP) services
-	$(BIN)/python -m tests.shards --split tests/browser,tests/compat -q -p no:cacheprovider
+	$(BIN)/python -m tests.shards --split tests/browser,tests/compat 2 -q -p no:cacheprovider
 
 # The quick loop (under 2 minutes on 2 cores, no PostgreSQL or Redis needed): the unit
 # tests and the system tests on SQLite. Left out: the browsers (tests/browser,

@@ -9,11 +9,12 @@ failing shard's (0 when all passed).
 
     .venv/bin/python -m tests.shards 2 -q -m "not slow" tests/test_ws_protocol.py
 
-`--split PATHS` runs the paths given (comma-separated) in one process and every other
-test in another. `make test` splits off the browser tests: they share Chromium and the
-original client's build, which every-N-th sharding would run twice at once.
+`--split PATHS N` runs the paths given (comma-separated) in one process and every other
+test as N shards beside it. `make test` splits off the browser tests: they share
+Chromium and the original client's build, which every-N-th sharding would run twice
+at once.
 
-    .venv/bin/python -m tests.shards --split tests/browser,tests/compat -q
+    .venv/bin/python -m tests.shards --split tests/browser,tests/compat 2 -q
 """
 
 from __future__ import annotations
@@ -28,15 +29,17 @@ NO_TESTS = 5  # pytest's exit status when a shard was given nothing to run
 
 def main(argv: list[str]) -> int:
     pytest = [sys.executable, "-m", "pytest"]
-    if len(argv) >= 2 and argv[0] == "--split":
-        paths, args = [p for p in argv[1].split(",") if p], argv[2:]
+    if len(argv) >= 3 and argv[0] == "--split" and argv[2].isdigit() and int(argv[2]) >= 1:
+        paths, n, args = [p for p in argv[1].split(",") if p], int(argv[2]), argv[3:]
         ignored = [f"--ignore={p}" for p in paths]
-        # The rest reports as it runs (it is the longer); the split-off paths at the end.
-        return run([[*pytest, *args, *ignored], [*pytest, *args, *paths]])
+        # The rest, as `n` shards, reports as it runs (it is the longer); the paths split
+        # off run in one more process, reported at the end.
+        rest = [[*pytest, *args, *ignored, "--shard", f"{k}/{n}"] for k in range(1, n + 1)]
+        return run([*rest, [*pytest, *args, *paths]])
     if not argv or not argv[0].isdigit() or int(argv[0]) < 1:
         print(
             "usage: python -m tests.shards N [pytest arguments]\n"
-            "       python -m tests.shards --split PATH[,PATH...] [pytest arguments]",
+            "       python -m tests.shards --split PATH[,PATH...] N [pytest arguments]",
             file=sys.stderr,
         )
         return 2
