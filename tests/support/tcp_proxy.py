@@ -1,10 +1,12 @@
-"""A TCP proxy on loopback that a test can cut and restore (a database going away)."""
+"""A TCP proxy on loopback that a test can cut and restore (a database going away), and
+that can watch what clients send (`watcher`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import threading
+from collections.abc import Callable
 
 from tests.support.server import free_port
 
@@ -49,6 +51,10 @@ class TcpProxy:
             writer.transport.abort()
         self._writers.clear()
 
+    def watcher(self) -> Callable[[bytes], None] | None:
+        """Called per connection: what reads the bytes its client sends, if anything."""
+        return None
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
@@ -57,12 +63,20 @@ class TcpProxy:
             return
         self._writers |= {writer, up_writer}
 
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        watch = self.watcher()
+
+        async def pipe(
+            src: asyncio.StreamReader,
+            dst: asyncio.StreamWriter,
+            watch: Callable[[bytes], None] | None = None,
+        ) -> None:
             with contextlib.suppress(OSError, asyncio.IncompleteReadError):
                 while data := await src.read(65536):
+                    if watch is not None:
+                        watch(data)
                     dst.write(data)
                     await dst.drain()
             dst.transport.abort()
 
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        await asyncio.gather(pipe(reader, up_writer, watch), pipe(up_reader, writer))
         self._writers -= {writer, up_writer}

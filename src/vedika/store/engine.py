@@ -20,7 +20,7 @@ from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from vedika.store import sqlite_driver
+from vedika.store import liveness, sqlite_driver
 from vedika.store.pointread import PointRead, PointReads
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -61,7 +61,9 @@ def make_engine(url: str) -> AsyncEngine:
             cur.close()
 
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, **_JSON)
+    engine = create_async_engine(url, pool_size=10, max_overflow=20, **_JSON)
+    liveness.install(engine)  # instead of pool_pre_ping's three round trips a checkout
+    return engine
 
 
 def _ensure_sqlite_dir(url: str) -> None:
@@ -77,6 +79,15 @@ class Store:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
+        # Reads outside a transaction. On PostgreSQL in autocommit: SQLAlchemy would
+        # open a transaction (BEGIN) for the first statement and roll it back when the
+        # connection goes back to the pool, two round trips for nothing a read needs
+        # (each statement reads its own snapshot under READ COMMITTED either way).
+        self._reader = (
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self.dialect == "postgresql"
+            else engine
+        )
         # Off SQLAlchemy's path (vedika.store.pointread), but for an in-memory SQLite,
         # which other connections would not see.
         in_memory = self.dialect == "sqlite" and engine.url.database in (None, "", ":memory:")
@@ -105,7 +116,10 @@ class Store:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn:
+        """A connection for reads only: on PostgreSQL it runs in autocommit, so a write
+        would be committed at once, statement by statement. Writes go in `tx()` or
+        `run_tx()`."""
+        async with self._reader.connect() as conn:
             yield conn
 
     @asynccontextmanager

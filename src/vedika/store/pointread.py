@@ -155,10 +155,14 @@ class PointReads:
         if self._pg is None:
             import asyncpg
 
-            dsn = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+            # The arguments SQLAlchemy's engine connects with, from the same URL: its
+            # query (`?ssl=require`, a managed database's usual) means to the engine
+            # what it means here. As a DSN, asyncpg took `ssl` for a server setting.
+            cargs, ckw = self.dialect.create_connect_args(self.url)
+            ckw["statement_cache_size"] = 64
 
             async def connect() -> Any:
-                conn = await asyncpg.connect(dsn, statement_cache_size=64)
+                conn = await asyncpg.connect(*cargs, **ckw)
                 try:
                     await self._pg_codecs(conn)
                 except BaseException:

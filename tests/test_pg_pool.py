@@ -1,0 +1,144 @@
+"""The PostgreSQL pool's round trips (vedika.store.liveness, Store.read): a connection
+in steady use is lent without a ping, a read runs without BEGIN and ROLLBACK, a
+connection the server ended is replaced without failing the read, and one idle for
+long enough is pinged first. A proxy reads what the driver sends (tests/support/
+pg_wire.py): each simple query (BEGIN, COMMIT, ROLLBACK) and each "sync" (one round
+trip of a prepared statement: a read, or the ping's empty query)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from tests.conftest import PG_ADMIN
+from tests.support.client import Api
+from tests.support.pg_wire import PgWire
+from tests.support.server import serving
+from vedika.store import liveness
+from vedika.store.engine import Store, make_engine
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def wire() -> Iterator[PgWire]:
+    proxy = PgWire().start()
+    try:
+        yield proxy
+    finally:
+        proxy.close()
+
+
+def through(url: str, wire: PgWire) -> str:
+    """`url` by way of the proxy, in plain text."""
+    return url.replace("127.0.0.1:5432", f"127.0.0.1:{wire.port}") + "?ssl=disable"
+
+
+@pytest.fixture
+async def store(fresh_pg: str, wire: PgWire) -> AsyncIterator[Store]:
+    s = Store(make_engine(through(fresh_pg, wire)))
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+async def read_one(s: Store) -> int:
+    async with s.read() as conn:
+        return int((await conn.execute(text("SELECT 41 + 1"))).scalar_one())
+
+
+async def test_reads_in_steady_use_send_only_their_statements(store: Store, wire: PgWire) -> None:
+    assert await read_one(store) == 42  # prepares the statement
+    wire.clear()
+    for _ in range(5):
+        assert await read_one(store) == 42
+    # One round trip each. pool_pre_ping (BEGIN, ";", ROLLBACK at each checkout) and a
+    # transaction per read (BEGIN, ROLLBACK) made it six.
+    assert wire.seen() == ["sync"] * 5
+
+
+async def test_a_write_transaction_still_begins_and_commits(store: Store, wire: PgWire) -> None:
+    async with store.tx() as conn:
+        await conn.execute(text("CREATE TABLE kept (n int)"))
+    wire.clear()
+    async with store.tx() as conn:
+        await conn.execute(text("INSERT INTO kept VALUES (7)"))
+    seen = wire.seen()
+    assert seen[0] == "BEGIN;" and seen[-1] == "COMMIT;" and set(seen[1:-1]) == {"sync"}
+    async with store.read() as conn:
+        assert (await conn.execute(text("SELECT n FROM kept"))).scalar_one() == 7
+
+
+async def test_a_connection_the_server_ended_is_replaced_for_free(store: Store) -> None:
+    import asyncpg
+
+    async with store.read() as conn:
+        pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+    admin = await asyncpg.connect(PG_ADMIN)
+    try:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await admin.close()
+    await asyncio.sleep(0.2)  # the event loop reads the end of the socket
+    async with store.read() as conn:  # no error: the dead connection is not lent
+        assert (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one() != pid
+
+
+async def test_a_connection_idle_long_enough_is_pinged_first(fresh_pg: str, wire: PgWire) -> None:
+    engine = create_async_engine(through(fresh_pg, wire), pool_size=1)
+    liveness.install(engine, idle_ping_s=0.1)
+    s = Store(engine)
+    try:
+        assert await read_one(s) == 42
+        wire.clear()
+        assert await read_one(s) == 42  # at once: no ping
+        assert wire.seen() == ["sync"]
+        await asyncio.sleep(0.2)
+        wire.clear()
+        assert await read_one(s) == 42
+        # SQLAlchemy's ping for asyncpg: ";" in a transaction of its own (pgbouncer).
+        seen = wire.seen()
+        assert seen[0].startswith("BEGIN") and seen[-2] == "ROLLBACK;" and seen[-1] == "sync"
+    finally:
+        await s.close()
+
+
+# A new turn's round trips on PostgreSQL, each one a simple query or a sync, as this
+# code sends them (the list prints when the test fails). A change that adds one shows
+# here. 16: two point reads; BEGIN, eight statements, COMMIT (the accept); BEGIN, two
+# statements, COMMIT (the ending). It was 22 while the pool pinged at each checkout.
+TURN_ROUND_TRIPS = 16
+
+
+async def test_a_new_turn_stays_within_its_round_trips(
+    fresh_pg: str, wire: PgWire, tmp_path: Path, upstream: Any, models_file: Path
+) -> None:
+    quiet = {  # nothing on a timer during the count: no flush, no reaper round
+        "VEDIKA_FLUSH_SECONDS": "60",
+        "VEDIKA_REAPER_INTERVAL": "60",
+        "VEDIKA_HEARTBEAT_STALE_SECONDS": "600",
+        "VEDIKA_MAX_CONCURRENT_ANSWERS": "4",  # the default: the per-device lock and count
+    }
+    with serving(tmp_path, upstream, models_file, db=through(fresh_pg, wire), **quiet) as srv:
+        async with Api(srv.url) as api:
+            turn = {"message": "Say yes.", "model_id": "fake-short"}
+            for _ in range(2):  # the statements prepared, the pools filled
+                r = await api.http.post("/ai/chat", json=turn)
+                assert r.status_code == 200, r.text
+            await asyncio.sleep(0.3)
+            wire.clear()
+            r = await api.http.post("/ai/chat", json=turn)
+            assert r.status_code == 200 and r.json()["response"] == "Yes.", r.text
+            await asyncio.sleep(0.3)  # the answer's ending is stored after the reply
+            seen = wire.seen()
+    assert "ROLLBACK;" not in seen, seen
+    begins = [q for q in seen if q.startswith("BEGIN")]
+    assert len(begins) == seen.count("COMMIT;") == 2, seen  # accept, ending
+    assert len(seen) <= TURN_ROUND_TRIPS, seen
