@@ -112,9 +112,12 @@ async def test_a_connection_idle_long_enough_is_pinged_first(fresh_pg: str, wire
 
 # A new turn's round trips on PostgreSQL, each one a simple query or a sync, as this
 # code sends them (the list prints when the test fails). A change that adds one shows
-# here. 16: two point reads; BEGIN, eight statements, COMMIT (the accept); BEGIN, two
-# statements, COMMIT (the ending). It was 22 while the pool pinged at each checkout.
-TURN_ROUND_TRIPS = 16
+# here. 11: two point reads (the session, the device's live answers); BEGIN, the
+# device's lock, its live answers again, the conversation, the charge, its ledger
+# entry, the question and answer, COMMIT; the ending, one statement. It was 22, with a
+# ping at each checkout, a transaction around the ending, the day's row opened apart
+# from its charge and the two messages inserted apart.
+TURN_ROUND_TRIPS = 11
 
 
 async def test_a_new_turn_stays_within_its_round_trips(
@@ -140,5 +143,38 @@ async def test_a_new_turn_stays_within_its_round_trips(
             seen = wire.seen()
     assert "ROLLBACK;" not in seen, seen
     begins = [q for q in seen if q.startswith("BEGIN")]
-    assert len(begins) == seen.count("COMMIT;") == 2, seen  # accept, ending
+    assert len(begins) == seen.count("COMMIT;") == 1, seen  # the accept; the ending: one statement
     assert len(seen) <= TURN_ROUND_TRIPS, seen
+
+
+async def test_an_instance_keeps_to_its_connections(
+    fresh_pg: str, tmp_path: Path, upstream: Any, models_file: Path
+) -> None:
+    """VEDIKA_DB_POOL_SIZE and VEDIKA_DB_MAX_OVERFLOW bound what one instance opens (and
+    the point reads' own 4): 16 turns at once on 2 connections wait their turn, and all
+    are answered."""
+    import asyncpg
+
+    from vedika.store.pointread import PG_READERS
+
+    name = fresh_pg.rsplit("/", 1)[1]
+    tight = {"VEDIKA_DB_POOL_SIZE": "2", "VEDIKA_DB_MAX_OVERFLOW": "0"}
+    admin = await asyncpg.connect(PG_ADMIN)
+    peak = 0
+    try:
+        with serving(tmp_path, upstream, models_file, db=fresh_pg, **tight) as srv:
+            async with Api(srv.url) as api:
+                turn = {"message": "Say yes.", "model_id": "fake-short"}
+
+                async def ask() -> int:
+                    return (await api.http.post("/ai/chat", json=turn)).status_code
+
+                asking = asyncio.gather(*(ask() for _ in range(16)))
+                while not asking.done():
+                    count = "SELECT count(*) FROM pg_stat_activity WHERE datname = $1"
+                    peak = max(peak, await admin.fetchval(count, name))
+                    await asyncio.sleep(0.01)
+                assert await asking == [200] * 16
+    finally:
+        await admin.close()
+    assert 1 <= peak <= 2 + PG_READERS

@@ -56,6 +56,31 @@ async def test_blocking_chat_and_alias(server, api: Api) -> None:
         assert r.headers["x-conversation-id"] == body["conversation_id"]
 
 
+async def test_a_conversation_counts_the_tokens_of_its_answers(server, api: Api) -> None:
+    """The ending stores the answer and adds its tokens to its conversation (on
+    PostgreSQL as one statement, vedika.store.conversations.finish_counted)."""
+    first = await api.http.post("/ai/chat", json={"message": "count me", "model_id": "fake-fast"})
+    assert first.status_code == 200, first.text
+    cid = first.json()["conversation_id"]
+    second = await api.http.post(
+        "/ai/chat", json={"message": "and me", "model_id": "fake-fast", "conversation_id": cid}
+    )
+    assert second.status_code == 200, second.text
+    spent = [r.json()["tokens_used"] for r in (first, second)]
+    assert all(t > 0 for t in spent)
+    for _ in range(50):  # the ending is stored just after the reply is sent
+        conv = await api.conversation(cid)
+        answers = [m for m in conv["messages"] if m["role"] == "assistant"]
+        if all(m["status"] == "complete" for m in answers):
+            break
+        await asyncio.sleep(0.05)
+    assert [m["tokens_used"] for m in answers] == spent
+    listed = (await api.http.get("/ai/conversations", params={"limit": 50})).json()
+    (row,) = [c for c in listed["conversations"] if c["conversation_id"] == cid]
+    assert row["total_tokens"] == sum(spent)
+    assert row["message_count"] == 4
+
+
 async def test_idempotent_retry_is_one_message_and_one_charge(server, api: Api) -> None:
     key = str(uuid.uuid4())
     payload = {"message": "only once", "model_id": "fake-fast", "client_message_id": key}

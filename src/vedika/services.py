@@ -56,7 +56,13 @@ class Services:
 
 async def build_services(settings: Settings) -> Services:
     instance_id = f"inst_{uuid7()}"
-    store = Store(make_engine(settings.effective_database_url))
+    store = Store(
+        make_engine(
+            settings.effective_database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+        )
+    )
     http = httpx.AsyncClient(
         limits=httpx.Limits(max_connections=2000, max_keepalive_connections=200),
         timeout=httpx.Timeout(30.0, connect=settings.upstream_connect_timeout),

@@ -56,3 +56,48 @@ async def test_a_refund_goes_back_where_its_charge_came_from() -> None:
             assert (bal.daily_remaining, bal.granted, bal.remaining) == (DAILY, 7, DAILY + 7)
     finally:
         await engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def ledger_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "sqlite":
+        return "sqlite+aiosqlite://"
+    return str(request.getfixturevalue("fresh_pg"))
+
+
+async def test_a_days_first_charge_above_its_allowance(ledger_url: str) -> None:
+    """The day's first charge opens its row and takes from it in one statement
+    (ledger._open_and_take): one the allowance cannot cover takes nothing from the
+    day (its row opened at 0), is paid whole from the grant if it can be, and is
+    refused with nothing written if not."""
+    engine = create_async_engine(ledger_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(tables.metadata.create_all)
+        for owner, grant, amount in (("rich", 15, 12), ("poor", 3, 12)):
+            async with engine.begin() as conn:
+                await ledger.grant(conn, device_id=owner, amount=grant, daily=DAILY)
+            run = partial(ledger.charge, device_id=owner, amount=amount, daily=DAILY)
+            if owner == "poor":
+                with pytest.raises(CreditsExhausted):
+                    async with engine.begin() as conn:
+                        await conn.run_sync(partial(run, message_id="p1"))
+                async with engine.begin() as conn:
+                    bal = await ledger.balance_in(conn, device_id=owner, daily=DAILY)
+                assert (bal.daily_remaining, bal.granted) == (DAILY, 3)
+                continue
+            async with engine.begin() as conn:
+                bal, txn = await conn.run_sync(partial(run, message_id="r1"))
+            assert txn is not None
+            assert (bal.daily_remaining, bal.granted) == (DAILY, 3)  # the grant paid
+            async with engine.begin() as conn:
+                bal, _ = await conn.run_sync(partial(run, amount=4, message_id="r2"))
+            assert (bal.daily_remaining, bal.granted) == (DAILY - 4, 3)  # the day paid
+            async with engine.begin() as conn:
+                bal, _ = await conn.run_sync(partial(run, amount=6, message_id="r3"))
+            assert (bal.daily_remaining, bal.granted) == (0, 3)  # its last coin
+            with pytest.raises(CreditsExhausted):
+                async with engine.begin() as conn:
+                    await conn.run_sync(partial(run, amount=4, message_id="r4"))
+    finally:
+        await engine.dispose()

@@ -121,6 +121,18 @@ async def settle(
         if written.steps:
             values["steps"] = list(written.steps)
 
+    if delivered and written is not None and ending.error is None:  # the common ending
+        tokens = written.input_tokens + written.output_tokens
+        finished = await data.finish_counted(
+            store,
+            message_id=message_id,
+            conversation_id=conversation_id,
+            tokens=tokens,
+            now=now,
+            values=values,
+        )
+        return 0 if finished else None
+
     def write(conn: Connection) -> int | None:
         if not data.finish_message(conn, message_id=message_id, **values):
             return None

@@ -1,9 +1,9 @@
 """Vedika coins: a daily allowance per device, charged atomically per message.
 
 One row per (device, UTC day) holds what was used; a charge is a single
-conditional UPDATE (`used + n <= allowance`), so concurrent sends can never
-overdraw, on SQLite or PostgreSQL, in one process or many. Every change is also
-written to the ledger in the same transaction.
+conditional upsert (`used + n <= allowance`, on the row the conflict locks), so
+concurrent sends can never overdraw, on SQLite or PostgreSQL, in one process or many.
+Every change is also written to the ledger in the same transaction.
 
 Coins an admin grants are kept until spent (`coin_grants`, not reset at midnight): a
 turn the day's allowance cannot pay in full is paid from them, by the same kind of
@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Integer, and_, bindparam, select, update
+from sqlalchemy import Connection, Integer, and_, bindparam, case, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vedika.errors import CreditsExhausted
 from vedika.ids import uuid7
 from vedika.protocol import iso, today, utcnow
-from vedika.store.dialect import insert_ignore, upsert_add
+from vedika.store.dialect import insert_for, insert_ignore, upsert_add
 from vedika.store.engine import Store
 from vedika.store.pointread import PointRead
 from vedika.store.tables import coin_days, coin_grants, coin_ledger
@@ -45,12 +45,30 @@ _BALANCE = select(
 )
 _BALANCE_READ = PointRead(_BALANCE)  # a page load and every turn read it
 _OPEN_DAY = {dialect: insert_ignore(dialect, coin_days) for dialect in ("sqlite", "postgresql")}
-_TAKE = (
-    update(coin_days)
-    .where(and_(_DAY, coin_days.c.used + _AMOUNT <= coin_days.c.allowance))
-    .values(used=coin_days.c.used + _AMOUNT)
-    .returning(coin_days.c.allowance, coin_days.c.used, _GRANTED.label("granted"))
-)
+
+
+def _open_and_take(dialect: str) -> Any:
+    """The day's row opened (`_OPEN_DAY`) and the charge taken from it, in one statement
+    (on PostgreSQL one round trip, where the insert and a conditional UPDATE were two).
+    The day's first charge inserts its row with the charge taken if the allowance
+    covers it, else with nothing taken (used = 0). A later one adds to `used` if
+    `used + amount <= allowance`, on the row the conflict locked, as the UPDATE did. A
+    row with `used` above 0 comes back only when the coins were taken: a first charge
+    the allowance cannot cover returns used = 0, a later one returns no row."""
+    stmt = insert_for(dialect, coin_days).values(
+        device_id=bindparam("b_device"),
+        day=bindparam("b_day"),
+        allowance=bindparam("b_daily", type_=Integer),
+        used=case((bindparam("b_daily", type_=Integer) >= _AMOUNT, _AMOUNT), else_=0),
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=[coin_days.c.device_id, coin_days.c.day],
+        set_={"used": coin_days.c.used + _AMOUNT},
+        where=coin_days.c.used + _AMOUNT <= coin_days.c.allowance,
+    ).returning(coin_days.c.allowance, coin_days.c.used, _GRANTED.label("granted"))
+
+
+_OPEN_AND_TAKE = {dialect: _open_and_take(dialect) for dialect in ("sqlite", "postgresql")}
 _GIVE_BACK = update(coin_days).where(_DAY).values(used=coin_days.c.used - _AMOUNT)
 _OWNER = coin_grants.c.device_id == bindparam("b_device")
 _TAKE_GRANTED = (
@@ -136,14 +154,10 @@ def charge(
     Returns the balance after the charge and the ledger entry's id (None for free models).
     """
     day = today()
-    conn.execute(
-        _OPEN_DAY[conn.dialect.name],
-        {"device_id": device_id, "day": day, "allowance": daily, "used": 0},
-    )
     if amount > 0:
         params = {"b_device": device_id, "b_day": day, "b_amount": amount}
-        row = conn.execute(_TAKE, params).first()
-        if row is not None:
+        row = conn.execute(_OPEN_AND_TAKE[conn.dialect.name], params | {"b_daily": daily}).first()
+        if row is not None and row.used > 0:
             txn = _record(
                 conn,
                 device_id=device_id,
@@ -173,6 +187,10 @@ def charge(
             message_id=message_id,
         )
         return _balance_of(conn, device_id=device_id, daily=daily), txn
+    conn.execute(
+        _OPEN_DAY[conn.dialect.name],
+        {"device_id": device_id, "day": day, "allowance": daily, "used": 0},
+    )
     return _balance_of(conn, device_id=device_id, daily=daily), None
 
 

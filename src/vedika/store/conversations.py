@@ -16,6 +16,7 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
+    null,
     or_,
     select,
     update,
@@ -276,6 +277,16 @@ def insert_message(conn: Connection, **values: Any) -> None:
     conn.execute(_INSERT_MESSAGE, _MESSAGE_DEFAULTS | values)
 
 
+def insert_messages(conn: Connection, *rows: dict[str, Any]) -> None:
+    """Several messages in one statement (a turn's question and its answer: on
+    PostgreSQL one round trip where two inserts made two). A column one row gives and
+    another does not is SQL NULL in the other, as `insert_message` leaves it (never a
+    JSON null)."""
+    full = [_MESSAGE_DEFAULTS | row for row in rows]
+    columns = dict.fromkeys(k for row in full for k in row)
+    conn.execute(_INSERT_MESSAGE.values([{k: row.get(k, null()) for k in columns} for row in full]))
+
+
 async def find_message(
     conn: AsyncConnection, *, message_id: str, device_id: str
 ) -> StoredMessage | None:
@@ -372,6 +383,44 @@ def finish_message(conn: Connection, *, message_id: str, **values: Any) -> bool:
 def add_tokens(conn: Connection, *, conversation_id: str, tokens: int, now: datetime) -> None:
     params = {"b_id": conversation_id, "b_tokens": tokens, "updated_at": now}
     conn.execute(_ADD_TOKENS, params)
+
+
+async def finish_counted(
+    store: Store,
+    *,
+    message_id: str,
+    conversation_id: str,
+    tokens: int,
+    now: datetime,
+    values: dict[str, Any],
+) -> bool:
+    """`finish_message`, then `add_tokens` to its conversation if it was still streaming;
+    whether it was. On PostgreSQL one statement (the message's update in a WITH, the
+    conversation's after it), run without a transaction around it: one round trip where
+    BEGIN, two updates and COMMIT made four. SQLite updates no table in a WITH: there it
+    is the two statements in one transaction."""
+    if store.dialect == "postgresql":
+        done = (
+            update(messages)
+            .where(and_(messages.c.id == message_id, messages.c.status == ASSISTANT_LIVE))
+            .values(values)
+            .returning(messages.c.conversation_id)
+            .cte("done")
+        )
+        counted = (
+            update(conversations)
+            .where(conversations.c.id == done.c.conversation_id)
+            .values(total_tokens=conversations.c.total_tokens + tokens, updated_at=now)
+        )
+        return await store.write_one(counted) > 0
+
+    def write(conn: Connection) -> bool:
+        if not finish_message(conn, message_id=message_id, **values):
+            return False
+        add_tokens(conn, conversation_id=conversation_id, tokens=tokens, now=now)
+        return True
+
+    return await store.run_tx(write)
 
 
 async def stale_streaming(

@@ -25,3 +25,9 @@ def upsert_add(dialect: str, table: Table, *, key: str, column: str) -> Any:
         index_elements=[table.c[key]],
         set_={column: table.c[column] + stmt.excluded[column]},
     )
+
+
+def insert_for(dialect: str, table: Table) -> Any:
+    """The dialect's own INSERT, for the statements above's kin: ON CONFLICT with a
+    condition, RETURNING."""
+    return _INSERTS[dialect](table)

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import orjson
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, Executable, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -36,7 +36,9 @@ def _json_dumps(value: Any) -> str:
 _JSON = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
 
 
-def make_engine(url: str) -> AsyncEngine:
+def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> AsyncEngine:
+    """The engine for `url`. `pool_size` and `max_overflow` size PostgreSQL's pool
+    (VEDIKA_DB_POOL_SIZE, VEDIKA_DB_MAX_OVERFLOW); SQLite's is sized for its threads."""
     if url.startswith("sqlite"):
         _ensure_sqlite_dir(url)
         # A connection above the pool's size is opened and closed around each use
@@ -61,7 +63,7 @@ def make_engine(url: str) -> AsyncEngine:
             cur.close()
 
         return engine
-    engine = create_async_engine(url, pool_size=10, max_overflow=20, **_JSON)
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=max_overflow, **_JSON)
     liveness.install(engine)  # instead of pool_pre_ping's three round trips a checkout
     return engine
 
@@ -79,11 +81,12 @@ class Store:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
-        # Reads outside a transaction. On PostgreSQL in autocommit: SQLAlchemy would
-        # open a transaction (BEGIN) for the first statement and roll it back when the
-        # connection goes back to the pool, two round trips for nothing a read needs
-        # (each statement reads its own snapshot under READ COMMITTED either way).
-        self._reader = (
+        # Reads outside a transaction, and single statements (`write_one`). On
+        # PostgreSQL in autocommit: SQLAlchemy would open a transaction (BEGIN) for the
+        # first statement and end it when the connection goes back to the pool, two
+        # round trips for nothing a read needs (each statement reads its own snapshot
+        # under READ COMMITTED either way). On SQLite, the engine itself.
+        self._autocommit = (
             engine.execution_options(isolation_level="AUTOCOMMIT")
             if self.dialect == "postgresql"
             else engine
@@ -114,12 +117,21 @@ class Store:
         async with self._write_lock, self.engine.connect() as conn:
             return await sqlite_driver.run_transaction(conn, fn, _JSON)
 
+    async def write_one(self, statement: Executable) -> int:
+        """One statement that is atomic on its own; returns its row count. On
+        PostgreSQL it runs in autocommit: one round trip, where a transaction around it
+        would add BEGIN and COMMIT. On SQLite, as `run_tx` runs it."""
+        if self._write_lock is None:
+            async with self._autocommit.connect() as conn:
+                return (await conn.execute(statement)).rowcount
+        return await self.run_tx(lambda conn: conn.execute(statement).rowcount)
+
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A connection for reads only: on PostgreSQL it runs in autocommit, so a write
         would be committed at once, statement by statement. Writes go in `tx()` or
         `run_tx()`."""
-        async with self._reader.connect() as conn:
+        async with self._autocommit.connect() as conn:
             yield conn
 
     @asynccontextmanager
