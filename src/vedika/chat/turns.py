@@ -364,7 +364,7 @@ class TurnService:
             "heartbeat_at": now,
             "parent_id": a.user_message_id,
         }
-        if a.placed.question is None:  # the question and its answer, in one statement
+        if a.placed.question is None:  # else regenerating: a new answer to the stored one
             question = {
                 "id": a.user_message_id,
                 "conversation_id": conversation_id,
@@ -379,9 +379,8 @@ class TurnService:
                 **({"sources": a.sources} if a.sources else {}),
                 **({"attachments": a.attachments} if a.attachments else {}),
             }
-            data.insert_messages(conn, question, answer)
-        else:  # regenerating: a new answer to the stored question
-            data.insert_message(conn, **answer)
+            data.insert_message(conn, **question)
+        data.insert_message(conn, **answer)
         if not created:
             added = 2 if a.placed.question is None else 1
             data.touch_conversation(

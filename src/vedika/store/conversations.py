@@ -16,7 +16,6 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
-    null,
     or_,
     select,
     update,
@@ -277,16 +276,6 @@ def insert_message(conn: Connection, **values: Any) -> None:
     conn.execute(_INSERT_MESSAGE, _MESSAGE_DEFAULTS | values)
 
 
-def insert_messages(conn: Connection, *rows: dict[str, Any]) -> None:
-    """Several messages in one statement (a turn's question and its answer: on
-    PostgreSQL one round trip where two inserts made two). A column one row gives and
-    another does not is SQL NULL in the other, as `insert_message` leaves it (never a
-    JSON null)."""
-    full = [_MESSAGE_DEFAULTS | row for row in rows]
-    columns = dict.fromkeys(k for row in full for k in row)
-    conn.execute(_INSERT_MESSAGE.values([{k: row.get(k, null()) for k in columns} for row in full]))
-
-
 async def find_message(
     conn: AsyncConnection, *, message_id: str, device_id: str
 ) -> StoredMessage | None:
@@ -385,6 +374,32 @@ def add_tokens(conn: Connection, *, conversation_id: str, tokens: int, now: date
     conn.execute(_ADD_TOKENS, params)
 
 
+_FINISH_COUNTED: dict[tuple[str, ...], Any] = {}  # by the columns set: a handful
+
+
+def _finish_counted(columns: tuple[str, ...]) -> Any:
+    """`finish_counted`'s statement on PostgreSQL, built once per set of columns (built
+    per call, it cost three times its execution: the construct and its cache key)."""
+    stmt = _FINISH_COUNTED.get(columns)
+    if stmt is None:
+        done = (
+            update(messages)
+            .where(and_(messages.c.id == bindparam("b_id"), messages.c.status == ASSISTANT_LIVE))
+            .values({k: bindparam(f"v_{k}", type_=messages.c[k].type) for k in columns})
+            .returning(messages.c.conversation_id)
+            .cte("done")
+        )
+        stmt = _FINISH_COUNTED[columns] = (
+            update(conversations)
+            .where(conversations.c.id == done.c.conversation_id)
+            .values(
+                total_tokens=conversations.c.total_tokens + bindparam("b_tokens", type_=Integer),
+                updated_at=bindparam("b_now", type_=conversations.c.updated_at.type),
+            )
+        )
+    return stmt
+
+
 async def finish_counted(
     store: Store,
     *,
@@ -400,19 +415,9 @@ async def finish_counted(
     BEGIN, two updates and COMMIT made four. SQLite updates no table in a WITH: there it
     is the two statements in one transaction."""
     if store.dialect == "postgresql":
-        done = (
-            update(messages)
-            .where(and_(messages.c.id == message_id, messages.c.status == ASSISTANT_LIVE))
-            .values(values)
-            .returning(messages.c.conversation_id)
-            .cte("done")
-        )
-        counted = (
-            update(conversations)
-            .where(conversations.c.id == done.c.conversation_id)
-            .values(total_tokens=conversations.c.total_tokens + tokens, updated_at=now)
-        )
-        return await store.write_one(counted) > 0
+        params = {f"v_{k}": v for k, v in values.items()}
+        params |= {"b_id": message_id, "b_tokens": tokens, "b_now": now}
+        return await store.write_one(_finish_counted(tuple(values)), params) > 0
 
     def write(conn: Connection) -> bool:
         if not finish_message(conn, message_id=message_id, **values):

@@ -117,14 +117,14 @@ class Store:
         async with self._write_lock, self.engine.connect() as conn:
             return await sqlite_driver.run_transaction(conn, fn, _JSON)
 
-    async def write_one(self, statement: Executable) -> int:
+    async def write_one(self, statement: Executable, params: dict[str, Any] | None = None) -> int:
         """One statement that is atomic on its own; returns its row count. On
         PostgreSQL it runs in autocommit: one round trip, where a transaction around it
         would add BEGIN and COMMIT. On SQLite, as `run_tx` runs it."""
         if self._write_lock is None:
             async with self._autocommit.connect() as conn:
-                return (await conn.execute(statement)).rowcount
-        return await self.run_tx(lambda conn: conn.execute(statement).rowcount)
+                return (await conn.execute(statement, params)).rowcount
+        return await self.run_tx(lambda conn: conn.execute(statement, params).rowcount)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
