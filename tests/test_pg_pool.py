@@ -21,7 +21,7 @@ from tests.support.client import Api
 from tests.support.pg_wire import PgWire
 from tests.support.server import serving
 from vedika.store import liveness
-from vedika.store.engine import Store, make_engine
+from vedika.store.engine import Store, make_engine, migrate
 
 pytestmark = pytest.mark.postgres
 
@@ -178,3 +178,18 @@ async def test_an_instance_keeps_to_its_connections(
     finally:
         await admin.close()
     assert 1 <= peak <= 2 + PG_READERS
+
+
+async def test_url_options_reach_every_connection(fresh_pg: str) -> None:
+    """The URL's query is asyncpg's options (`ssl`) and SQLAlchemy's adapter's
+    (`prepared_statement_cache_size`): the point reads connect as the engine does, each
+    option where it belongs (as a DSN, asyncpg took `ssl` for a server setting)."""
+    from vedika.credits import ledger
+
+    await asyncio.to_thread(migrate, fresh_pg)
+    s = Store(make_engine(fresh_pg + "?ssl=disable&prepared_statement_cache_size=50"))
+    try:
+        assert (await ledger.balance(s, device_id="dev-a", daily=20)).remaining == 20
+        assert await read_one(s) == 42
+    finally:
+        await s.close()

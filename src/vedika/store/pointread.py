@@ -43,6 +43,13 @@ PG_READERS = 4
 
 
 Processor = Callable[[Any], Any] | None
+# URL options SQLAlchemy's asyncpg adapter takes for itself before it calls
+# asyncpg.connect (which would refuse them).
+_ADAPTER_ONLY = (
+    "async_creator_fn",
+    "prepared_statement_cache_size",
+    "prepared_statement_name_func",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +166,8 @@ class PointReads:
             # query (`?ssl=require`, a managed database's usual) means to the engine
             # what it means here. As a DSN, asyncpg took `ssl` for a server setting.
             cargs, ckw = self.dialect.create_connect_args(self.url)
+            for adapters_own in _ADAPTER_ONLY:  # SQLAlchemy's, not asyncpg's
+                ckw.pop(adapters_own, None)
             ckw["statement_cache_size"] = 64
 
             async def connect() -> Any:
