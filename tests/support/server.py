@@ -132,10 +132,6 @@ def server_env(
         "VEDIKA_RATE_SESSIONS_PER_MINUTE": "100000",
         "VEDIKA_RATE_MESSAGES_PER_MINUTE": "100000",
         "VEDIKA_MAX_CONCURRENT_ANSWERS": "0",
-        # Half the default pool: the suite's processes run instances side by side on
-        # one PostgreSQL (max_connections 100), a pair of them 2 x (15 + 4) at most.
-        "VEDIKA_DB_POOL_SIZE": "5",
-        "VEDIKA_DB_MAX_OVERFLOW": "10",
     }
     env.update(extra)
     return env
