@@ -343,44 +343,44 @@ class TurnService:
             daily=daily_allowance(self.settings, device_id),
             message_id=message_id,
         )
-        answer = {
-            "id": message_id,
-            "conversation_id": conversation_id,
-            "role": "assistant",
-            "content": "",
-            "status": data.ASSISTANT_LIVE,
-            "model": model.id,
-            "routing": {
+        if a.placed.question is None:
+            data.insert_message(
+                conn,
+                id=a.user_message_id,
+                conversation_id=conversation_id,
+                role="user",
+                content=text,
+                status="complete",
+                mode=req.mode,
+                interaction_mode=req.interaction_mode or "type",
+                created_at=now,
+                updated_at=now,
+                parent_id=a.placed.parent,
+                **({"sources": a.sources} if a.sources else {}),
+                **({"attachments": a.attachments} if a.attachments else {}),
+            )
+        data.insert_message(
+            conn,
+            id=message_id,
+            conversation_id=conversation_id,
+            role="assistant",
+            content="",
+            status=data.ASSISTANT_LIVE,
+            model=model.id,
+            routing={
                 "selected_model": model.id,
                 "reason": choice.reason,
                 "confidence": choice.confidence,
             },
-            "mode": req.mode,
-            "interaction_mode": req.interaction_mode or "type",
-            "coins_charged": model.coins_per_message,
-            "instance_id": self.instance_id,
-            "created_at": now + ASSISTANT_AFTER,
-            "updated_at": now,
-            "heartbeat_at": now,
-            "parent_id": a.user_message_id,
-        }
-        if a.placed.question is None:  # else regenerating: a new answer to the stored one
-            question = {
-                "id": a.user_message_id,
-                "conversation_id": conversation_id,
-                "role": "user",
-                "content": text,
-                "status": "complete",
-                "mode": req.mode,
-                "interaction_mode": req.interaction_mode or "type",
-                "created_at": now,
-                "updated_at": now,
-                "parent_id": a.placed.parent,
-                **({"sources": a.sources} if a.sources else {}),
-                **({"attachments": a.attachments} if a.attachments else {}),
-            }
-            data.insert_message(conn, **question)
-        data.insert_message(conn, **answer)
+            mode=req.mode,
+            interaction_mode=req.interaction_mode or "type",
+            coins_charged=model.coins_per_message,
+            instance_id=self.instance_id,
+            created_at=now + ASSISTANT_AFTER,
+            updated_at=now,
+            heartbeat_at=now,
+            parent_id=a.user_message_id,
+        )
         if not created:
             added = 2 if a.placed.question is None else 1
             data.touch_conversation(
