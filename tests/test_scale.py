@@ -93,6 +93,60 @@ async def test_resume_on_the_other_instance_gets_the_rest_exactly_once(pair) -> 
         assert r.text.count("event: stream_complete") == 1
 
 
+async def test_a_stream_whose_end_never_reached_redis_ends_from_the_store(
+    tmp_path, pg_url, paced, models_file
+) -> None:
+    """An instance that died after storing an answer's end, before its writer sent the
+    last chunks and the terminal event to Redis, leaves a stream that never ends (once,
+    in CI, a client behind nginx waited 120 s on one). A client following it on the
+    other instance gets the stored rest once, and the end, when the stream has been
+    silent as long as a heartbeat may be."""
+    from redis.asyncio import Redis
+
+    from vedika.scale.redis_hub import key_for
+
+    quick = {"VEDIKA_HEARTBEAT_STALE_SECONDS": "1", "VEDIKA_FLUSH_SECONDS": "0.3"}
+    with (
+        instance(tmp_path, "a", pg_url, paced, models_file, **quick) as a,
+        instance(tmp_path, "b", pg_url, paced, models_file, **quick) as b,
+    ):
+        async with Api(a.url) as api:
+            prompt = "an end lost on the way"
+            first = await api.ask(prompt, model_id="fake-steady", on=a)
+            cid, mid = first[0]["conversation_id"], first[0]["message_id"]
+            stored = await api.wait_status(cid, mid)
+            n = stored["chunk_count"]
+            assert stored["status"] == "complete" and n > 4
+            redis = Redis.from_url(SYSTEM_REDIS)
+            try:
+                entries = await redis.xrange(key_for(mid))
+                kinds = [fields[b"t"].decode() for _sid, fields in entries]
+                assert kinds[-3:] == ["content_chunk", "content_chunk", "stream_complete"]
+                await redis.xdel(key_for(mid), *(sid for sid, _f in entries[-3:]))
+                await redis.expire(key_for(mid), 60)
+            finally:
+                await redis.aclose()
+
+            loop = asyncio.get_running_loop()
+            began = loop.time()
+            whole = await api.ask(message_id=mid, on=b, timeout=20)
+            waited = loop.time() - began
+            types = [e["type"] for e in whole]
+            assert types.count("stream_start") == 1 and types[-1] == "stream_complete"
+            assert types.count("stream_complete") == 1
+            end = whole[-1]
+            ids = [e["chunk_id"] for e in chunks_of(whole)]
+            assert ids == [*range(1, n - 1), n]  # the hub's chunks, then the stored rest
+            assert text_of(whole) == stored["content"] == end["full_response"]
+            assert waited < 10, waited  # a stale heartbeat (1 s) and a tick, not the TTL
+
+            # A client that had every chunk Redis held resumes: the rest once, the end.
+            rest = await api.ask(message_id=mid, resume_from=n - 2, on=b, timeout=20)
+            assert [e["type"] for e in rest] == ["content_chunk", "stream_complete"]
+            assert rest[0]["chunk_id"] == n
+            assert rest[0]["content"] == text_of(chunks_of(first)[-2:])
+
+
 async def test_start_on_one_instance_stream_right_away_on_the_other(pair) -> None:
     a, b = pair
     async with Api(a.url) as api:

@@ -26,7 +26,7 @@ from vedika.modes.tools import load_tool_modules
 from vedika.modes.tools import registry as tool_registry
 from vedika.scale.hub import MemoryHub, StreamHub
 from vedika.scale.ratelimit import MemoryLimiter, RateLimiter, RedisLimiter
-from vedika.scale.redis_hub import RedisHub
+from vedika.scale.redis_hub import IDLE_TICK_S, RedisHub
 from vedika.scale.stop_bus import StopBus
 from vedika.settings import Settings
 from vedika.sources.service import SourcesService
@@ -84,6 +84,7 @@ async def build_services(settings: Settings) -> Services:
             reader=reader,
             retention=settings.stream_retention_seconds,
             batch_gap=settings.redis_batch_ms / 1000,
+            idle_tick=min(IDLE_TICK_S, settings.heartbeat_stale_after / 2),
         )
         limiter = RedisLimiter(redis)
     else:

@@ -169,7 +169,14 @@ class ChatService:
         self, session: DeviceSession, answer: StoredMessage | streams.Accepted, after: int
     ) -> AsyncIterator[list[Entry]]:
         """The answer's events after chunk `after`, in batches, to its terminal event."""
-        return streams.subscribe(self.hub, self.reaper, answer, after, session.owner)
+        return streams.subscribe(
+            self.hub,
+            self.reaper,
+            answer,
+            after,
+            session.owner,
+            reload=lambda: self.answer(session, answer.id),
+        )
 
     def accepted(self, session: DeviceSession, turn: Turn) -> streams.Accepted:
         """What `follow` needs of an answer just started here, without reading its row."""

@@ -15,19 +15,24 @@ after its chunk.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+
+import structlog
 
 from vedika import protocol as p
 from vedika.chat.events import EventFactory, entry
 from vedika.chat.finish import Ending, terminal
 from vedika.chat.generation import INTERRUPTED
 from vedika.chat.reaper import Reaper
-from vedika.protocol import MessageStatus
+from vedika.protocol import TERMINAL_TYPES, MessageStatus
 from vedika.scale.hub import Entry, StreamHub
 from vedika.scale.redis_hub import RedisUnavailable
 from vedika.store.conversations import StoredMessage
+
+log = structlog.get_logger(__name__)
 
 
 def stored_events(row: StoredMessage, after: int) -> list[Entry]:
@@ -109,26 +114,60 @@ class Accepted:
 
 
 async def subscribe(
-    hub: StreamHub, reaper: Reaper, row: StoredMessage | Accepted, after: int, device_id: str
+    hub: StreamHub,
+    reaper: Reaper,
+    row: StoredMessage | Accepted,
+    after: int,
+    device_id: str,
+    reload: Callable[[], Awaitable[StoredMessage]] | None = None,
 ) -> AsyncIterator[list[Entry]]:
     """Batches of events for the answer in `row` (a message row or `Accepted`), from
-    after chunk `after`."""
+    after chunk `after`. `reload` reads the row again (`Accepted` has its own).
+
+    The hub's stream is trusted while it moves. One silent for as long as a heartbeat
+    may be (`reaper.stale_after`) is checked against the row: an instance that died
+    between storing an answer's end and publishing it left a stream that will never
+    end, and the row's terminal event is given instead. A stream that ends without a
+    terminal event (it expired) is finished from the row the same way."""
+    load = row.load if isinstance(row, Accepted) else reload
+    last = after  # the last chunk given (an entry's chunk_id is that or its own)
+    before_text: set[str] = set()  # the types given before the first chunk
+    clock = asyncio.get_running_loop().time
+    quiet_since = clock()
     got = False
     try:
         async for batch in hub.subscribe(row.id, after):
-            got = True
-            yield batch
+            if batch:
+                got = True
+                if last == 0:
+                    before_text.update(e.type for e in batch)
+                tail = batch[-1]
+                last = tail.chunk_id
+                yield batch
+                if tail.type in TERMINAL_TYPES:
+                    return
+                quiet_since = clock()
+                continue
+            # The hub's idle tick: nothing came.
+            if load is None or clock() - quiet_since < reaper.stale_after:
+                continue
+            quiet_since = clock()
+            now = await load()
+            if now.status is not MessageStatus.STREAMING:
+                log.info("stream.ended_from_store", message_id=row.id, after=last)
+                yield _unsent(stored_events(now, last), before_text, last)
+                return
     except RedisUnavailable:
-        yield [_unavailable(row, after)]
-        return
-    if got:
+        yield [_unavailable(row, last)]
         return
     if isinstance(row, Accepted):
         row = await row.load()
+    elif got and reload is not None:
+        row = await reload()  # the hub's stream expired unended: the row as it is now
     if row.status is MessageStatus.STREAMING:
         if hub.distributed and not _stale(row, reaper.stale_after):
             # Alive elsewhere, but its stream is not reachable (Redis lost it).
-            yield [_unavailable(row, after)]
+            yield [_unavailable(row, last)]
             return
         # Nobody is generating it and nobody will: settle it now rather than hang.
         try:
@@ -142,7 +181,7 @@ async def subscribe(
                 has_steps=bool(row.steps),
             )
         except RedisUnavailable:
-            yield [_unavailable(row, after)]
+            yield [_unavailable(row, last)]
             return
         if written is not None:
             row = row.but(
@@ -155,7 +194,15 @@ async def subscribe(
             error_code=INTERRUPTED.code,
             error_message=INTERRUPTED.message,
         )
-    yield stored_events(row, after)
+    yield _unsent(stored_events(row, last), before_text, last)
+
+
+def _unsent(entries: list[Entry], before_text: set[str], last: int) -> list[Entry]:
+    """A replay from the store without what the hub gave already before the first chunk
+    (a replay from the start repeats stream_start, sources, ...)."""
+    if last or not before_text:
+        return entries
+    return [e for e in entries if e.type not in before_text]
 
 
 def _stale(row: StoredMessage, seconds: float) -> bool:

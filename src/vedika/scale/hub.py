@@ -41,7 +41,9 @@ class StreamHub(Protocol):
 
     def subscribe(self, message_id: str, after: int = 0) -> AsyncIterator[list[Entry]]:
         """Batches of events after chunk `after`, then the live tail, until the terminal
-        event. Yields nothing at all when the hub does not know the answer."""
+        event. Yields nothing at all when the hub does not know the answer. A distributed
+        hub yields an empty batch when the stream has been silent a while (a tick: an
+        instance that died before publishing the end leaves a stream that never ends)."""
 
     async def read(self, message_id: str) -> list[Entry]:
         """Every event the hub holds of the answer now, in order, without waiting for

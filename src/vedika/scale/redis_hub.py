@@ -49,6 +49,9 @@ PREFIX = "vedika:stream:"
 FOREIGN_OFFSET = 1_000_000_000
 MAXLEN = 50_000  # a guard; answers are far shorter
 BLOCK_MS = 10_000
+# A follower whose stream is silent this long gets an empty batch (vedika.chat.streams),
+# at most: the services tick at half the time a heartbeat may be stale.
+IDLE_TICK_S = 5.0
 # The shared reader's XREAD: a stream that joins interrupts it (CLIENT UNBLOCK); should
 # that come before Redis even started blocking, the join waits this long at most.
 TAIL_BLOCK_MS = 1_000
@@ -79,8 +82,10 @@ class RedisHub:
         on_failure: Callable[[set[str]], None] | None = None,
         on_superseded: Callable[[set[str]], None] | None = None,
         batch_gap: float = BATCH_GAP,
+        idle_tick: float = IDLE_TICK_S,
     ) -> None:
         self.writer = writer
+        self.idle_tick = idle_tick
         self.batch_gap = batch_gap
         self.reader = reader
         self.retention = max(int(retention), 1)
@@ -486,10 +491,13 @@ class RedisHub:
                     break
             self.tails.advance(key, pos)
             while not done:  # the live tail, from the instance's one reader
-                got = await follower.take(BLOCK_MS / 1000)
+                got = await follower.take(self.idle_tick)
                 if got is None:
                     if not await self.reader.exists(key):
                         return  # expired without a terminal event
+                    # A tick: the subscriber may check whether a silent stream's answer
+                    # ended anyway (its instance died before publishing the end).
+                    yield []
                     continue
                 batch, pos, done = _after(got, pos)
                 if batch:
