@@ -17,6 +17,7 @@ from vedika import protocol as p
 from vedika.chat import streams
 from vedika.chat.finish import Terminal
 from vedika.chat.generation import Generations
+from vedika.chat.preflight import Preflight
 from vedika.chat.reaper import Reaper
 from vedika.chat.turns import Turn, TurnService, too_many_answers
 from vedika.errors import BadRequest, NotFound, ServiceUnavailable
@@ -81,21 +82,21 @@ class ChatService:
         turn = await self.turns.accept(
             session,
             req,
-            before_charge=lambda _reads: self._limits(session),
+            before_charge=lambda look: self._limits(session, look),
             prefetch=get_mode(req.mode).prefetcher(req, self.modes),
         )
         if not turn.replayed:
             await self.generations.start(turn)
         return turn
 
-    async def _limits(self, session: DeviceSession) -> None:
+    async def _limits(self, session: DeviceSession, look: Preflight) -> None:
         """Checks that run for new turns only (an idempotent retry is never limited
         twice)."""
         settings = self.settings
         if settings.max_concurrent_answers:
             # A first look, so a refused turn sends nothing upstream early; the count
             # that holds under concurrency is taken again in the turn's transaction.
-            live = await data.streaming_now(self.store, device_id=session.owner)
+            live = await look.live()
             if live >= settings.max_concurrent_answers:
                 raise too_many_answers(live)
         # Counted last, so a message refused for another reason does not use up the rate.

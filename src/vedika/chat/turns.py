@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vedika.chat import branching
+from vedika.chat.preflight import Preflight
 from vedika.credits import ledger
 from vedika.credits.plans import daily_allowance
 from vedika.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, RateLimited
@@ -173,13 +174,14 @@ class TurnService:
         self,
         session: DeviceSession,
         req: ChatRequest,
-        before_charge: Callable[[Reads], Awaitable[None]] | None = None,
+        before_charge: Callable[[Preflight], Awaitable[None]] | None = None,
         prefetch: Prefetcher | None = None,
     ) -> Turn:
-        """`before_charge` runs last before the transaction; its reads can share the
-        connection of the ones before it. `prefetch` (the mode's) may send the turn's
-        model call before the transaction (vedika.modes.early); the call ends up on the
-        new Turn, or is closed if the turn is not stored."""
+        """`before_charge` runs last before the transaction, with the turn's first look
+        at its device (read once, for it and the early call's coins). `prefetch` (the
+        mode's) may send the turn's model call before the transaction
+        (vedika.modes.early); the call ends up on the new Turn, or is closed if the turn
+        is not stored."""
         text = self.check_message(req.message)
         branching.check(req)
         device_id = session.owner
@@ -195,7 +197,7 @@ class TurnService:
         device_id: str,
         text: str,
         req: ChatRequest,
-        before_charge: Callable[[Reads], Awaitable[None]] | None,
+        before_charge: Callable[[Preflight], Awaitable[None]] | None,
         prefetch: Prefetcher | None,
     ) -> Turn:
         async with self.store.reads() as reads:
@@ -210,9 +212,14 @@ class TurnService:
             sources, attachments = await self._sources(reads, device_id, req)
             model_id = await self._model_id(reads, req, device_id)
             choice = self.models.resolve(model_id, text, req.query_type)
+            look = Preflight(
+                self.store,
+                device_id=device_id,
+                daily=daily_allowance(self.settings, device_id),
+            )
             if before_charge is not None:
-                await before_charge(reads)
-            affordable = prefetch is not None and await self._affordable(device_id, choice.model)
+                await before_charge(look)
+            affordable = prefetch is not None and await self._affordable(look, choice.model)
         model = choice.model
         now = utcnow()
         conversation_id = req.conversation_id or uuid7()
@@ -248,16 +255,12 @@ class TurnService:
                 turn.prefetched = early
         return turn
 
-    async def _affordable(self, device_id: str, model: ModelInfo) -> bool:
+    @staticmethod
+    async def _affordable(look: Preflight, model: ModelInfo) -> bool:
         """Whether the device can pay for this turn, read before its model call may go
         out early, so a turn refused for its coins never sends its prompt upstream."""
         price = model.coins_per_message
-        if price <= 0:
-            return True
-        balance = await ledger.balance(
-            self.store, device_id=device_id, daily=daily_allowance(self.settings, device_id)
-        )
-        return balance.remaining >= price
+        return price <= 0 or (await look.balance()).remaining >= price
 
     def _admit(self, conn: Connection, device_id: str) -> None:
         """The concurrent-answers cap, inside the turn's transaction so that concurrent

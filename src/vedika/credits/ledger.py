@@ -38,11 +38,12 @@ _GRANTED = (
 )
 # One row always (scalar subqueries): today's allowance and use (NULL before the day's
 # first charge) and the granted coins left (NULL if none were ever granted).
-_BALANCE = select(
+BALANCE_COLUMNS = (  # also part of a turn's first look (vedika.chat.preflight)
     select(coin_days.c.allowance).where(_DAY).scalar_subquery().label("allowance"),
     select(coin_days.c.used).where(_DAY).scalar_subquery().label("used"),
     _GRANTED.label("granted"),
 )
+_BALANCE = select(*BALANCE_COLUMNS)
 _BALANCE_READ = PointRead(_BALANCE)  # a page load and every turn read it
 _OPEN_DAY = {dialect: insert_ignore(dialect, coin_days) for dialect in ("sqlite", "postgresql")}
 

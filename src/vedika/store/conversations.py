@@ -12,6 +12,7 @@ from sqlalchemy import (
     Connection,
     Integer,
     Row,
+    ScalarSelect,
     and_,
     bindparam,
     delete,
@@ -318,13 +319,10 @@ def count_streaming(conn: Connection, *, device_id: str) -> int:
     return int(conn.execute(_COUNT_STREAMING, {"b_device": device_id}).scalar_one())
 
 
-_COUNT_STREAMING_READ = PointRead(_COUNT_STREAMING)
-
-
-async def streaming_now(store: Store, *, device_id: str) -> int:
-    """`count_streaming` as a point read, outside any transaction (a turn's first look)."""
-    row = await store.first(_COUNT_STREAMING_READ, {"b_device": device_id})
-    return int(row[0]) if row else 0
+def streaming_count() -> ScalarSelect[Any]:
+    """`count_streaming` as a scalar subquery (bound by `b_device`): part of a turn's
+    first look (vedika.chat.preflight)."""
+    return _COUNT_STREAMING.scalar_subquery()
 
 
 _MESSAGES = (
