@@ -25,6 +25,7 @@ from vedika.api.openapi import install_openapi
 from vedika.api.ops import docs_exposed
 from vedika.api.responses import JSONResponse
 from vedika.api.socket import SocketFirst
+from vedika.heap import settle_heap
 from vedika.logs import configure_logging
 from vedika.services import build_services
 from vedika.settings import Settings, load_settings
@@ -59,7 +60,9 @@ class VedikaApp(FastAPI):
         return SocketFirst(RequestContext(inner_http, hsts=self.hsts), self)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, own_process: bool = False) -> FastAPI:
+    """The app. `own_process`: it is all this process serves (`vedika serve`, the ASGI
+    entry point for workers), so its heap may be settled once it is up (vedika.heap)."""
     settings = settings or load_settings()
     configure_logging(settings.log_level, settings.log_json)
 
@@ -76,6 +79,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             services.stop_bus.start()
         services.generations.start_background()
         services.reaper.start()
+        if own_process:
+            settle_heap()
         log.info(
             "vedika.started",
             version=__version__,

@@ -2,4 +2,4 @@
 
 from vedika.app import create_app
 
-app = create_app()
+app = create_app(own_process=True)

@@ -57,7 +57,7 @@ def _host_for_url(host: str) -> str:
 def _factory() -> Callable[[], FastAPI]:
     from vedika.app import create_app
 
-    return create_app
+    return lambda: create_app(own_process=True)
 
 
 def _migrate(_args: argparse.Namespace) -> int:
