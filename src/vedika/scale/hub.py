@@ -13,12 +13,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol
+from typing import Protocol
+
+import msgspec
 
 from vedika.protocol import TERMINAL_TYPES
 
 
-class Entry(NamedTuple):
+class Entry(msgspec.Struct, frozen=True, gc=False):
+    """One event as the hub keeps it. Not a NamedTuple: the collector never stops
+    tracking a tuple subclass, and the hub keeps every answer's entries for its
+    retention (120,000 of them at 100 streams), which every full collection then walked
+    (vedika.heap). A struct of strings and an int cannot be part of a cycle, so
+    `gc=False` is safe; it is also made in a quarter of the time."""
+
     type: str
     chunk_id: int  # for content chunks its id; otherwise the last chunk id before it
     data: str  # the encoded JSON event, ready for the wire
