@@ -14,7 +14,9 @@ Measured at 100 streams on one core (`bench.level 100`, three alternated runs ea
 docs/benchmarks/README.md): the largest gap between two chunks of any stream 62-72 ms
 frozen against 198-268 ms not; the gaps' p99 and the CPU per chunk unchanged within
 noise. A larger first threshold (20,000) traded the few full collections for young
-ones of ~20 ms each and no smaller maximum, so the thresholds stay Python's.
+ones of ~20 ms each and no smaller maximum, so the thresholds stay Python's. What the
+collector still walks should stay small: objects kept by the thousand for minutes
+belong out of its sight (the hub's `Entry`, vedika.scale.hub).
 """
 
 from __future__ import annotations
