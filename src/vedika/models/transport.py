@@ -64,6 +64,11 @@ class Response:
                     return
                 yield chunk
         except (aiohttp.ClientError, OSError) as exc:  # OSError covers TimeoutError
+            # aiohttp raises a broken connection's error ahead of the bytes it still
+            # holds: what the upstream sent before it broke is part of the answer.
+            rest = _still_buffered(content)
+            if rest:
+                yield rest
             raise _translate(exc) from None
 
 
@@ -155,6 +160,18 @@ class Upstream:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _still_buffered(content: aiohttp.StreamReader) -> bytes:
+    """The bytes a failed body still holds (aiohttp's `readany` and `read_nowait` raise
+    the error first; its `_read_nowait` returns them)."""
+    take = getattr(content, "_read_nowait", None)
+    if take is None:  # an aiohttp without it: the bytes are lost, as before
+        return b""
+    try:
+        return bytes(take(-1))
+    except Exception:  # e.g. its timer's own timeout: nothing more to give
+        return b""
 
 
 def _translate(exc: Exception) -> TransportError:
