@@ -27,6 +27,7 @@ from vedika.chat.events import EventFactory, entry
 from vedika.chat.finish import Ending, terminal
 from vedika.chat.generation import INTERRUPTED
 from vedika.chat.reaper import Reaper
+from vedika.errors import NotFound
 from vedika.protocol import TERMINAL_TYPES, MessageStatus
 from vedika.scale.hub import Entry, StreamHub
 from vedika.scale.redis_hub import RedisUnavailable
@@ -152,7 +153,10 @@ async def subscribe(
             if load is None or clock() - quiet_since < reaper.stale_after:
                 continue
             quiet_since = clock()
-            now = await load()
+            try:
+                now = await load()
+            except NotFound:
+                return  # deleted meanwhile: nothing is left to end
             if now.status is not MessageStatus.STREAMING:
                 log.info("stream.ended_from_store", message_id=row.id, after=last)
                 yield _unsent(stored_events(now, last), before_text, last)
@@ -163,7 +167,10 @@ async def subscribe(
     if isinstance(row, Accepted):
         row = await row.load()
     elif got and reload is not None:
-        row = await reload()  # the hub's stream expired unended: the row as it is now
+        try:
+            row = await reload()  # the stream ended without its end: the row now
+        except NotFound:
+            return  # deleted (the hub forgot it for that): nothing is left to end
     if row.status is MessageStatus.STREAMING:
         if hub.distributed and not _stale(row, reaper.stale_after):
             # Alive elsewhere, but its stream is not reachable (Redis lost it).
