@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None, *, own_process: bool = False) -
             services.stop_bus.start()
         services.generations.start_background()
         services.reaper.start()
+        services.search_index.start()
         if own_process:
             settle_heap()
         log.info(
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None, *, own_process: bool = False) -
             log.warning("vedika.draining", live=len(services.generations.live))
             await services.generations.drain(settings.drain_seconds)
             await services.reaper.close()
+            await services.search_index.close()
             if services.stop_bus:
                 await services.stop_bus.close()
             await services.hub.close()

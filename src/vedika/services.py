@@ -31,6 +31,7 @@ from vedika.scale.stop_bus import StopBus
 from vedika.settings import Settings
 from vedika.sources.service import SourcesService
 from vedika.store.engine import Store, make_engine
+from vedika.store.search_queue import SearchIndexer
 from vedika.voice.deepgram import DeepgramKeys
 
 
@@ -47,6 +48,7 @@ class Services:
     instance_id: str
     limiter: RateLimiter
     health: HealthProbe  # the database and Redis checks behind /health
+    search_index: SearchIndexer  # SQLite's full-text index, written in batches
     stop_bus: StopBus | None = None
     redis: Redis | None = None
     sources: SourcesService | None = None  # attached files, web search, retrieval
@@ -139,6 +141,7 @@ async def build_services(settings: Settings) -> Services:
         sources=sources,
         deepgram=DeepgramKeys(settings, http),
         health=HealthProbe(store, redis, hub),
+        search_index=SearchIndexer(store),
         oidc=Providers(
             settings.oidc_providers,
             http,

@@ -2,7 +2,8 @@
 search over titles and, by full text, over what was said in them.
 
 The full-text index is the migration's (0008): on SQLite the FTS5 table `messages_fts`,
-on PostgreSQL the generated column `messages.tsv`. A search is a prefix match of every
+written in batches (vedika.store.search_queue), on PostgreSQL the generated column
+`messages.tsv`. A search is a prefix match of every
 word typed (so the sidebar finds as one types), ANDed, plus a substring match on the
 title, as before.
 """
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vedika.store.conversations import LISTED
 from vedika.store.engine import Store
 from vedika.store.pointread import PointRead
+from vedika.store.search_queue import catch_up
 from vedika.store.tables import TS, conversations
 
 _WORDS = re.compile(r"\w+", re.UNICODE)
@@ -140,6 +142,7 @@ async def page(
         fts = fts_query(store.dialect, q)
         if fts is not None:
             values["b_fts"] = fts
+            await catch_up(store)  # what is queued for the index (SQLite) goes in first
     if cursor is not None:
         values["b_pin"] = int(cursor.pinned)
         values["b_at"], values["b_cid"] = cursor.updated_at, cursor.id

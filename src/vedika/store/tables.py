@@ -327,7 +327,8 @@ conversations.append_column(Column("active_leaf_id", String(36), nullable=True))
 # token (vedika.ids.share_id). `device_id` is the owner key of who shared it; who may
 # re-share or revoke is decided by owning the conversation. Revoked: `revoked_at` set.
 # The full text over messages is dialect-specific and lives only in the migration:
-# SQLite: the FTS5 table `messages_fts` (kept by triggers); PostgreSQL: the generated
+# SQLite: the FTS5 table `messages_fts` (triggers queue messages for it, 0013, and
+# vedika.store.search_queue indexes the queue in batches); PostgreSQL: the generated
 # tsvector column `messages.tsv` with a GIN index.
 shares = Table(
     "shares",
