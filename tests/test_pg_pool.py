@@ -112,13 +112,14 @@ async def test_a_connection_idle_long_enough_is_pinged_first(fresh_pg: str, wire
 
 # A new turn's round trips on PostgreSQL, each one a simple query or a sync, as this
 # code sends them (the list prints when the test fails). A change that adds one shows
-# here. 11: one point read (the device's live answers and its balance: the turn's first
+# here. 8: one point read (the device's live answers and its balance: the turn's first
 # look, vedika.chat.preflight); BEGIN, the device's lock, its live answers again, the
-# conversation, the charge, its ledger entry, the question, the answer, COMMIT; the
-# ending, one statement. It was 22, with a ping at each checkout, a transaction around
-# the ending, and the day's row opened apart from its charge; 12 with the first look
-# as two point reads.
-TURN_ROUND_TRIPS = 11
+# charge with its ledger entry, the conversation with the question and the answer
+# (vedika.store.dialect.insert_rows), COMMIT; the ending, one statement. It was 22,
+# with a ping at each checkout, a transaction around the ending, and the day's row
+# opened apart from its charge; 12 with the first look as two point reads; 11 with the
+# charge's entry and each new row apart.
+TURN_ROUND_TRIPS = 8
 
 
 async def test_a_new_turn_stays_within_its_round_trips(

@@ -34,6 +34,7 @@ from vedika.settings import Settings
 from vedika.store import conversations as data
 from vedika.store import files as files_data
 from vedika.store import idempotency, tree
+from vedika.store.dialect import NewRow, insert_rows
 from vedika.store.engine import Reads, Store
 from vedika.store.preferences import preference_in
 
@@ -318,6 +319,7 @@ class TurnService:
         conversation_id, message_id = a.conversation_id, a.message_id
         model = choice.model
         self._admit(conn, device_id)
+        rows: list[NewRow] = []  # inserted together (one round trip on PostgreSQL)
         if not created:
             locked = tree.lock(conn, conversation_id=conversation_id, device_id=device_id)
             if locked is None:
@@ -327,18 +329,6 @@ class TurnService:
             a.placed = branching.place(conn, req, locked=locked)
             if a.placed.question is not None:  # regenerating: the answer's question
                 a.user_message_id = a.placed.question
-        else:
-            # Written with its final count and model: no touch follows.
-            data.create_conversation(
-                conn,
-                conversation_id=conversation_id,
-                device_id=device_id,
-                title=make_title(text),
-                model=model.id,
-                now=now,
-                message_count=2,
-                active_leaf_id=message_id,
-            )
         balance, txn = ledger.charge(
             conn,
             device_id=device_id,
@@ -346,44 +336,60 @@ class TurnService:
             daily=daily_allowance(self.settings, device_id),
             message_id=message_id,
         )
+        if created:
+            # Written with its final count and model: no touch follows.
+            rows.append(
+                data.conversation_row(
+                    conversation_id=conversation_id,
+                    device_id=device_id,
+                    title=make_title(text),
+                    model=model.id,
+                    now=now,
+                    message_count=2,
+                    active_leaf_id=message_id,
+                )
+            )
         if a.placed.question is None:
-            data.insert_message(
-                conn,
-                id=a.user_message_id,
+            rows.append(
+                data.message_row(
+                    id=a.user_message_id,
+                    conversation_id=conversation_id,
+                    role="user",
+                    content=text,
+                    status="complete",
+                    mode=req.mode,
+                    interaction_mode=req.interaction_mode or "type",
+                    created_at=now,
+                    updated_at=now,
+                    parent_id=a.placed.parent,
+                    **({"sources": a.sources} if a.sources else {}),
+                    **({"attachments": a.attachments} if a.attachments else {}),
+                )
+            )
+        rows.append(
+            data.message_row(
+                id=message_id,
                 conversation_id=conversation_id,
-                role="user",
-                content=text,
-                status="complete",
+                role="assistant",
+                content="",
+                status=data.ASSISTANT_LIVE,
+                model=model.id,
+                routing={
+                    "selected_model": model.id,
+                    "reason": choice.reason,
+                    "confidence": choice.confidence,
+                },
                 mode=req.mode,
                 interaction_mode=req.interaction_mode or "type",
-                created_at=now,
+                coins_charged=model.coins_per_message,
+                instance_id=self.instance_id,
+                created_at=now + ASSISTANT_AFTER,
                 updated_at=now,
-                parent_id=a.placed.parent,
-                **({"sources": a.sources} if a.sources else {}),
-                **({"attachments": a.attachments} if a.attachments else {}),
+                heartbeat_at=now,
+                parent_id=a.user_message_id,
             )
-        data.insert_message(
-            conn,
-            id=message_id,
-            conversation_id=conversation_id,
-            role="assistant",
-            content="",
-            status=data.ASSISTANT_LIVE,
-            model=model.id,
-            routing={
-                "selected_model": model.id,
-                "reason": choice.reason,
-                "confidence": choice.confidence,
-            },
-            mode=req.mode,
-            interaction_mode=req.interaction_mode or "type",
-            coins_charged=model.coins_per_message,
-            instance_id=self.instance_id,
-            created_at=now + ASSISTANT_AFTER,
-            updated_at=now,
-            heartbeat_at=now,
-            parent_id=a.user_message_id,
         )
+        insert_rows(conn, rows)
         if not created:
             added = 2 if a.placed.question is None else 1
             data.touch_conversation(

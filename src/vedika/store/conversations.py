@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vedika.protocol import MessageStatus, aware
+from vedika.store.dialect import NewRow
 from vedika.store.engine import Store
 from vedika.store.pointread import PointRead
 from vedika.store.tables import conversations, messages, shares
@@ -218,8 +219,12 @@ def owns_conversation(conn: Connection, *, conversation_id: str, device_id: str)
     return conn.execute(_GET_CONVERSATION, params).first() is not None
 
 
-def create_conversation(
-    conn: Connection,
+def create_conversation(conn: Connection, **fields: Any) -> None:
+    """A new conversation (`conversation_row`'s fields)."""
+    conn.execute(_INSERT_CONVERSATION, conversation_row(**fields)[1])
+
+
+def conversation_row(
     *,
     conversation_id: str,
     device_id: str,
@@ -228,24 +233,22 @@ def create_conversation(
     now: datetime,
     message_count: int = 0,
     active_leaf_id: str | None = None,
-) -> None:
-    """`message_count`: the messages inserted with it, so no touch has to follow;
-    `active_leaf_id`: the answer it is created for, so no `tree.set_leaf` either (a
-    statement, and on PostgreSQL a round trip, fewer per new conversation)."""
-    conn.execute(
-        _INSERT_CONVERSATION,
-        {
-            "active_leaf_id": active_leaf_id,
-            "id": conversation_id,
-            "device_id": device_id,
-            "title": title,
-            "model": model,
-            "created_at": now,
-            "updated_at": now,
-            "message_count": message_count,
-            "total_tokens": 0,
-        },
-    )
+) -> NewRow:
+    """A new conversation's row. `message_count`: the messages inserted with it, so no
+    touch has to follow; `active_leaf_id`: the answer it is created for, so no
+    `tree.set_leaf` either (a statement, and on PostgreSQL a round trip, fewer per new
+    conversation)."""
+    return conversations, {
+        "active_leaf_id": active_leaf_id,
+        "id": conversation_id,
+        "device_id": device_id,
+        "title": title,
+        "model": model,
+        "created_at": now,
+        "updated_at": now,
+        "message_count": message_count,
+        "total_tokens": 0,
+    }
 
 
 def touch_conversation(
@@ -275,6 +278,11 @@ def insert_message(conn: Connection, **values: Any) -> None:
     """Columns not given are left out (NULL), never written as a JSON null. Each set of
     given columns compiles once: callers use a handful."""
     conn.execute(_INSERT_MESSAGE, _MESSAGE_DEFAULTS | values)
+
+
+def message_row(**values: Any) -> NewRow:
+    """A message's row as `insert_message` writes it, for `insert_rows`."""
+    return messages, _MESSAGE_DEFAULTS | values
 
 
 async def find_message(
