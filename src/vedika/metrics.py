@@ -32,6 +32,15 @@ class Metrics:
         self.reaped = Counter(
             "vedika_reaped_total", "Answers marked interrupted by the reaper", registry=r
         )
+        self._finished: dict[str, Counter] = {}
+
+    def finished(self, status: str) -> None:
+        """Count an answer's end. The child of each status is kept: prometheus'
+        `labels()` takes a lock and builds a key on every call (1% of a turn's CPU)."""
+        child = self._finished.get(status)
+        if child is None:
+            child = self._finished[status] = self.generations_finished.labels(status=status)
+        child.inc()
 
 
 METRICS = Metrics()

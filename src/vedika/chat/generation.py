@@ -358,7 +358,7 @@ class Generations:
                 code=ending.error.code,
                 chunks=gen.chunk_id,
             )
-        METRICS.generations_finished.labels(status=ending.status.value).inc()
+        METRICS.finished(ending.status.value)
         bal = turn.balance
         used = max(bal.used - refunded, 0)
         event = terminal(
@@ -384,7 +384,7 @@ class Generations:
         # before settling, any reaper settles it once it is stale.
         self.live.pop(mid, None)
         log.warning("generation.superseded", message_id=mid, chunks=gen.chunk_id)
-        METRICS.generations_finished.labels(status="superseded").inc()
+        METRICS.finished("superseded")
         fallback = entry(terminal(gen.events, ending, chunks=gen.chunk_id), gen.chunk_id)
         end = await self.hub.ended(mid, fallback)
         if not gen.ended.done():
