@@ -134,3 +134,31 @@ async def test_attach_after_finish_replays_from_the_log(server, api: Api) -> Non
     events = await api.ask(conversation_id=start["conversation_id"])
     done = assert_invariants(events)
     assert done["full_response"] == "".join(fake_reply("fake-fast", "finished already"))
+
+
+async def test_two_answers_on_one_socket_each_keep_their_order(server, api: Api) -> None:
+    """Frames of two answers (and a pong) share one socket with no lock between them:
+    each answer's events still arrive whole and in order, and the pong comes."""
+    prompts = ["first of two at once", "second of two at once"]
+    async with Socket(server.ws_url) as ws:
+        for prompt in prompts:
+            await ws.send_chat(api, prompt, model_id="fake-steady")
+        await ws.send(routeKey="ping")
+        by_answer: dict[str, list[dict]] = {}
+        done: set[str] = set()
+        pongs = 0
+        while len(done) < 2:
+            event = await ws.recv()
+            if event["type"] == "pong":
+                pongs += 1
+                continue
+            by_answer.setdefault(event["message_id"], []).append(event)
+            if event["type"] in ("stream_complete", "stream_error"):
+                done.add(event["message_id"])
+    assert pongs == 1 and len(by_answer) == 2
+    texts = set()
+    for events in by_answer.values():
+        assert events[0]["type"] == "conversation_started"
+        texts.add(assert_invariants(events[1:])["full_response"])
+        assert text_of(events) in texts
+    assert texts == {"".join(fake_reply("fake-steady", p)) for p in prompts}

@@ -52,12 +52,18 @@ def _validation_message(exc: ValidationError) -> str:
 
 
 class Connection:
-    def __init__(self, ws: WebSocket, services: Services) -> None:
+    def __init__(self, ws: WebSocket, services: Services, send: Send | None = None) -> None:
+        """`send`: the ASGI server's own, where the socket came in through `SocketFirst`.
+        Every frame goes straight to it: starlette's `send_text` and `send` add two
+        coroutines and a state check to each relayed token, for nothing a connected
+        socket needs. No lock around it either: the server writes each message as one
+        whole frame, one answer's events keep their order in its one forwarding task,
+        and events of two answers may interleave (each names its own)."""
         self.ws = ws
         self.services = services
+        self._send = send or ws.send
         self.chat = services.chat
         self.tasks: set[asyncio.Task[None]] = set()
-        self.send_lock = asyncio.Lock()
         self._window_start = time.monotonic()
         self._count = 0
         self.handshake_session = session_id_from(
@@ -67,8 +73,10 @@ class Connection:
         )
 
     async def send(self, text: str) -> None:
-        async with self.send_lock:
-            await self.ws.send_text(text)
+        try:
+            await self._send({"type": "websocket.send", "text": text})
+        except OSError:  # the client went away (as starlette's own send says it)
+            raise WebSocketDisconnect(code=1006) from None
 
     async def error(self, message: str, code: str = "bad_request", **ids: str | None) -> None:
         await self.send(p.socket_error(message, code, **ids).decode())
@@ -228,10 +236,10 @@ class Connection:
         self, session: DeviceSession, row: StoredMessage | Accepted, after: int
     ) -> None:
         try:
+            send = self._send
             async for batch in self.chat.follow(session, row, after):
-                async with self.send_lock:
-                    for entry in batch:
-                        await self.ws.send_text(entry.data)
+                for entry in batch:
+                    await send({"type": "websocket.send", "text": entry.data})
         except (WebSocketDisconnect, RuntimeError, OSError):
             return  # the client went away; the generation goes on without it
         except VedikaError as exc:  # an answer accepted here whose row went meanwhile
@@ -254,6 +262,11 @@ ROUTES = {
 
 @router.websocket("/ws")
 async def websocket_endpoint(ws: WebSocket) -> None:
+    await serve_socket(ws)
+
+
+async def serve_socket(ws: WebSocket, send: Send | None = None) -> None:
+    """One socket's life; `send` as `Connection` takes it."""
     services: Services = ws.app.state.services
     if not origin_allowed(
         ws.headers.get("origin"), ws.headers.get("host"), services.settings.cors_origins
@@ -263,7 +276,7 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     if not services.generations.accepting:
         await ws.close(code=1012, reason="server restarting")
         return
-    conn = Connection(ws, services)
+    conn = Connection(ws, services, send)
     # A session offered at the handshake must be valid: refuse before any event.
     # (check_credential refuses anything without a credential's shape, NUL included.)
     if conn.handshake_session is not None and not await check_credential(
@@ -317,6 +330,6 @@ class SocketFirst:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket" and scope["path"] == "/ws":
             scope["app"] = self.owner
-            await websocket_endpoint(WebSocket(scope, receive, send))
+            await serve_socket(WebSocket(scope, receive, send), send)
             return
         await self.app(scope, receive, send)
