@@ -220,3 +220,28 @@ async def test_the_migration_queues_and_its_downgrade_indexes_the_queue(tmp_path
         assert await indexed() == ["q1", "q2", "q3"]
     finally:
         await store.close()
+
+
+async def test_a_search_runs_when_the_queue_cannot_be_indexed(url: str) -> None:
+    """A search is a read: when the queue cannot go into the index (here its table is
+    gone; a full disk is the real case) it still answers, from the index as it is."""
+    store = Store(make_engine(url))
+    try:
+
+        def write(conn: Connection) -> None:
+            _conversation(conn, "c1")
+            data.create_conversation(
+                conn,
+                conversation_id="c2",
+                device_id="dev-a",
+                title="glockenspiel",
+                model="m",
+                now=T0,
+            )
+            _message(conn, "q1", "c1", "a glockenspiel in the text", "complete")
+
+        await store.run_tx(write)
+        await store.run_tx(lambda c: c.execute(text("DROP TABLE messages_search_queue")))
+        assert await _found(store, "glockenspiel") == ["c2"]  # the title; q1 never indexed
+    finally:
+        await store.close()

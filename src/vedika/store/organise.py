@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vedika.store.conversations import LISTED
 from vedika.store.engine import Store
 from vedika.store.pointread import PointRead
-from vedika.store.search_queue import catch_up
+from vedika.store.search_queue import before_search
 from vedika.store.tables import TS, conversations
 
 _WORDS = re.compile(r"\w+", re.UNICODE)
@@ -142,7 +142,7 @@ async def page(
         fts = fts_query(store.dialect, q)
         if fts is not None:
             values["b_fts"] = fts
-            await catch_up(store)  # what is queued for the index (SQLite) goes in first
+            await before_search(store)  # what is queued for the index (SQLite) goes in first
     if cursor is not None:
         values["b_pin"] = int(cursor.pinned)
         values["b_at"], values["b_cid"] = cursor.updated_at, cursor.id

@@ -6,7 +6,7 @@ the ~57 pages a turn wrote, and a tenth of a turn's CPU. Since migration 0013 th
 triggers only queue the message (`messages_search_queue`, one small table) and the
 index takes the queue here, many messages in one transaction, one segment:
 
-- before every search (`catch_up`), so a search finds everything stored before it;
+- before every search (`before_search`), so a search finds everything stored before it;
 - every second (`SearchIndexer`), so the queue stays short and no search waits on it.
 
 PostgreSQL's index is a generated column (0008): nothing is queued there.
@@ -67,6 +67,15 @@ async def catch_up(store: Store) -> None:
         pass
 
 
+async def before_search(store: Store) -> None:
+    """`catch_up`, for a search: one the database cannot write for (a full disk) still
+    runs, on the index as it is, rather than failing a read for a write."""
+    try:
+        await catch_up(store)
+    except (SQLAlchemyError, OSError) as exc:
+        log.warning("search_index.not_caught_up", error=str(exc)[:200])
+
+
 class SearchIndexer:
     """`catch_up` every `every` seconds in the background (SQLite)."""
 
@@ -93,3 +102,5 @@ class SearchIndexer:
                 await catch_up(self.store)
             except (SQLAlchemyError, OSError) as exc:  # the next round tries again
                 log.warning("search_index.failed", error=str(exc)[:200])
+            except Exception:  # the indexer must outlive any one bad round
+                log.exception("search_index.crashed")
