@@ -5,6 +5,7 @@ go wrong: which connection a write gets, and the full-text index written in batc
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,30 +26,35 @@ def url(tmp_path: Path) -> str:
     return url
 
 
+@pytest.fixture
+async def store(url: str) -> AsyncIterator[Store]:
+    store = Store(make_engine(url))
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
 def _raw(conn: Connection) -> int:
     return id(conn.connection.dbapi_connection)
 
 
-async def test_writes_one_after_another_reuse_the_connection_used_last(url: str) -> None:
+async def test_writes_one_after_another_reuse_the_connection_used_last(store: Store) -> None:
     """In WAL mode a connection drops its page cache when another one wrote since its
     last use: the pool hands out the connection used last, so back-to-back writes keep
     theirs warm (handed round in turn, a turn read its pages again, 110 preads)."""
-    store = Store(make_engine(url))
-    try:
-        release = asyncio.Event()
+    release = asyncio.Event()
 
-        async def hold() -> None:
-            async with store.read() as conn:
-                await conn.exec_driver_sql("select 1")
-                await release.wait()
+    async def hold() -> None:
+        async with store.read() as conn:
+            await conn.exec_driver_sql("select 1")
+            await release.wait()
 
-        holders = [asyncio.create_task(hold()) for _ in range(4)]
-        await asyncio.sleep(0.2)  # the pool now has four connections open
-        release.set()
-        await asyncio.gather(*holders)
-        used = [await store.run_tx(_raw) for _ in range(4)]
-    finally:
-        await store.close()
+    holders = [asyncio.create_task(hold()) for _ in range(4)]
+    await asyncio.sleep(0.2)  # the pool now has four connections open
+    release.set()
+    await asyncio.gather(*holders)
+    used = [await store.run_tx(_raw) for _ in range(4)]
     assert len(set(used)) == 1, used
 
 
@@ -90,85 +96,64 @@ async def _found(store: Store, q: str) -> list[str]:
     return [r.id for r in rows]
 
 
-async def test_a_search_finds_what_is_still_queued(url: str) -> None:
-    store = Store(make_engine(url))
-    try:
+async def test_a_search_finds_what_is_still_queued(store: Store) -> None:
+    def write(conn: Connection) -> None:
+        _conversation(conn, "c1")
+        _message(conn, "q1", "c1", "what about xylophones", "complete")
 
-        def write(conn: Connection) -> None:
-            _conversation(conn, "c1")
-            _message(conn, "q1", "c1", "what about xylophones", "complete")
-
-        await store.run_tx(write)
-        assert await store.run_tx(_state) == ([], 1)  # queued, not indexed
-        assert await _found(store, "xyloph") == ["c1"]
-        assert await store.run_tx(_state) == (["q1"], 0)
-        assert await _found(store, "xyloph") == ["c1"]  # and once only
-    finally:
-        await store.close()
+    await store.run_tx(write)
+    assert await store.run_tx(_state) == ([], 1)  # queued, not indexed
+    assert await _found(store, "xyloph") == ["c1"]
+    assert await store.run_tx(_state) == (["q1"], 0)
+    assert await _found(store, "xyloph") == ["c1"]  # and once only
 
 
-async def test_an_answer_is_queued_when_it_leaves_streaming(url: str) -> None:
-    store = Store(make_engine(url))
-    try:
+async def test_an_answer_is_queued_when_it_leaves_streaming(store: Store) -> None:
+    def write(conn: Connection) -> None:
+        _conversation(conn, "c1")
+        _message(conn, "a1", "c1", "half of a marimba", data.ASSISTANT_LIVE)
 
-        def write(conn: Connection) -> None:
-            _conversation(conn, "c1")
-            _message(conn, "a1", "c1", "half of a marimba", data.ASSISTANT_LIVE)
-
-        await store.run_tx(write)
-        assert await store.run_tx(_state) == ([], 0)
-        assert await _found(store, "marimba") == []
-        await store.run_tx(
-            lambda c: data.finish_message(
-                c, message_id="a1", status="complete", content="all of a marimba"
-            )
+    await store.run_tx(write)
+    assert await store.run_tx(_state) == ([], 0)
+    assert await _found(store, "marimba") == []
+    await store.run_tx(
+        lambda c: data.finish_message(
+            c, message_id="a1", status="complete", content="all of a marimba"
         )
-        assert await store.run_tx(_state) == ([], 1)
-        assert await _found(store, "marimba") == ["c1"]
-    finally:
-        await store.close()
+    )
+    assert await store.run_tx(_state) == ([], 1)
+    assert await _found(store, "marimba") == ["c1"]
 
 
-async def test_a_message_deleted_while_queued_leaves_the_queue(url: str) -> None:
-    store = Store(make_engine(url))
-    try:
+async def test_a_message_deleted_while_queued_leaves_the_queue(store: Store) -> None:
+    def write(conn: Connection) -> None:
+        _conversation(conn, "c1")
+        _message(conn, "q1", "c1", "ocarina one", "complete")
+        _message(conn, "q2", "c1", "ocarina two", "complete")
 
-        def write(conn: Connection) -> None:
-            _conversation(conn, "c1")
-            _message(conn, "q1", "c1", "ocarina one", "complete")
-            _message(conn, "q2", "c1", "ocarina two", "complete")
-
-        await store.run_tx(write)
-        await store.run_tx(lambda c: c.execute(text("DELETE FROM messages WHERE id = 'q1'")))
-        assert await store.run_tx(_state) == ([], 1)
-        await search_queue.catch_up(store)
-        assert await store.run_tx(_state) == (["q2"], 0)
-        await store.run_tx(lambda c: c.execute(text("DELETE FROM messages WHERE id = 'q2'")))
-        assert await store.run_tx(_state) == ([], 0)  # an indexed one leaves the index
-        assert await _found(store, "ocarina") == []
-    finally:
-        await store.close()
+    await store.run_tx(write)
+    await store.run_tx(lambda c: c.execute(text("DELETE FROM messages WHERE id = 'q1'")))
+    assert await store.run_tx(_state) == ([], 1)
+    await search_queue.catch_up(store)
+    assert await store.run_tx(_state) == (["q2"], 0)
+    await store.run_tx(lambda c: c.execute(text("DELETE FROM messages WHERE id = 'q2'")))
+    assert await store.run_tx(_state) == ([], 0)  # an indexed one leaves the index
+    assert await _found(store, "ocarina") == []
 
 
-async def test_the_queue_goes_in_by_batches(url: str) -> None:
-    store = Store(make_engine(url))
-    try:
+async def test_the_queue_goes_in_by_batches(store: Store) -> None:
+    def write(conn: Connection) -> None:
+        _conversation(conn, "c1")
+        for i in range(5):
+            _message(conn, f"q{i}", "c1", f"kalimba {i}", "complete")
 
-        def write(conn: Connection) -> None:
-            _conversation(conn, "c1")
-            for i in range(5):
-                _message(conn, f"q{i}", "c1", f"kalimba {i}", "complete")
-
-        await store.run_tx(write)
-        moved = [await store.run_tx(lambda c: search_queue.index_batch(c, 2)) for _ in range(4)]
-        assert moved == [2, 2, 1, 0]
-        assert await store.run_tx(_state) == ([f"q{i}" for i in range(5)], 0)
-    finally:
-        await store.close()
+    await store.run_tx(write)
+    moved = [await store.run_tx(lambda c: search_queue.index_batch(c, 2)) for _ in range(4)]
+    assert moved == [2, 2, 1, 0]
+    assert await store.run_tx(_state) == ([f"q{i}" for i in range(5)], 0)
 
 
-async def test_the_indexer_empties_the_queue_on_its_own(url: str) -> None:
-    store = Store(make_engine(url))
+async def test_the_indexer_empties_the_queue_on_its_own(store: Store) -> None:
     indexer = search_queue.SearchIndexer(store, every=0.05)
     indexer.start()
     try:
@@ -185,7 +170,6 @@ async def test_the_indexer_empties_the_queue_on_its_own(url: str) -> None:
         assert await store.run_tx(_state) == (["q1"], 0)
     finally:
         await indexer.close()
-        await store.close()
 
 
 async def test_the_migration_queues_and_its_downgrade_indexes_the_queue(tmp_path: Path) -> None:
@@ -222,26 +206,22 @@ async def test_the_migration_queues_and_its_downgrade_indexes_the_queue(tmp_path
         await store.close()
 
 
-async def test_a_search_runs_when_the_queue_cannot_be_indexed(url: str) -> None:
+async def test_a_search_runs_when_the_queue_cannot_be_indexed(store: Store) -> None:
     """A search is a read: when the queue cannot go into the index (here its table is
     gone; a full disk is the real case) it still answers, from the index as it is."""
-    store = Store(make_engine(url))
-    try:
 
-        def write(conn: Connection) -> None:
-            _conversation(conn, "c1")
-            data.create_conversation(
-                conn,
-                conversation_id="c2",
-                device_id="dev-a",
-                title="glockenspiel",
-                model="m",
-                now=T0,
-            )
-            _message(conn, "q1", "c1", "a glockenspiel in the text", "complete")
+    def write(conn: Connection) -> None:
+        _conversation(conn, "c1")
+        data.create_conversation(
+            conn,
+            conversation_id="c2",
+            device_id="dev-a",
+            title="glockenspiel",
+            model="m",
+            now=T0,
+        )
+        _message(conn, "q1", "c1", "a glockenspiel in the text", "complete")
 
-        await store.run_tx(write)
-        await store.run_tx(lambda c: c.execute(text("DROP TABLE messages_search_queue")))
-        assert await _found(store, "glockenspiel") == ["c2"]  # the title; q1 never indexed
-    finally:
-        await store.close()
+    await store.run_tx(write)
+    await store.run_tx(lambda c: c.execute(text("DROP TABLE messages_search_queue")))
+    assert await _found(store, "glockenspiel") == ["c2"]  # the title; q1 never indexed

@@ -319,7 +319,6 @@ class TurnService:
         conversation_id, message_id = a.conversation_id, a.message_id
         model = choice.model
         self._admit(conn, device_id)
-        rows: list[NewRow] = []  # inserted together (one round trip on PostgreSQL)
         if not created:
             locked = tree.lock(conn, conversation_id=conversation_id, device_id=device_id)
             if locked is None:
@@ -336,6 +335,7 @@ class TurnService:
             daily=daily_allowance(self.settings, device_id),
             message_id=message_id,
         )
+        rows: list[NewRow] = []  # inserted together (one round trip on PostgreSQL)
         if created:
             # Written with its final count and model: no touch follows.
             rows.append(
