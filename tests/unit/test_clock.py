@@ -45,3 +45,17 @@ def test_now_iso_is_the_current_millisecond() -> None:
         stamps.append(stamp)
         time.sleep(0.002)
     assert len(set(stamps)) == 5  # a new millisecond, a new string
+
+
+def test_now_iso_across_a_second_and_with_a_whole_second(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # The kept text of the second is replaced when the second changes, and a stamp at
+    # .000 keeps its three digits.
+    now = [1_767_323_045_999_400_000]  # 2026-01-02T03:04:05.999Z
+    monkeypatch.setattr(time, "time_ns", lambda: now[0])
+    assert now_iso() == "2026-01-02T03:04:05.999Z"
+    now[0] += 1_000_000
+    assert now_iso() == "2026-01-02T03:04:06.000Z"
+    now[0] += 7_000_000
+    assert now_iso() == "2026-01-02T03:04:06.007Z"
+    now[0] -= 2_000_000_000  # a clock set back reads as what it says
+    assert now_iso() == "2026-01-02T03:04:04.007Z"
