@@ -1,7 +1,7 @@
 """Profile `vedika serve` under a steady streaming load with py-spy.
 
     .venv/bin/python -m bench.profile [--streams 50] [--seconds 20] [--coalesce-ms 0]
-        [--redis redis://127.0.0.1:6379/0]
+        [--redis redis://127.0.0.1:6379/0 | --floor]
     .venv/bin/python -m bench.profile --call list_50 [--db postgresql] [--seconds 10]
 
 The second form profiles one call of the `rest` and `turns` scenarios (bench/rest.py:
@@ -16,6 +16,7 @@ and prints the functions with the most samples, by own time and including callee
 with the CPU per relayed chunk measured over the same window. The raw collapsed stacks
 are written to bench/results/ next to the summary (git-ignored: load them into
 speedscope or a flame graph tool).
+`--floor` profiles bench/floor.py under the same load, to set beside it.
 """
 
 from __future__ import annotations
@@ -120,19 +121,30 @@ def _subsystem(frames: list[str]) -> str:
 
 
 async def main(
-    streams: int, seconds: float, settings: dict[str, str], rate: int, words: int
+    streams: int, seconds: float, settings: dict[str, str], rate: int, words: int, floor: bool
 ) -> None:
     server_cpus, gen_cpus, _ = procs.cores()
     procs.pin_self(gen_cpus)
     tmp = Path(tempfile.mkdtemp(prefix="vedika-profile-"))
     up = procs.fake_upstream(20.0, gen_cpus, tmp / "upstream.log").start_ready()
-    srv = procs.Vedika(up.url, f"sqlite+aiosqlite:///{tmp}/v.db", tmp, server_cpus, **settings)
+    srv: procs.Proc
+    if floor:  # the same load on bench/floor.py: what the least a relay can do costs
+        srv = procs.floor(up.url, server_cpus, tmp / "floor.log")
+        settings = {}
+    else:
+        srv = procs.Vedika(up.url, f"sqlite+aiosqlite:///{tmp}/v.db", tmp, server_cpus, **settings)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     raw = RESULTS / f"profile-{stamp}.txt"
     RESULTS.mkdir(parents=True, exist_ok=True)
     try:
-        srv.start()
-        sess = await seed.sessions(srv.db_url, streams * 2)
+        if isinstance(srv, procs.Vedika):
+            srv.start()
+            target = Target(
+                "vedika", srv.url, sessions=await seed.sessions(srv.db_url, streams * 2)
+            )
+        else:
+            srv.start_ready()
+            target = Target("floor", srv.url)
         p = prompt(words)
         duration = p.n_tokens * 0.02
         spy_cmd = _spy(srv.pid, seconds, rate, raw, gen_cpus)
@@ -146,7 +158,7 @@ async def main(
 
         readings: dict[str, tuple[float, float]] = {}
         lvl = await run_level(
-            Target("vedika", srv.url, sessions=sess),
+            target,
             streams,
             duration,
             lambda k: p,
@@ -162,7 +174,8 @@ async def main(
         (t0, c0), (t1, c1) = readings["start"], readings["end"]
         cpu_us = (c1 - c0) / max(fig["chunks_in_window"], 1) * 1e6
         head = (
-            f"{streams} streams, {p.n_tokens}-token answers at 20 ms, settings {settings}: "
+            f"{'floor relay, ' if floor else ''}{streams} streams, {p.n_tokens}-token answers "
+            f"at 20 ms, settings {settings}: "
             f"{fig['chunks_in_window'] / max(p.n_tokens, 1) / (t1 - t0):.1f} turns/s, "
             f"server core busy {(c1 - c0) / (t1 - t0):.2f}, {cpu_us:.1f} us CPU per chunk "
             f"(with py-spy attached), failed {fig['streams_failed']}/{fig['streams']}"
@@ -263,6 +276,7 @@ def cli() -> None:
     parser.add_argument("--redis", help="VEDIKA_REDIS_URL: profile the Redis hub")
     parser.add_argument("--call", help="profile one call of bench/rest.py under wrk instead")
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--floor", action="store_true", help="profile bench/floor.py instead")
     args = parser.parse_args()
     settings = {"VEDIKA_COALESCE_MS": args.coalesce_ms}
     if args.redis:
@@ -276,7 +290,9 @@ def cli() -> None:
         if args.call:
             runner.run(profile_call(args.call, args.db, args.seconds, args.rate))
         else:
-            runner.run(main(args.streams, args.seconds, settings, args.rate, args.words))
+            runner.run(
+                main(args.streams, args.seconds, settings, args.rate, args.words, args.floor)
+            )
 
 
 if __name__ == "__main__":
