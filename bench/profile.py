@@ -88,7 +88,7 @@ def aggregate(raw: Path, top: int = 25) -> str:
     incl: collections.Counter[str] = collections.Counter()
     by_sub: collections.Counter[str] = collections.Counter()
     total = 0
-    for line in raw.read_text().splitlines():
+    for line in _stacks(raw):
         stack, _, count = line.rpartition(" ")
         if not stack:
             continue
@@ -110,6 +110,21 @@ def aggregate(raw: Path, top: int = 25) -> str:
     rows = [(f, n) for f, n in incl.most_common() if not any(s in f for s in skip)]
     out += [f"  {n / total * 100:5.1f}%  {f}" for f, n in rows[: top * 2]]
     return "\n".join(out)
+
+
+def _stacks(raw: Path) -> list[str]:
+    """The collapsed stacks, one per line with its count. A frame's name can hold a
+    newline (a SQL text SQLAlchemy put in one): such a stack goes on to the next line."""
+    out: list[str] = []
+    held = ""
+    for line in raw.read_text().splitlines():
+        line = held + line
+        if line.rpartition(" ")[2].isdigit():
+            out.append(line)
+            held = ""
+        else:
+            held = line + " "
+    return out
 
 
 def _subsystem(frames: list[str]) -> str:
