@@ -94,6 +94,10 @@ class Plan:
     # server differs from the next by up to 15% on a 2-core host with CPU steal, as much as
     # the difference sought; three rounds' medians moved the ratio between 2% and 19%.
     redis_rounds: int = 5
+    # relay: CPU per relayed token against the floor at these levels, the two measured in
+    # alternation this many times each (the sweep's one pass per level is as noisy).
+    relay_levels: tuple[int, ...] = (100, 200)
+    relay_rounds: int = 3
     client_streams: int = 100  # upstream_clients: concurrent answers read per client
     client_seconds: float = 6.0
     all_clients: bool = True  # False: Vedika's provider only
@@ -129,6 +133,7 @@ class Plan:
             plan.deflate_cpu = False
             plan.rest_postgres = False
             plan.burst_streams = 8
+            plan.relay_levels = (4,)
             plan.mode = "smoke"
             return plan
         return cls(
@@ -153,6 +158,8 @@ class Plan:
             history_postgres=False,
             redis_level=4,
             redis_rounds=1,
+            relay_levels=(6,),
+            relay_rounds=1,
             client_streams=10,
             client_seconds=1.0,
             rest_idle_s=1.0,
@@ -518,6 +525,48 @@ class Bench:
         if ok:
             best = max(ok, key=lambda x: x["concurrency"])
             out["headline"] = best
+        return out
+
+    async def relay(self) -> dict[str, Any]:
+        """CPU per relayed token, Vedika unbatched against the floor, at `relay_levels`.
+
+        The sweep runs each level once per server, and one run differs from the next by
+        as much as the difference sought (two Vedika series of one full run, with
+        nothing merged in either, were 66 and 87 us per token at 100 streams). Here
+        the floor and one Vedika server take turns, `relay_rounds` times each; the
+        median round of each is the figure, and every round is kept."""
+        out: dict[str, Any] = {"rounds": self.plan.relay_rounds, "levels": []}
+        ceiling = self.harness_ceiling
+        levels = [c for c in self.plan.relay_levels if ceiling is None or c <= ceiling]
+        if not levels:
+            return out
+        fl = self.floor(20.0)
+        srv, sess = await self.vedika(20.0, sessions=max(levels) * 2, key="main")
+        try:
+            for c in levels:
+                floor_figs, vedika_figs = [], []
+                for _ in range(self.plan.relay_rounds):
+                    floor_figs.append(await self.level(Target("floor", fl.url), c, fl.pid))
+                    vedika_figs.append(
+                        await self.level(Target("vedika", srv.url, sessions=sess), c, srv.pid)
+                    )
+                f = _median([x.get("cpu_us_per_chunk") for x in floor_figs])
+                v = _median([x.get("cpu_us_per_token") for x in vedika_figs])
+                out["levels"].append(
+                    {
+                        "concurrency": c,
+                        "floor_cpu_us_per_chunk": f,
+                        "vedika_cpu_us_per_token": v,
+                        "ratio_to_floor": _ratio(v, f),
+                        "floor_rounds": [x.get("cpu_us_per_chunk") for x in floor_figs],
+                        "vedika_rounds": [x.get("cpu_us_per_token") for x in vedika_figs],
+                        "streams_failed": sum(
+                            x.get("streams_failed", 0) for x in floor_figs + vedika_figs
+                        ),
+                    }
+                )
+        finally:
+            self.release(srv)
         return out
 
     async def burst(self) -> dict[str, Any]:
@@ -1126,6 +1175,12 @@ def _sub(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a - b
 
 
+def _median(xs: list[float | None]) -> float | None:
+    """The median of the figures there are (the lower middle one of an even count)."""
+    ok = sorted(x for x in xs if x is not None)
+    return ok[(len(ok) - 1) // 2] if ok else None
+
+
 def _ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or not b else a / b
 
@@ -1225,6 +1280,8 @@ async def run(plan: Plan, only: set[str] | None = None) -> dict[str, Any]:
                 bench.results["cpu_per_chunk"] = bench.cpu_per_chunk(sweep)
             else:
                 bench.results["cpu_per_chunk"] = {"error": "the sweep failed"}
+        if want_it("relay"):
+            await _scenario(bench, "relay", bench.relay())
         if want_it("burst"):
             await _scenario(bench, "burst", bench.burst())
         if want_it("persistence"):
