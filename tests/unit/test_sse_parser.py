@@ -42,6 +42,33 @@ async def test_byte_by_byte() -> None:
     assert await _collect([STREAM[i : i + 1] for i in range(len(STREAM))]) == EXPECTED
 
 
+async def test_one_whole_event_per_read() -> None:
+    # What OpenAI-compatible servers send per token: the reader's short path, mixed with
+    # reads it must not take that path for (a name alone, an event in two reads).
+    parts = [
+        b": ping\n\n",
+        b"event: message_start\n",
+        b'data: {"a": 1}\n\n',
+        b'data: {"b": 2}\n\n',
+        b"data: \n\n",
+        b"data: line1\n",
+        b"data: line2\n\n",
+        b"data: two\n\ndata: events\n\n",
+        b"data: cr\r\n\r\n",
+        b"data: [DONE]\n\n",
+    ]
+    assert await _collect(parts) == [
+        (b"message_start", b'{"a": 1}'),
+        (b"", b'{"b": 2}'),
+        (b"", b""),
+        (b"", b"line1\nline2"),
+        (b"", b"two"),
+        (b"", b"events"),
+        (b"", b"cr"),
+        (b"", b"[DONE]"),
+    ]
+
+
 async def test_trailing_event_without_blank_line() -> None:
     assert await _collect([b"data: x"]) == [(b"", b"x")]
 

@@ -16,6 +16,20 @@ async def sse_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[bytes,
     event = b""
     data: list[bytes] = []
     async for chunk in chunks:
+        if (
+            not buf
+            and not data
+            and chunk[:6] == b"data: "
+            and chunk.find(b"\n") == len(chunk) - 2
+            and chunk[-1] == 10  # b"\n"
+            and b"\r" not in chunk
+        ):
+            # The common case: a read that is one whole event of one `data: ` line (what
+            # OpenAI-compatible servers send per token). Its name is the event's, if an
+            # `event:` line came alone before it.
+            yield event, chunk[6:-2]
+            event = b""
+            continue
         buf = buf + chunk if buf else chunk
         start = 0
         while True:
