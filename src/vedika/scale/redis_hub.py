@@ -510,39 +510,66 @@ class RedisHub:
 
 
 class _Follower:
-    """One subscriber's queue of what the shared reader read for its stream."""
+    """One subscriber's queue of what the shared reader read for its stream.
 
-    __slots__ = ("error", "items", "waiter")
+    `take` waits up to a timeout for something to arrive. Not with `asyncio.wait_for`:
+    that arms and cancels a timer on every take, one per chunk per follower (4.7 us
+    each). One timer per timeout period does: when it fires it ends the wait if the
+    wait began a whole timeout ago, and otherwise moves itself to that moment."""
+
+    __slots__ = ("_since", "_timer", "error", "items", "waiter")
 
     def __init__(self) -> None:
         self.items: list[tuple[tuple[int, int], Entry]] = []
-        self.waiter: asyncio.Future[None] | None = None
+        self.waiter: asyncio.Future[bool] | None = None
         self.error: Exception | None = None
+        self._since = 0.0  # when the current wait began (loop time)
+        self._timer: asyncio.TimerHandle | None = None
 
     def put(self, items: list[tuple[tuple[int, int], Entry]]) -> None:
         self.items.extend(items)
         if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
+            self.waiter.set_result(True)
 
     def fail(self, error: Exception) -> None:
         self.error = error
         if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
+            self.waiter.set_result(True)
 
     async def take(self, timeout: float) -> list[tuple[tuple[int, int], Entry]] | None:
         """What arrived (waiting up to `timeout` s for something; None if nothing)."""
         if not self.items and self.error is None:
-            self.waiter = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            self.waiter = waiter = loop.create_future()
+            self._since = loop.time()
+            if self._timer is None:
+                self._timer = loop.call_at(self._since + timeout, self._expire, timeout)
             try:
-                await asyncio.wait_for(self.waiter, timeout)
-            except TimeoutError:
-                return None
+                if not await waiter:
+                    return None
             finally:
                 self.waiter = None
         if self.error is not None:
             raise self.error
         items, self.items = self.items, []
         return items
+
+    def _expire(self, timeout: float) -> None:
+        self._timer = None
+        waiter = self.waiter
+        if waiter is None or waiter.done():
+            return  # not waiting: the next wait arms the timer again
+        loop = waiter.get_loop()
+        due = self._since + timeout
+        if loop.time() < due:
+            self._timer = loop.call_at(due, self._expire, timeout)
+        else:
+            waiter.set_result(False)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 class _Tails:
@@ -582,6 +609,7 @@ class _Tails:
             known[1][0] = at
 
     def leave(self, key: str, follower: _Follower) -> None:
+        follower.close()
         known = self.streams.get(key)
         if known is not None:
             with contextlib.suppress(ValueError):
