@@ -185,9 +185,15 @@ async def one_answer_via_proxy(
     http_base = url.replace("ws://", "http://")[: -len("/ws")]
     async with httpx.AsyncClient(base_url=http_base, timeout=30) as http:
         for _ in range(20):  # a request that met a dying instance is not retried by nginx
-            r = await http.get(
-                f"/ai/conversations/{cid}", headers={"Authorization": f"Bearer {sid}"}
-            )
+            try:
+                r = await http.get(
+                    f"/ai/conversations/{cid}", headers={"Authorization": f"Bearer {sid}"}
+                )
+            except httpx.TransportError:
+                # Killed after its headers went out: nginx passes on the headers and then
+                # cuts the body (RemoteProtocolError). A GET is safe to send again.
+                await asyncio.sleep(0.5)
+                continue
             if r.status_code == 200:
                 break
             await asyncio.sleep(0.5)
