@@ -36,14 +36,32 @@ async def test_under_load_deltas_in_a_window_merge_in_order() -> None:
     writer, hub, parts = make(0.02, live=[1, 2, 3])
     for t in ("a", "b", "c"):
         writer.add(t)
-    assert published(hub) == []  # waiting for the window
+    # "a" had no delta just before it: out at once; "b" and "c" wait for the window.
+    assert [e["content"] for e in published(hub)] == ["a"]
     await asyncio.sleep(0.05)
-    writer.add("d")
+    writer.add("d")  # the window since "c" is over: out at once, alone
+    writer.add("e")  # right after "d": held
     writer.flush()  # the end of the answer: nothing may stay pending
     chunks = published(hub)
-    assert [(e["chunk_id"], e["content"]) for e in chunks] == [(1, "abc"), (2, "d")]
-    assert "".join(parts) == "abcd" and writer.chunk_id == 2
-    assert writer.sizes == [3, 1]  # where each chunk ends, as the row stores it
+    assert [(e["chunk_id"], e["content"]) for e in chunks] == [
+        (1, "a"),
+        (2, "bc"),
+        (3, "d"),
+        (4, "e"),
+    ]
+    assert "".join(parts) == "abcde" and writer.chunk_id == 4
+    assert writer.sizes == [1, 2, 1, 1]  # where each chunk ends, as the row stores it
+
+
+async def test_under_load_an_answer_slower_than_the_window_is_never_held() -> None:
+    # Deltas 30 ms apart against a 20 ms window: holding one could never merge it with
+    # the next, only delay it.
+    writer, hub, _ = make(0.02, live=[1, 2, 3])
+    for t in ("x", "y", "z"):
+        writer.add(t)
+        assert published(hub)[-1]["content"] == t  # out at once
+        await asyncio.sleep(0.03)
+    assert [e["chunk_id"] for e in published(hub)] == [1, 2, 3]
 
 
 async def test_window_zero_never_merges() -> None:

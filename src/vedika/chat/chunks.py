@@ -3,13 +3,19 @@
 Every delta goes out at once as its own chunk (lowest latency), unless merging pays
 (vedika.chat.coalescing: the process is behind, with enough answers live): then
 deltas that arrive within `window` seconds of the first pending one are merged into
-one chunk, which cuts frames, encodes and syscalls per token. Merging never reorders
-or drops text: chunks stay contiguous and `flush()` runs before every terminal event.
+one chunk, which cuts frames, encodes and syscalls per token. A delta is held for
+that only if the answer's previous one came less than `window` before it: an answer
+whose deltas come farther apart than the window could never have two in one, and
+holding them only made every gap a window longer (at 150 streams, 20 ms a token:
+gap p99 41.7 ms against 26.6 unbatched, with 2.6% of the tokens merged). Merging
+never reorders or drops text: chunks stay contiguous and `flush()` runs before every
+terminal event.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 from vedika.chat.coalescing import Coalescing
@@ -20,6 +26,7 @@ from vedika.scale.hub import StreamHub
 class ChunkWriter:
     __slots__ = (
         "_handle",
+        "_last_at",
         "_pending",
         "chunk_id",
         "coalescing",
@@ -47,10 +54,14 @@ class ChunkWriter:
         self.sizes: list[int] = []  # the length of each chunk 1..chunk_id (stored with it)
         self._pending: list[str] = []
         self._handle: asyncio.TimerHandle | None = None
+        self._last_at = float("-inf")  # when the previous delta came (time.monotonic)
 
     def add(self, text: str) -> None:
         self.parts.append(text)
-        if self._pending or self.coalescing.active():
+        now = time.monotonic()
+        soon = now - self._last_at < self.coalescing.window
+        self._last_at = now
+        if self._pending or (soon and self.coalescing.active()):
             self._pending.append(text)
             if self._handle is None:
                 loop = asyncio.get_running_loop()
