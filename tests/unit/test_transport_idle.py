@@ -111,3 +111,28 @@ async def test_no_headers_time_out_after_connect_and_idle() -> None:
         release.set()
         await upstream.close()
         server.close()
+
+
+async def test_a_reader_slower_than_the_limit_loses_nothing() -> None:
+    # The upstream sends everything at once; the reader takes its time (longer than the
+    # idle limit) before each read. The silence is the reader's, not the upstream's.
+    async def quick(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(HEAD)
+        for n in range(3):
+            writer.write(_piece(n))
+            await writer.drain()
+            await asyncio.sleep(0.25)
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server, port = await _serve(quick)
+    got = b""
+    try:
+        async for piece in _read(port, idle=0.3):
+            got += piece
+            await asyncio.sleep(0.5)  # the reader, slower than the limit
+        assert got.count(b"data:") == 3
+    finally:
+        server.close()

@@ -44,11 +44,23 @@ class Response:
     `idle` bounds each wait for the next piece. aiohttp's own `sock_read` timeout does
     that by cancelling and re-arming a timer on every read the socket makes: 1.8 us a
     read, one read per token per answer. Here one timer runs per `idle` period
-    instead: each piece only notes the time it came, and the timer, when it fires,
-    moves itself to `idle` after the last piece, or ends the body with a timeout if
-    none came since."""
+    instead: each piece read only notes the time, and the timer, when it fires, moves
+    itself to `idle` after the last piece, or ends the body with a timeout if none came
+    since. Bytes that arrived since its last look but were not read yet count as a
+    piece when it looks (the silence must be the upstream's, not a slow reader's), and
+    a body received whole never times out."""
 
-    __slots__ = ("_idle", "_last", "_loop", "_resp", "_timer", "headers", "status")
+    __slots__ = (
+        "_idle",
+        "_last",
+        "_loop",
+        "_read",
+        "_resp",
+        "_seen",
+        "_timer",
+        "headers",
+        "status",
+    )
 
     def __init__(self, resp: aiohttp.ClientResponse, idle: float) -> None:
         self._resp = resp
@@ -57,18 +69,28 @@ class Response:
         self._idle = idle
         self._loop = asyncio.get_running_loop()
         self._last = self._loop.time()
+        self._read = 0  # bytes of the body read through `chunks`
+        self._seen = 0  # bytes of the body received, at the timer's last look
         self._timer: asyncio.TimerHandle | None = self._loop.call_at(
             self._last + idle, self._check_idle
         )
 
     def _check_idle(self) -> None:
+        content = self._resp.content
+        self._timer = None
+        if content.is_eof():
+            return  # all of it is in: nothing more to wait for
+        now = self._loop.time()
+        total = content.total_bytes
+        if total != self._seen and total > self._read:  # new bytes, not read yet
+            self._last = now
+        self._seen = total
         due = self._last + self._idle
-        if self._loop.time() < due:
+        if now < due:
             self._timer = self._loop.call_at(due, self._check_idle)
             return
-        self._timer = None
         # Wakes a read that is waiting (or fails the next one), as aiohttp's would.
-        self._resp.content.set_exception(TimeoutError(f"nothing received for {self._idle:g} s"))
+        content.set_exception(TimeoutError(f"nothing received for {self._idle:g} s"))
 
     def done(self) -> None:
         if self._timer is not None:
@@ -91,6 +113,7 @@ class Response:
                 if not chunk:
                     return
                 self._last = clock()
+                self._read += len(chunk)
                 yield chunk
         except (aiohttp.ClientError, OSError) as exc:  # OSError covers TimeoutError
             # aiohttp raises a broken connection's error ahead of the bytes it still
