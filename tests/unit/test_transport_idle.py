@@ -26,6 +26,23 @@ async def _serve(handle: Handler) -> tuple[asyncio.Server, int]:
     return server, server.sockets[0].getsockname()[1]
 
 
+def _paced(pieces: int, gap: float) -> Handler:
+    """An upstream that sends `pieces` events `gap` seconds apart, then ends the body."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(HEAD)
+        for n in range(pieces):
+            writer.write(_piece(n))
+            await writer.drain()
+            await asyncio.sleep(gap)
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    return handle
+
+
 async def _read(port: int, idle: float) -> AsyncIterator[bytes]:
     upstream = Upstream()
     try:
@@ -39,18 +56,8 @@ async def _read(port: int, idle: float) -> AsyncIterator[bytes]:
 
 
 async def test_a_body_that_keeps_coming_outlives_its_idle_limit() -> None:
-    async def paced(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(HEAD)
-        for n in range(8):  # 8 gaps of 0.15 s: 1.2 s in all, against an idle limit of 0.4
-            writer.write(_piece(n))
-            await writer.drain()
-            await asyncio.sleep(0.15)
-        writer.write(b"0\r\n\r\n")
-        await writer.drain()
-        writer.close()
-
-    server, port = await _serve(paced)
+    # 8 gaps of 0.15 s: 1.2 s in all, against an idle limit of 0.4.
+    server, port = await _serve(_paced(8, 0.15))
     try:
         got = b"".join([piece async for piece in _read(port, idle=0.4)])
         assert got.count(b"data:") == 8
@@ -114,20 +121,9 @@ async def test_no_headers_time_out_after_connect_and_idle() -> None:
 
 
 async def test_a_reader_slower_than_the_limit_loses_nothing() -> None:
-    # The upstream sends everything at once; the reader takes its time (longer than the
-    # idle limit) before each read. The silence is the reader's, not the upstream's.
-    async def quick(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(HEAD)
-        for n in range(3):
-            writer.write(_piece(n))
-            await writer.drain()
-            await asyncio.sleep(0.25)
-        writer.write(b"0\r\n\r\n")
-        await writer.drain()
-        writer.close()
-
-    server, port = await _serve(quick)
+    # The upstream sends every 0.25 s; the reader takes 0.5 s (longer than the idle
+    # limit) before each read. The silence is the reader's, not the upstream's.
+    server, port = await _serve(_paced(3, 0.25))
     got = b""
     try:
         async for piece in _read(port, idle=0.3):
