@@ -32,6 +32,11 @@ class Metrics:
         self.reaped = Counter(
             "vedika_reaped_total", "Answers marked interrupted by the reaper", registry=r
         )
+        self.endings_waiting = Gauge(
+            "vedika_endings_waiting_for_database",
+            "Answers whose ending is being stored again after the database failed",
+            registry=r,
+        )
         self._finished: dict[str, Counter] = {}
 
     def finished(self, status: str) -> None:

@@ -35,13 +35,14 @@ from vedika.protocol import MessageStatus
 from vedika.scale.hub import Entry, StreamHub
 from vedika.settings import Settings
 from vedika.store import conversations as data
-from vedika.store.engine import Store
+from vedika.store.engine import Store, transient
 
 log = structlog.get_logger(__name__)
 _TERMINAL = msgspec.json.Decoder(Terminal)
 
 INTERRUPTED = VedikaError(
-    "This answer was interrupted because the server stopped. You can retry it.",
+    "This answer was interrupted before it was saved: its server stopped, or could not"
+    " reach the database. You can retry it.",
     code="interrupted",
     retryable=True,
 )
@@ -232,8 +233,9 @@ class Generations:
         gen = self.live.get(message_id)
         if gen is None or gen.task is None:
             return False
-        gen.stopping = True
-        gen.task.cancel()
+        if not gen.finishing:  # an ending being stored (or retried) is not cut short
+            gen.stopping = True
+            gen.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.shield(gen.task)
         return True
@@ -336,17 +338,14 @@ class Generations:
         written = Written(text, chunks, inp, out, gen.citations, gen.steps, sizes)
         refunded: int | None = 0
         try:
-            refunded = await settle(
-                self.store,
-                message_id=turn.message_id,
-                conversation_id=turn.conversation_id,
-                device_id=turn.device_id,
-                ending=ending,
-                delivered=gen.delivered,
-                written=written,
-            )
+            refunded = await self._settle(gen, ending, written)
         except (SQLAlchemyError, OSError):
+            # Not stored: the row stays `streaming` and, once the database is back, a
+            # reaper settles it as interrupted with the text streamed (the hub holds
+            # it). The clients are told so now, so that what they see is what a
+            # reload will show.
             log.exception("generation.store_failed", message_id=turn.message_id)
+            ending = Ending.failed(INTERRUPTED, MessageStatus.INTERRUPTED)
         if refunded is None:
             gen.superseded = True
             await self._superseded(gen, Ending.failed(INTERRUPTED, MessageStatus.INTERRUPTED))
@@ -376,6 +375,45 @@ class Generations:
         self.hub.publish(turn.message_id, entry(event, gen.chunk_id))
         if not gen.ended.done():
             gen.ended.set_result(event)
+
+    async def _settle(self, gen: Generation, ending: Ending, written: Written) -> int | None:
+        """`settle`, tried again while the database cannot be reached, for as long as
+        the answer would count as alive without a heartbeat (heartbeat_stale_after):
+        a short outage delays the terminal event instead of losing the ending. Past
+        that, or on a failure that would repeat (a constraint), the error is raised."""
+        turn = gen.turn
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.heartbeat_stale_after
+        pause = 0.05
+        waiting = False
+        try:
+            while True:
+                try:
+                    return await settle(
+                        self.store,
+                        message_id=turn.message_id,
+                        conversation_id=turn.conversation_id,
+                        device_id=turn.device_id,
+                        ending=ending,
+                        delivered=gen.delivered,
+                        written=written,
+                    )
+                except (SQLAlchemyError, OSError) as exc:
+                    if not transient(exc) or loop.time() + pause > deadline:
+                        raise
+                    if not waiting:
+                        waiting = True
+                        METRICS.endings_waiting.inc()
+                        log.warning(
+                            "generation.store_retrying",
+                            message_id=turn.message_id,
+                            error=str(exc)[:200],
+                        )
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 1.0)
+        finally:
+            if waiting:
+                METRICS.endings_waiting.dec()
 
     async def _superseded(self, gen: Generation, ending: Ending) -> None:
         """The answer was settled elsewhere: this generation's end is that one."""

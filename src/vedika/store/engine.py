@@ -18,6 +18,13 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Executable, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import (
+    DataError,
+    IntegrityError,
+    NotSupportedError,
+    ProgrammingError,
+    SQLAlchemyError,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from vedika.store import liveness, sqlite_driver
@@ -25,6 +32,19 @@ from vedika.store.pointread import PointRead, PointReads
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 T = TypeVar("T")
+
+
+# Failures that depend on the statement: it fails the same way when it is sent again.
+_PERMANENT = (IntegrityError, ProgrammingError, DataError, NotSupportedError)
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether `exc` says the database could not be reached or could not answer this
+    time (a connection refused or cut, the server out of connections, a pool timeout,
+    SQLite busy), so the same write may succeed when tried again."""
+    if isinstance(exc, OSError):
+        return True
+    return isinstance(exc, SQLAlchemyError) and not isinstance(exc, _PERMANENT)
 
 
 def _json_dumps(value: Any) -> str:
