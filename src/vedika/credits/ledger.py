@@ -24,6 +24,7 @@ from vedika.errors import CreditsExhausted
 from vedika.ids import uuid7
 from vedika.protocol import iso, today, utcnow
 from vedika.store.dialect import insert_for, insert_ignore, upsert_add
+from vedika.store.direct import run as run_direct
 from vedika.store.engine import Store
 from vedika.store.pointread import PointRead
 from vedika.store.tables import coin_days, coin_grants, coin_ledger
@@ -194,11 +195,11 @@ def charge(
         if conn.dialect.name == "postgresql":
             txn = uuid7()
             entry = {"e_id": txn, "e_kind": CHARGE, "e_message": message_id, "e_at": utcnow()}
-            row = conn.execute(_TAKE_AND_RECORD, params | {"b_daily": daily} | entry).first()
+            row = run_direct(conn, _TAKE_AND_RECORD, params | {"b_daily": daily} | entry).first()
             if row is not None and row.used > 0:
                 return Balance(daily=row.allowance, used=row.used, granted=row.granted or 0), txn
         else:
-            row = conn.execute(_OPEN_AND_TAKE["sqlite"], params | {"b_daily": daily}).first()
+            row = run_direct(conn, _OPEN_AND_TAKE["sqlite"], params | {"b_daily": daily}).first()
         if row is not None and row.used > 0:
             txn = _record(
                 conn,
@@ -211,7 +212,7 @@ def charge(
             return Balance(daily=row.allowance, used=row.used, granted=row.granted or 0), txn
         # The day cannot pay it in full: the granted coins pay it whole, if they can (the
         # day's rest stays for cheaper turns).
-        if conn.execute(_TAKE_GRANTED, params).first() is None:
+        if run_direct(conn, _TAKE_GRANTED, params).first() is None:
             current = _balance_of(conn, device_id=device_id, daily=daily)
             raise CreditsExhausted(
                 exhausted_message(current.daily),
@@ -229,7 +230,8 @@ def charge(
             message_id=message_id,
         )
         return _balance_of(conn, device_id=device_id, daily=daily), txn
-    conn.execute(
+    run_direct(
+        conn,
         _OPEN_DAY[conn.dialect.name],
         {"device_id": device_id, "day": day, "allowance": daily, "used": 0},
     )
@@ -237,20 +239,20 @@ def charge(
 
 
 def _balance_of(conn: Connection, *, device_id: str, daily: int) -> Balance:
-    row = conn.execute(_BALANCE, {"b_device": device_id, "b_day": today()}).first()
+    row = run_direct(conn, _BALANCE, {"b_device": device_id, "b_day": today()}).first()
     return Balance.of(row, daily)
 
 
 def refund(conn: Connection, *, device_id: str, message_id: str) -> int:
     """Give back what `message_id` was charged (once). Returns the coins returned."""
-    rows = conn.execute(_ENTRIES_OF, {"b_device": device_id, "b_message": message_id}).all()
+    rows = run_direct(conn, _ENTRIES_OF, {"b_device": device_id, "b_message": message_id}).all()
     net = sum(r.amount for r in rows)
     if net >= 0 or not rows:
         return 0
     charged = next(r for r in rows if r.kind in (CHARGE, CHARGE_GRANTED))
     amount = -net
     params = {"b_device": device_id, "b_day": charged.day, "b_amount": amount}
-    conn.execute(_GIVE_BACK_GRANTED if charged.kind == CHARGE_GRANTED else _GIVE_BACK, params)
+    run_direct(conn, _GIVE_BACK_GRANTED if charged.kind == CHARGE_GRANTED else _GIVE_BACK, params)
     _record(
         conn,
         device_id=device_id,
@@ -272,7 +274,8 @@ def _record(
     message_id: str | None,
 ) -> str:
     txn = uuid7()
-    conn.execute(
+    run_direct(
+        conn,
         _RECORD,
         {
             "id": txn,

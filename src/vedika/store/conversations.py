@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vedika.protocol import MessageStatus, aware
 from vedika.store.dialect import NewRow
+from vedika.store.direct import run as run_direct
 from vedika.store.engine import Store
 from vedika.store.pointread import PointRead
 from vedika.store.tables import conversations, messages, shares
@@ -216,12 +217,12 @@ async def get_conversation(
 def owns_conversation(conn: Connection, *, conversation_id: str, device_id: str) -> bool:
     """Whether the device has this conversation (inside a transaction)."""
     params = {"b_id": conversation_id, "b_device": device_id}
-    return conn.execute(_GET_CONVERSATION, params).first() is not None
+    return run_direct(conn, _GET_CONVERSATION, params).first() is not None
 
 
 def create_conversation(conn: Connection, **fields: Any) -> None:
     """A new conversation (`conversation_row`'s fields)."""
-    conn.execute(_INSERT_CONVERSATION, conversation_row(**fields)[1])
+    run_direct(conn, _INSERT_CONVERSATION, conversation_row(**fields)[1])
 
 
 def conversation_row(
@@ -262,7 +263,8 @@ def touch_conversation(
 ) -> None:
     """A turn in an existing conversation: its count, model, time and the answer as the
     end of the path it shows, in one statement."""
-    conn.execute(
+    run_direct(
+        conn,
         _TOUCH_CONVERSATION,
         {
             "b_id": conversation_id,
@@ -277,7 +279,7 @@ def touch_conversation(
 def insert_message(conn: Connection, **values: Any) -> None:
     """Columns not given are left out (NULL), never written as a JSON null. Each set of
     given columns compiles once: callers use a handful."""
-    conn.execute(_INSERT_MESSAGE, _MESSAGE_DEFAULTS | values)
+    run_direct(conn, _INSERT_MESSAGE, _MESSAGE_DEFAULTS | values)
 
 
 def message_row(**values: Any) -> NewRow:
@@ -324,7 +326,7 @@ async def last_turn(conn: AsyncConnection, *, conversation_id: str) -> list[Stor
 
 def count_streaming(conn: Connection, *, device_id: str) -> int:
     """Answers of this device still being written (on any instance)."""
-    return int(conn.execute(_COUNT_STREAMING, {"b_device": device_id}).scalar_one())
+    return int(run_direct(conn, _COUNT_STREAMING, {"b_device": device_id}).scalar_one())
 
 
 def streaming_count() -> ScalarSelect[Any]:
@@ -371,13 +373,13 @@ async def save_partials(conn: AsyncConnection, *, rows: list[dict[str, Any]]) ->
 
 def finish_message(conn: Connection, *, message_id: str, **values: Any) -> bool:
     """Write an answer's final state, once: only a message still streaming changes."""
-    result = conn.execute(_FINISH_MESSAGE, {"b_id": message_id, **values})
+    result = run_direct(conn, _FINISH_MESSAGE, {"b_id": message_id, **values})
     return bool(result.rowcount)
 
 
 def add_tokens(conn: Connection, *, conversation_id: str, tokens: int, now: datetime) -> None:
     params = {"b_id": conversation_id, "b_tokens": tokens, "updated_at": now}
-    conn.execute(_ADD_TOKENS, params)
+    run_direct(conn, _ADD_TOKENS, params)
 
 
 _FINISH_COUNTED: dict[tuple[str, ...], Any] = {}  # by the columns set: a handful

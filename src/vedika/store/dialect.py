@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import Connection, Table, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 
+from vedika.store.direct import run as run_direct
+
 _INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
@@ -53,7 +55,7 @@ def insert_rows(conn: Connection, rows: Sequence[NewRow]) -> None:
             stmt = _ONE.get(table.name)
             if stmt is None:
                 stmt = _ONE[table.name] = table.insert()
-            conn.execute(stmt, values)
+            run_direct(conn, stmt, values)
         return
     full = [(table, _with_defaults(table, values)) for table, values in rows]
     shape = tuple((table.name, tuple(values)) for table, values in full)
@@ -63,7 +65,7 @@ def insert_rows(conn: Connection, rows: Sequence[NewRow]) -> None:
     params = {
         f"r{i}_{key}": value for i, (_, values) in enumerate(full) for key, value in values.items()
     }
-    conn.execute(stmt, params)
+    run_direct(conn, stmt, params)
 
 
 def _with_defaults(table: Table, values: dict[str, Any]) -> dict[str, Any]:

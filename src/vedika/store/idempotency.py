@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vedika.store.direct import run as run_direct
 from vedika.store.tables import idempotency_keys
 
 # Built once, values at execute time (see store/conversations.py).
@@ -35,7 +36,8 @@ def save_key(
     message_id: str,
     now: datetime,
 ) -> None:
-    conn.execute(
+    run_direct(
+        conn,
         _SAVE,
         {
             "device_id": device_id,

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, and_, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vedika.store.conversations import MESSAGE_VIEW
+from vedika.store.direct import run as run_direct
 from vedika.store.engine import Store
 from vedika.store.pointread import PointRead
 from vedika.store.tables import conversations, messages
@@ -216,7 +217,7 @@ def lock(conn: Connection, *, conversation_id: str, device_id: str) -> Locked | 
     """The device's conversation, locked until the turn commits (`FOR UPDATE` on
     PostgreSQL; SQLite's write lock already orders turns); None if it is not the
     device's. A conversation without an active leaf is stored as its linear chain."""
-    row = conn.execute(_LOCK, {"b_id": conversation_id, "b_device": device_id}).first()
+    row = run_direct(conn, _LOCK, {"b_id": conversation_id, "b_device": device_id}).first()
     if row is None:
         return None
     leaf = row.active_leaf_id
@@ -246,9 +247,11 @@ class Member:
 
 def member(conn: Connection, *, conversation_id: str, message_id: str) -> Member | None:
     """The message, if it is one of this conversation's."""
-    row = conn.execute(_MESSAGE, {"b_id": message_id, "b_conversation": conversation_id}).first()
+    row = run_direct(
+        conn, _MESSAGE, {"b_id": message_id, "b_conversation": conversation_id}
+    ).first()
     return Member(row.id, row.role, row.parent_id) if row is not None else None
 
 
 def set_leaf(conn: Connection, *, conversation_id: str, leaf_id: str) -> None:
-    conn.execute(_SET_LEAF, {"b_id": conversation_id, "b_leaf": leaf_id})
+    run_direct(conn, _SET_LEAF, {"b_id": conversation_id, "b_leaf": leaf_id})

@@ -1,0 +1,143 @@
+"""Statements of a SQLite write transaction, run on the sqlite3 connection itself.
+
+A turn's transaction runs whole in the database's thread (sqlite_driver.run_transaction),
+through SQLAlchemy's synchronous engine. There, SQLAlchemy's execution of a statement
+cost about four times the statement itself: the compiled cache's key and lookup, the
+execution context, the parameters' dict, the result's metadata (bench.profile --call
+turn_start: 15% of a turn's CPU against 3% in sqlite3). `run` executes the same Core
+statement on the driver instead: compiled by SQLAlchemy once per set of parameter
+names, its values and columns converted by the processors SQLAlchemy's types define,
+its rows named tuples. A statement that needs what only SQLAlchemy's execution does
+(a Python-side default computed per row, a list expanded into IN) and every other
+connection (PostgreSQL, or SQLite outside that thread) go through `conn.execute`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import namedtuple
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Executable
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+
+Processor = Callable[[Any], Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A statement for one set of parameter names, as sqlite3 takes it."""
+
+    sql: str
+    names: tuple[str, ...]  # the bound names, in the order of the SQL's `?`
+    fixed: dict[str, Any]  # the values the statement holds itself (a scalar default...)
+    binds: tuple[Processor, ...]
+    row: Callable[[tuple[Any, ...]], Any] | None  # a result row, converted and named
+
+
+class Done:
+    """What `run` gives back: the few things the callers read of a SQLAlchemy result."""
+
+    __slots__ = ("rowcount", "rows")
+
+    def __init__(self, rows: list[Any], rowcount: int) -> None:
+        self.rows = rows
+        self.rowcount = rowcount
+
+    def first(self) -> Any:
+        return self.rows[0] if self.rows else None
+
+    def all(self) -> list[Any]:
+        return self.rows
+
+    def scalar(self) -> Any:
+        return self.rows[0][0] if self.rows else None
+
+    def scalar_one(self) -> Any:
+        if len(self.rows) != 1:
+            raise LookupError(f"expected one row, got {len(self.rows)}")
+        return self.rows[0][0]
+
+
+_PLANS: dict[tuple[int, tuple[str, ...]], _Plan | None] = {}
+_KEPT: dict[int, Executable] = {}  # the statements planned, so that their ids stay theirs
+# The callers pass statements built once (module constants, or cached by shape); should
+# one pass a statement built per call, the plans stop growing here.
+MAX_PLANS = 512
+
+
+def run(conn: Connection, statement: Executable, params: dict[str, Any]) -> Any:
+    """`conn.execute(statement, params)`, on sqlite3 directly where it can be."""
+    raw = conn.connection.driver_connection
+    if not isinstance(raw, sqlite3.Connection):
+        return conn.execute(statement, params)
+    keys = tuple(sorted(params))
+    key = (id(statement), keys)
+    try:
+        plan = _PLANS[key]
+    except KeyError:
+        if len(_PLANS) >= MAX_PLANS:
+            return conn.execute(statement, params)
+        plan = _PLANS[key] = _plan(statement, keys, conn.dialect)
+        _KEPT[id(statement)] = statement
+    if plan is None:
+        return conn.execute(statement, params)
+    fixed = plan.fixed
+    args = [
+        (params[name] if name in params else fixed[name])
+        if convert is None
+        else convert(params[name] if name in params else fixed[name])
+        for name, convert in zip(plan.names, plan.binds, strict=True)
+    ]
+    try:
+        cur = raw.execute(plan.sql, args)
+        try:
+            rows = [] if plan.row is None else [plan.row(r) for r in cur.fetchall()]
+            return Done(rows, cur.rowcount)
+        finally:
+            cur.close()
+    except sqlite3.Error as exc:
+        # As SQLAlchemy raises it (IntegrityError, OperationalError...): callers catch those.
+        raise DBAPIError.instance(plan.sql, args, exc, sqlite3.Error) from exc
+
+
+def _plan(statement: Any, keys: Sequence[str], dialect: Dialect) -> _Plan | None:
+    compiled: Any = statement.compile(dialect=dialect, column_keys=list(keys))
+    if (
+        compiled.positiontup is None
+        or compiled.insert_prefetch
+        or compiled.update_prefetch
+        or compiled.literal_execute_params
+        or compiled.post_compile_params
+        or "POSTCOMPILE" in compiled.string
+    ):
+        return None  # what SQLAlchemy's execution context would do for it
+    names = tuple(compiled.positiontup)
+    binds = tuple(
+        compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
+    )
+    fixed = {
+        name: bind.effective_value
+        for name, bind in compiled.binds.items()
+        if not bind.required and name not in keys
+    }
+    columns = compiled._result_columns
+    row: Callable[[tuple[Any, ...]], Any] | None = None
+    if columns:
+        shape = namedtuple("Row", [c.keyname for c in columns], rename=True)  # type: ignore[misc]
+        results = tuple(
+            c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
+        )
+        if any(results):
+
+            def row(raw: tuple[Any, ...]) -> Any:
+                return shape._make(
+                    v if f is None or v is None else f(v) for v, f in zip(raw, results, strict=True)
+                )
+
+        else:
+            row = shape._make
+    return _Plan(compiled.string, names, fixed, binds, row)
