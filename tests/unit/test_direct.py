@@ -85,6 +85,22 @@ def test_an_insert_stores_what_sqlalchemy_stores(conn: Connection) -> None:
     assert one["chunk_count"] == 0 and one["input_tokens"] == 0  # the columns' defaults
 
 
+def test_a_constant_default_is_one_of_the_values(conn: Connection) -> None:
+    """`pinned` and `archived` default to False in Python (SQLAlchemy fills them in)."""
+    insert = conversations.insert()
+    row = {"id": "c2", "device_id": "d1", "title": "t", "model": "m"} | {
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
+    direct.run(conn, insert, row)
+    conn.execute(insert, row | {"id": "c3"})
+    assert direct._PLANS[(id(insert), tuple(sorted(row)))] is not None
+    query = select(conversations).where(conversations.c.id.in_(["c2", "c3"]))
+    two, three = (dict(r._mapping) for r in conn.execute(query.order_by(conversations.c.id)))
+    assert two | {"id": "c3"} == three
+    assert two["pinned"] is False and two["archived"] is False and two["message_count"] == 0
+
+
 def test_a_select_returns_the_same_rows_by_name(conn: Connection) -> None:
     conn.execute(messages.insert(), _answer("a1"))
     query = select(messages.c.id, messages.c.routing, messages.c.created_at).where(

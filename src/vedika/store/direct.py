@@ -108,14 +108,22 @@ def _plan(statement: Any, keys: Sequence[str], dialect: Dialect) -> _Plan | None
     compiled: Any = statement.compile(dialect=dialect, column_keys=list(keys))
     if (
         compiled.positiontup is None
-        or compiled.insert_prefetch
-        or compiled.update_prefetch
         or compiled.literal_execute_params
         or compiled.post_compile_params
         or "POSTCOMPILE" in compiled.string
     ):
         return None  # what SQLAlchemy's execution context would do for it
     names = tuple(compiled.positiontup)
+    # The column defaults SQLAlchemy's execution context fills in (`default=` on an
+    # insert, `onupdate=` on an update): a constant is one of the statement's values;
+    # one computed per row stays SQLAlchemy's to compute.
+    defaults: dict[str, Any] = {}
+    for column, default in [(c, c.default) for c in compiled.insert_prefetch] + [
+        (c, c.onupdate) for c in compiled.update_prefetch
+    ]:
+        if not getattr(default, "is_scalar", False) or column.key not in names:
+            return None
+        defaults[column.key] = default.arg
     binds = tuple(
         compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
     )
@@ -123,7 +131,7 @@ def _plan(statement: Any, keys: Sequence[str], dialect: Dialect) -> _Plan | None
         name: bind.effective_value
         for name, bind in compiled.binds.items()
         if not bind.required and name not in keys
-    }
+    } | defaults
     columns = compiled._result_columns
     row: Callable[[tuple[Any, ...]], Any] | None = None
     if columns:
