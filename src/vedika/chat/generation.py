@@ -389,7 +389,7 @@ class Generations:
         try:
             while True:
                 try:
-                    return await settle(
+                    refunded = await settle(
                         self.store,
                         message_id=turn.message_id,
                         conversation_id=turn.conversation_id,
@@ -398,6 +398,16 @@ class Generations:
                         delivered=gen.delivered,
                         written=written,
                     )
+                    if refunded is None and waiting:
+                        # Already settled: by a reaper, or by an earlier try of ours
+                        # whose commit went through but whose reply was lost.
+                        async with self.store.read() as conn:
+                            stored = await data.find_message(
+                                conn, message_id=turn.message_id, device_id=turn.device_id
+                            )
+                        if stored is not None and stored.status is ending.status:
+                            return 0
+                    return refunded
                 except (SQLAlchemyError, OSError) as exc:
                     if not transient(exc) or loop.time() + pause > deadline:
                         raise
