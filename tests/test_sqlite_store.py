@@ -58,6 +58,26 @@ async def test_writes_one_after_another_reuse_the_connection_used_last(store: St
     assert len(set(used)) == 1, used
 
 
+async def test_write_transactions_hold_one_connection_and_replace_a_closed_one(
+    store: Store,
+) -> None:
+    """run_tx holds a connection of the pool for writes (a checkout and return per
+    transaction cost more than most statements); one that stopped is replaced, and
+    what was written stays."""
+    await store.run_tx(lambda conn: _conversation(conn, "c1"))
+    writer = store._writer
+    assert writer is not None and writer.usable()
+    assert await store.run_tx(_raw) == await store.run_tx(_raw)
+    assert store._writer is writer
+    await writer.aio.close()  # as a failure of its thread would leave it
+    assert not writer.usable()
+    await store.run_tx(lambda conn: _conversation(conn, "c2"))
+    assert store._writer is not writer and store._writer is not None
+    async with store.read() as conn:
+        ids = (await conn.execute(text("SELECT id FROM conversations ORDER BY id"))).scalars()
+        assert list(ids) == ["c1", "c2"]
+
+
 # ---------------------------------------------------------------- the full-text queue
 
 T0 = datetime(2026, 12, 7, 9, 0, 0, tzinfo=UTC)

@@ -32,7 +32,7 @@ NOW = datetime(2026, 12, 7, 15, 4, 5, 678000, tzinfo=UTC)
 
 @pytest.fixture
 def conn(tmp_path: Path) -> Iterator[Connection]:
-    """A connection as run_transaction's thread has it: SQLAlchemy's synchronous engine
+    """A connection as sqlite_driver.Writer's thread has it: SQLAlchemy's synchronous engine
     over a sqlite3 connection of its own."""
     raw = sqlite3.connect(tmp_path / "d.db", check_same_thread=False)
     engine = create_engine("sqlite://", creator=lambda: raw, poolclass=StaticPool, **_JSON)

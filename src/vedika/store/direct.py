@@ -1,6 +1,6 @@
 """Statements of a SQLite write transaction, run on the sqlite3 connection itself.
 
-A turn's transaction runs whole in the database's thread (sqlite_driver.run_transaction),
+A turn's transaction runs whole in the database's thread (sqlite_driver.Writer),
 through SQLAlchemy's synchronous engine. There, SQLAlchemy's execution of a statement
 cost about four times the statement itself: the compiled cache's key and lookup, the
 execution context, the parameters' dict, the result's metadata (bench.profile --call

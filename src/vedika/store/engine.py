@@ -106,6 +106,7 @@ class Store:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
+        self._writer: sqlite_driver.Writer | None = None  # SQLite: run_tx's connection
         # Reads outside a transaction, and single statements (`write_one`). On
         # PostgreSQL in autocommit: SQLAlchemy would open a transaction (BEGIN) for the
         # first statement and end it when the connection goes back to the pool, two
@@ -139,8 +140,14 @@ class Store:
         if self._write_lock is None:
             async with self.engine.begin() as conn:
                 return await conn.run_sync(fn)
-        async with self._write_lock, self.engine.connect() as conn:
-            return await sqlite_driver.run_transaction(conn, fn, _JSON)
+        async with self._write_lock:
+            writer = self._writer
+            if writer is None or not writer.usable():
+                if writer is not None:
+                    self._writer = None
+                    await writer.close()
+                writer = self._writer = await sqlite_driver.Writer.open(self.engine, _JSON)
+            return await writer.run(fn)
 
     async def write_one(self, statement: Executable, params: dict[str, Any] | None = None) -> int:
         """One statement that is atomic on its own; returns its row count. On
@@ -183,6 +190,9 @@ class Store:
     async def close(self) -> None:
         if self._points is not None:
             await self._points.close()
+        if self._writer is not None:
+            await self._writer.close()
+            self._writer = None
         await self.engine.dispose()
 
 

@@ -26,7 +26,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_cursor,
     AsyncAdapt_aiosqlite_dbapi,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import StaticPool
 
 T = TypeVar("T")
@@ -94,13 +94,12 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ("_in_tx", "_sync")
+    __slots__ = ("_in_tx",)
     _cursor_cls = OneTripCursor
 
     def __init__(self, dbapi: Any, connection: Any) -> None:
         super().__init__(dbapi, connection)
         self._in_tx = False  # as sqlite3 said after the last statement
-        self._sync: Engine | None = None  # for whole transactions (run_transaction)
 
     def rollback(self) -> None:
         if self._in_tx:
@@ -135,24 +134,56 @@ def _transaction(engine: Engine, fn: Callable[[Connection], T]) -> T:
         return fn(sync)
 
 
-async def run_transaction(
-    aconn: AsyncConnection, fn: Callable[[Connection], T], engine_kw: dict[str, Any]
-) -> T:
-    """Run `fn(connection)` as one transaction in a single trip to the thread of the
-    aiosqlite connection `aconn` holds (checked out by the caller): a turn's dozen
-    statements used to be a dozen trips, each a hand-off to the thread and a wake-up of
-    the event loop. The statements are SQLAlchemy's as ever, run by its synchronous
-    SQLite dialect on the same sqlite3 connection (same types, same SQL)."""
-    raw = await aconn.get_raw_connection()
-    adapted: OneTripConnection = raw.dbapi_connection  # type: ignore[assignment]
-    aio: aiosqlite.Connection = adapted._connection  # type: ignore[assignment]
-    if adapted._sync is None:  # made once per pooled connection; it connects to nothing
-        sqlite_conn = aio._conn
-        adapted._sync = create_engine(
-            "sqlite://", creator=lambda: sqlite_conn, poolclass=StaticPool, **engine_kw
-        )
-    async with adapted._execute_mutex:
+class Writer:
+    """A connection of the pool held for the store's write transactions, which the
+    store's lock runs one at a time. Each transaction used to check a connection out
+    of the pool and back through SQLAlchemy's greenlet bridge, and ask it for its
+    driver connection: 140-170 us of CPU on the benchmark host, more than most of a
+    turn's statements. Held, it also keeps its page cache: it wrote last."""
+
+    def __init__(self, held: AsyncConnection, adapted: OneTripConnection, sync: Engine) -> None:
+        self.held = held
+        self.adapted = adapted
+        self.aio: aiosqlite.Connection = adapted._connection  # type: ignore[assignment]
+        self.sync = sync
+
+    @classmethod
+    async def open(cls, engine: AsyncEngine, engine_kw: dict[str, Any]) -> Writer:
+        held = await engine.connect()
         try:
-            return await aio._execute(_transaction, adapted._sync, fn)
-        finally:
-            adapted._in_tx = False  # committed or rolled back in the thread
+            raw = await held.get_raw_connection()
+            adapted: OneTripConnection = raw.dbapi_connection  # type: ignore[assignment]
+            aio: aiosqlite.Connection = adapted._connection  # type: ignore[assignment]
+            sqlite_conn = aio._conn
+            # SQLAlchemy's synchronous engine on the same sqlite3 connection: it
+            # connects to nothing.
+            sync = create_engine(
+                "sqlite://", creator=lambda: sqlite_conn, poolclass=StaticPool, **engine_kw
+            )
+        except BaseException:
+            await held.close()
+            raise
+        return cls(held, adapted, sync)
+
+    def usable(self) -> bool:
+        """Whether its aiosqlite connection still runs (it is closed by a failure only)."""
+        return bool(self.aio._running) and self.aio._connection is not None
+
+    async def run(self, fn: Callable[[Connection], T]) -> T:
+        """Run `fn(connection)` as one transaction in a single trip to the connection's
+        thread: a turn's dozen statements used to be a dozen trips, each a hand-off to
+        the thread and a wake-up of the event loop. The statements are SQLAlchemy's as
+        ever, run by its synchronous SQLite dialect on the same sqlite3 connection (same
+        types, same SQL), or on sqlite3 itself (vedika.store.direct)."""
+        async with self.adapted._execute_mutex:
+            try:
+                return await self.aio._execute(_transaction, self.sync, fn)
+            finally:
+                self.adapted._in_tx = False  # committed or rolled back in the thread
+
+    async def close(self) -> None:
+        """Back to the pool; a connection that stopped is discarded instead."""
+        self.sync.dispose()
+        if not self.usable():
+            await self.held.invalidate()
+        await self.held.close()
