@@ -146,3 +146,11 @@ def test_a_default_computed_per_row_is_left_to_sqlalchemy(conn: Connection) -> N
         (1, 100),
         (2, 101),
     ]
+
+
+def test_a_value_computed_per_call_is_left_to_sqlalchemy(conn: Connection) -> None:
+    counter = iter(range(7, 100))
+    query = select(bindparam("n", callable_=lambda: next(counter), type_=Integer))
+    assert direct.run(conn, query, {}).scalar() == 7
+    assert direct.run(conn, query, {}).scalar() == 8  # not frozen in a plan
+    assert direct._PLANS[(id(query), ())] is None

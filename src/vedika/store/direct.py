@@ -111,8 +111,9 @@ def _plan(statement: Any, keys: Sequence[str], dialect: Dialect) -> _Plan | None
         or compiled.literal_execute_params
         or compiled.post_compile_params
         or "POSTCOMPILE" in compiled.string
+        or any(bind.callable is not None for bind in compiled.binds.values())
     ):
-        return None  # what SQLAlchemy's execution context would do for it
+        return None  # what SQLAlchemy's execution context would do for it (per call)
     names = tuple(compiled.positiontup)
     # The column defaults SQLAlchemy's execution context fills in (`default=` on an
     # insert, `onupdate=` on an update): a constant is one of the statement's values;
