@@ -78,6 +78,19 @@ async def test_write_transactions_hold_one_connection_and_replace_a_closed_one(
         assert list(ids) == ["c1", "c2"]
 
 
+async def test_a_writer_given_back_leaves_its_connection_usable(store: Store) -> None:
+    """The pool hands the connection used last (LIFO): the writer's, once given back."""
+    await store.run_tx(lambda conn: _conversation(conn, "c1"))
+    writer = store._writer
+    assert writer is not None
+    store._writer = None
+    await writer.close()
+    async with store.read() as conn:
+        assert await store.run_tx(_raw) != 0
+        count = (await conn.execute(text("SELECT count(*) FROM conversations"))).scalar()
+        assert count == 1
+
+
 # ---------------------------------------------------------------- the full-text queue
 
 T0 = datetime(2026, 12, 7, 9, 0, 0, tzinfo=UTC)

@@ -182,8 +182,9 @@ class Writer:
                 self.adapted._in_tx = False  # committed or rolled back in the thread
 
     async def close(self) -> None:
-        """Back to the pool; a connection that stopped is discarded instead."""
-        self.sync.dispose()
+        """Back to the pool; a connection that stopped is discarded instead. (The
+        synchronous engine is dropped, not disposed: its pool would close the sqlite3
+        connection, which stays the pool's.)"""
         if not self.usable():
             await self.held.invalidate()
         await self.held.close()
