@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import types
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.conftest import DATABASES, a_database
 from tests.support.client import Api, Socket, assert_invariants, chunks_of, text_of
+from tests.support.rows import streaming_answer
 from tests.support.server import serving
 from tests.test_branches import _alembic  # upgrade or downgrade to a revision
 from vedika import protocol as p
@@ -168,24 +168,8 @@ async def store(db: str) -> AsyncIterator[Store]:
 async def _streaming_answer(store: Store, *, flushed: int, ends: bool = True) -> str:
     """A `streaming` answer whose instance died after its flush of chunks 1..`flushed`
     (with their boundaries, or without them: a row of a version before 0012)."""
-    cid, mid, now = str(uuid.uuid4()), str(uuid.uuid4()), p.utcnow()
-
-    def write(conn: sa.Connection) -> None:
-        data.create_conversation(
-            conn, conversation_id=cid, device_id="dev", title="t", model="m", now=now
-        )
-        data.insert_message(
-            conn,
-            id=mid,
-            conversation_id=cid,
-            role="assistant",
-            content="",
-            status="streaming",
-            created_at=now,
-            updated_at=now,
-        )
-
-    await store.run_tx(write)
+    _cid, mid = await streaming_answer(store)
+    now = p.utcnow()
     text = "".join(CHUNKS[:flushed])
     sizes = data.encode_chunk_sizes([len(c) for c in CHUNKS[:flushed]])
     row = {"b_id": mid, "b_content": text, "b_chunks": flushed, "b_now": now}

@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import types
-import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
+from tests.support.rows import streaming_answer
 from tests.support.server import sqlite_url
-from vedika import protocol as p
 from vedika.chat.finish import Ending, Written, settle
 from vedika.chat.generation import INTERRUPTED, Generations
 from vedika.protocol import MessageStatus
@@ -47,24 +45,7 @@ class FailingOnce(Store):
 
 
 async def _streaming(store: Store) -> types.SimpleNamespace:
-    cid, mid, now = str(uuid.uuid4()), str(uuid.uuid4()), p.utcnow()
-
-    def write(conn: sa.Connection) -> None:
-        data.create_conversation(
-            conn, conversation_id=cid, device_id="dev", title="t", model="m", now=now
-        )
-        data.insert_message(
-            conn,
-            id=mid,
-            conversation_id=cid,
-            role="assistant",
-            content="",
-            status="streaming",
-            created_at=now,
-            updated_at=now,
-        )
-
-    await store.run_tx(write)
+    cid, mid = await streaming_answer(store)
     turn = types.SimpleNamespace(message_id=mid, conversation_id=cid, device_id="dev")
     return types.SimpleNamespace(turn=turn, delivered=True)  # what _settle reads of one
 

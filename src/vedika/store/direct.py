@@ -85,11 +85,9 @@ def run(conn: Connection, statement: Executable, params: dict[str, Any]) -> Any:
         _KEPT[id(statement)] = statement
     if plan is None:
         return conn.execute(statement, params)
-    fixed = plan.fixed
+    values = plan.fixed | params if plan.fixed else params
     args = [
-        (params[name] if name in params else fixed[name])
-        if convert is None
-        else convert(params[name] if name in params else fixed[name])
+        values[name] if convert is None else convert(values[name])
         for name, convert in zip(plan.names, plan.binds, strict=True)
     ]
     try:
