@@ -209,6 +209,11 @@ def _report(head: str, raw: Path, path: Path) -> None:
     print(f"\nraw stacks: {raw}")
 
 
+# `--native`: py-spy also samples C and Cython frames (asyncpg's protocol, uvloop,
+# sqlite3), which otherwise count as their Python caller's own time.
+_EXTRA_SPY_ARGS: list[str] = []
+
+
 def _spy(pid: int, seconds: float, rate: int, raw: Path, cpus: list[str]) -> list[str]:
     return [
         *(["taskset", "-c", ",".join(cpus)] if cpus else []),
@@ -221,11 +226,12 @@ def _spy(pid: int, seconds: float, rate: int, raw: Path, cpus: list[str]) -> lis
         "--format",
         "raw",
         "--gil",
-        "--nonblocking",
+        *([] if "--native" in _EXTRA_SPY_ARGS else ["--nonblocking"]),
         "--duration",
         str(int(seconds)),
         "--output",
         str(raw),
+        *_EXTRA_SPY_ARGS,
     ]
 
 
@@ -292,7 +298,12 @@ def cli() -> None:
     parser.add_argument("--call", help="profile one call of bench/rest.py under wrk instead")
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--floor", action="store_true", help="profile bench/floor.py instead")
+    parser.add_argument("--native", action="store_true", help="sample C/Cython frames too")
     args = parser.parse_args()
+    if args.native:
+        # py-spy cannot read native stacks without pausing the process: the figures
+        # per request then include the pauses.
+        _EXTRA_SPY_ARGS.append("--native")
     settings = {"VEDIKA_COALESCE_MS": args.coalesce_ms}
     if args.redis:
         settings["VEDIKA_REDIS_URL"] = args.redis

@@ -78,7 +78,7 @@ def test_an_insert_stores_what_sqlalchemy_stores(conn: Connection) -> None:
     insert = messages.insert()
     direct.run(conn, insert, _answer("a1"))  # planned: sqlite3 itself
     conn.execute(insert, _answer("a2"))
-    assert direct._PLANS[(id(insert), tuple(sorted(_answer("a1"))))] is not None
+    assert direct._PLANS[(id(insert), tuple(sorted(_answer("a1"))), "sqlite")] is not None
     one, two = _stored(conn, "a1"), _stored(conn, "a2")
     assert one == two
     assert one["routing"] == {"selected_model": "m", "reason": "fits", "confidence": 0.5}
@@ -94,7 +94,7 @@ def test_a_constant_default_is_one_of_the_values(conn: Connection) -> None:
     }
     direct.run(conn, insert, row)
     conn.execute(insert, row | {"id": "c3"})
-    assert direct._PLANS[(id(insert), tuple(sorted(row)))] is not None
+    assert direct._PLANS[(id(insert), tuple(sorted(row)), "sqlite")] is not None
     query = select(conversations).where(conversations.c.id.in_(["c2", "c3"]))
     two, three = (dict(r._mapping) for r in conn.execute(query.order_by(conversations.c.id)))
     assert two | {"id": "c3"} == three
@@ -141,7 +141,7 @@ def test_a_default_computed_per_row_is_left_to_sqlalchemy(conn: Connection) -> N
     insert = table.insert()
     direct.run(conn, insert, {"id": 1})
     direct.run(conn, insert, {"id": 2})
-    assert direct._PLANS[(id(insert), ("id",))] is None  # SQLAlchemy's execution
+    assert direct._PLANS[(id(insert), ("id",), "sqlite")] is None  # SQLAlchemy's execution
     assert [tuple(r) for r in conn.execute(select(table).order_by(table.c.id))] == [
         (1, 100),
         (2, 101),
@@ -153,4 +153,4 @@ def test_a_value_computed_per_call_is_left_to_sqlalchemy(conn: Connection) -> No
     query = select(bindparam("n", callable_=lambda: next(counter), type_=Integer))
     assert direct.run(conn, query, {}).scalar() == 7
     assert direct.run(conn, query, {}).scalar() == 8  # not frozen in a plan
-    assert direct._PLANS[(id(query), ())] is None
+    assert direct._PLANS[(id(query), (), "sqlite")] is None

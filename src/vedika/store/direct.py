@@ -1,15 +1,22 @@
-"""Statements of a SQLite write transaction, run on the sqlite3 connection itself.
+"""Statements of a write transaction, run on the database driver itself.
 
-A turn's transaction runs whole in the database's thread (sqlite_driver.Writer),
-through SQLAlchemy's synchronous engine. There, SQLAlchemy's execution of a statement
-cost about four times the statement itself: the compiled cache's key and lookup, the
-execution context, the parameters' dict, the result's metadata (bench.profile --call
-turn_start: 15% of a turn's CPU against 3% in sqlite3). `run` executes the same Core
-statement on the driver instead: compiled by SQLAlchemy once per set of parameter
-names, its values and columns converted by the processors SQLAlchemy's types define,
-its rows named tuples. A statement that needs what only SQLAlchemy's execution does
-(a Python-side default computed per row, a list expanded into IN) and every other
-connection (PostgreSQL, or SQLite outside that thread) go through `conn.execute`.
+A turn's transaction is a plain function of a SQLAlchemy connection (Store.run_tx).
+There, SQLAlchemy's execution of a statement cost more than the statement itself: the
+compiled cache's key and lookup, the execution context, the parameters' dict, the
+result's metadata (bench.profile --call turn_start: on SQLite 15% of a turn's CPU
+against 3% in sqlite3). `run` executes the same Core statement on the driver instead:
+compiled by SQLAlchemy once per dialect and set of parameter names, its values and
+columns converted by the processors SQLAlchemy's types define, its rows named tuples,
+its errors SQLAlchemy's.
+
+- SQLite: on the sqlite3 connection, in the database's thread (sqlite_driver.Writer).
+- PostgreSQL: on the asyncpg connection under SQLAlchemy's adapter, in the adapter's
+  transaction and with its prepared statements, one await through SQLAlchemy's
+  greenlet bridge per statement, as SQLAlchemy's own execution makes.
+
+A statement that needs what only SQLAlchemy's execution does (a Python-side default
+computed per row, a list expanded into IN) and any other connection go through
+`conn.execute`.
 """
 
 from __future__ import annotations
@@ -23,16 +30,17 @@ from typing import Any
 from sqlalchemy import Connection, Executable
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.util import await_
 
 Processor = Callable[[Any], Any] | None
 
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
-    """A statement for one set of parameter names, as sqlite3 takes it."""
+    """A statement for one dialect and set of parameter names, as its driver takes it."""
 
     sql: str
-    names: tuple[str, ...]  # the bound names, in the order of the SQL's `?`
+    names: tuple[str, ...]  # the bound names, in the order of the SQL's parameters
     fixed: dict[str, Any]  # the values the statement holds itself (a scalar default...)
     binds: tuple[Processor, ...]
     row: Callable[[tuple[Any, ...]], Any] | None  # a result row, converted and named
@@ -62,7 +70,7 @@ class Done:
         return self.rows[0][0]
 
 
-_PLANS: dict[tuple[int, tuple[str, ...]], _Plan | None] = {}
+_PLANS: dict[tuple[int, tuple[str, ...], str], _Plan | None] = {}
 _KEPT: dict[int, Executable] = {}  # the statements planned, so that their ids stay theirs
 # The callers pass statements built once (module constants, or cached by shape); should
 # one pass a statement built per call, the plans stop growing here.
@@ -70,18 +78,24 @@ MAX_PLANS = 512
 
 
 def run(conn: Connection, statement: Executable, params: dict[str, Any]) -> Any:
-    """`conn.execute(statement, params)`, on sqlite3 directly where it can be."""
-    raw = conn.connection.driver_connection
-    if not isinstance(raw, sqlite3.Connection):
+    """`conn.execute(statement, params)`, on the driver directly where it can be."""
+    raw: Any = conn.connection.driver_connection
+    dialect = conn.dialect
+    execute: Callable[[Connection, Any, _Plan, list[Any]], Done]
+    if isinstance(raw, sqlite3.Connection):
+        execute = _on_sqlite
+    elif dialect.driver == "asyncpg":
+        execute = _on_asyncpg
+    else:
         return conn.execute(statement, params)
     keys = tuple(sorted(params))
-    key = (id(statement), keys)
+    key = (id(statement), keys, dialect.name)
     try:
         plan = _PLANS[key]
     except KeyError:
         if len(_PLANS) >= MAX_PLANS:
             return conn.execute(statement, params)
-        plan = _PLANS[key] = _plan(statement, keys, conn.dialect)
+        plan = _PLANS[key] = _plan(statement, keys, dialect)
         _KEPT[id(statement)] = statement
     if plan is None:
         return conn.execute(statement, params)
@@ -90,6 +104,10 @@ def run(conn: Connection, statement: Executable, params: dict[str, Any]) -> Any:
         values[name] if convert is None else convert(values[name])
         for name, convert in zip(plan.names, plan.binds, strict=True)
     ]
+    return execute(conn, raw, plan, args)
+
+
+def _on_sqlite(conn: Connection, raw: sqlite3.Connection, plan: _Plan, args: list[Any]) -> Done:
     try:
         cur = raw.execute(plan.sql, args)
         try:
@@ -100,6 +118,45 @@ def run(conn: Connection, statement: Executable, params: dict[str, Any]) -> Any:
     except sqlite3.Error as exc:
         # As SQLAlchemy raises it (IntegrityError, OperationalError...): callers catch those.
         raise DBAPIError.instance(plan.sql, args, exc, sqlite3.Error) from exc
+
+
+def _on_asyncpg(conn: Connection, raw: Any, plan: _Plan, args: list[Any]) -> Done:
+    adapted: Any = conn.connection.dbapi_connection
+    try:
+        records, status = await_(_asyncpg_execute(adapted, conn.dialect, plan.sql, args))
+    except Exception as exc:
+        # What SQLAlchemy does with a failed statement: its own exception class
+        # (IntegrityError...), and a connection found broken is invalidated.
+        conn._handle_dbapi_exception(exc, plan.sql, args, None, None)
+    rows = [] if plan.row is None else [plan.row(r) for r in records]
+    return Done(rows, _rowcount(status))
+
+
+async def _asyncpg_execute(
+    adapted: Any, dialect: Any, sql: str, args: list[Any]
+) -> tuple[list[Any], str | None]:
+    """What SQLAlchemy's asyncpg cursor does for one statement: the transaction begun
+    on the first, the connection's cached prepared statement, asyncpg's errors as the
+    adapter's DB-API classes."""
+    async with adapted._execute_mutex:
+        if adapted._transaction is None:
+            await adapted._start_transaction()
+        try:
+            prepared, _ = await adapted._prepare(sql, dialect._invalidate_schema_cache_asof)
+            records = await prepared.fetch(*args)
+            return records, prepared.get_statusmsg()
+        except Exception as error:
+            adapted._handle_exception(error)
+            raise  # not reached: the adapter raises
+
+
+def _rowcount(status: str | None) -> int:
+    """The rows a statement touched, from PostgreSQL's command tag ("UPDATE 3",
+    "INSERT 0 1", "SELECT 2"), as SQLAlchemy's adapter reads it."""
+    if not status:
+        return -1
+    tail = status.rpartition(" ")[2]
+    return int(tail) if tail.isdigit() else -1
 
 
 def _plan(statement: Any, keys: Sequence[str], dialect: Dialect) -> _Plan | None:

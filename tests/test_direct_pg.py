@@ -1,0 +1,146 @@
+"""store.direct on PostgreSQL: a statement run on asyncpg under SQLAlchemy's adapter
+must store and return exactly what SQLAlchemy's execution does, inside the caller's
+transaction, and fail as SQLAlchemy fails."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, bindparam, select
+from sqlalchemy.exc import IntegrityError
+
+from vedika.store import conversations as data
+from vedika.store import direct
+from vedika.store.engine import Store, make_engine, migrate
+from vedika.store.tables import conversations, messages
+
+pytestmark = pytest.mark.postgres
+
+NOW = datetime(2026, 12, 7, 15, 4, 5, 678000, tzinfo=UTC)
+
+
+@pytest.fixture
+async def store(fresh_pg: str) -> AsyncIterator[Store]:
+    await asyncio.to_thread(migrate, fresh_pg)
+    s = Store(make_engine(fresh_pg))
+    await s.run_tx(
+        lambda conn: conn.execute(
+            conversations.insert(),
+            data.conversation_row(
+                conversation_id="c1",
+                device_id="d1",
+                title="t",
+                model="m",
+                now=NOW,
+                message_count=0,
+                active_leaf_id=None,
+            )[1],
+        )
+    )
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+def _answer(message_id: str) -> dict[str, Any]:
+    return data.message_row(
+        id=message_id,
+        conversation_id="c1",
+        role="assistant",
+        content="",
+        status=data.ASSISTANT_LIVE,
+        model="m",
+        routing={"selected_model": "m", "reason": "fits", "confidence": 0.5},
+        created_at=NOW,
+        updated_at=NOW,
+        heartbeat_at=NOW,
+    )[1]
+
+
+def _stored(conn: Connection, message_id: str) -> dict[str, Any]:
+    row = conn.execute(select(messages).where(messages.c.id == message_id)).one()
+    return {k: v for k, v in row._mapping.items() if k != "id"}
+
+
+async def test_an_insert_stores_what_sqlalchemy_stores(store: Store) -> None:
+    insert = messages.insert()
+
+    def write(conn: Connection) -> None:
+        direct.run(conn, insert, _answer("a1"))
+        conn.execute(insert, _answer("a2"))
+
+    await store.run_tx(write)
+    assert direct._PLANS[(id(insert), tuple(sorted(_answer("a1"))), "postgresql")] is not None
+    one, two = await store.run_tx(lambda c: (_stored(c, "a1"), _stored(c, "a2")))
+    assert one == two
+    assert one["routing"] == {"selected_model": "m", "reason": "fits", "confidence": 0.5}
+    assert one["created_at"] == NOW
+    assert one["chunk_count"] == 0 and one["input_tokens"] == 0  # the columns' defaults
+
+
+async def test_a_select_returns_the_same_rows_by_name(store: Store) -> None:
+    await store.run_tx(lambda c: c.execute(messages.insert(), _answer("a1")))
+    query = select(messages.c.id, messages.c.routing, messages.c.created_at).where(
+        messages.c.conversation_id == bindparam("b_c")
+    )
+
+    def read(conn: Connection) -> tuple[Any, Any, Any]:
+        mine = direct.run(conn, query, {"b_c": "c1"}).first()
+        theirs = conn.execute(query, {"b_c": "c1"}).first()
+        return mine, theirs, direct.run(conn, query, {"b_c": "nope"}).first()
+
+    mine, theirs, none = await store.run_tx(read)
+    assert tuple(mine) == tuple(theirs)
+    assert mine.routing["reason"] == "fits"
+    assert mine.created_at == NOW
+    assert none is None
+
+
+async def test_an_update_counts_its_rows(store: Store) -> None:
+    await store.run_tx(lambda c: c.execute(messages.insert(), _answer("a1")))
+
+    def finish(conn: Connection) -> tuple[bool, bool, int]:
+        first = data.finish_message(conn, message_id="a1", status="complete", content="done")
+        again = data.finish_message(conn, message_id="a1", status="error", content="no")
+        return first, again, data.count_streaming(conn, device_id="d1")
+
+    assert await store.run_tx(finish) == (True, False, 0)
+    stored = await store.run_tx(lambda c: _stored(c, "a1"))
+    assert (stored["status"], stored["content"]) == ("complete", "done")
+
+
+async def test_its_statements_are_the_transactions(store: Store) -> None:
+    """The first statement of a transaction run directly begins it: a failure after it
+    rolls it back, where outside a transaction it would have been committed alone."""
+
+    def write_then_fail(conn: Connection) -> None:
+        direct.run(conn, messages.insert(), _answer("a1"))
+        raise RuntimeError("after the insert")
+
+    with pytest.raises(RuntimeError):
+        await store.run_tx(write_then_fail)
+    rows = await store.run_tx(
+        lambda c: c.execute(select(messages.c.id).where(messages.c.id == "a1")).all()
+    )
+    assert rows == []
+
+
+async def test_a_constraint_fails_as_sqlalchemys_error_and_writes_nothing(store: Store) -> None:
+    def twice(conn: Connection) -> None:
+        direct.run(conn, messages.insert(), _answer("a2"))
+        direct.run(conn, messages.insert(), _answer("a2"))
+
+    with pytest.raises(IntegrityError):
+        await store.run_tx(twice)
+    rows = await store.run_tx(
+        lambda c: c.execute(select(messages.c.id).where(messages.c.id == "a2")).all()
+    )
+    assert rows == []
+    # The connection the failure happened on is still good for the next transaction.
+    await store.run_tx(lambda c: direct.run(c, messages.insert(), _answer("a3")))
+    assert (await store.run_tx(lambda c: _stored(c, "a3")))["status"] == data.ASSISTANT_LIVE
