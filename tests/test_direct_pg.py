@@ -144,3 +144,22 @@ async def test_a_constraint_fails_as_sqlalchemys_error_and_writes_nothing(store:
     # The connection the failure happened on is still good for the next transaction.
     await store.run_tx(lambda c: direct.run(c, messages.insert(), _answer("a3")))
     assert (await store.run_tx(lambda c: _stored(c, "a3")))["status"] == data.ASSISTANT_LIVE
+
+
+async def test_a_single_write_runs_in_autocommit_on_the_point_connections(store: Store) -> None:
+    """Store.write_one (an answer's ending) on asyncpg itself: its row count, its
+    values stored as SQLAlchemy stores them, its errors SQLAlchemy's."""
+    await store.run_tx(lambda c: c.execute(messages.insert(), _answer("a1")))
+    finish = (
+        messages.update()
+        .where(messages.c.id == bindparam("b_id"), messages.c.status == data.ASSISTANT_LIVE)
+        .values(status=bindparam("b_status"), citations=bindparam("b_citations"))
+    )
+    params = {"b_id": "a1", "b_status": "complete", "b_citations": [{"url": "https://x"}]}
+    assert await store.write_one(finish, params) == 1
+    assert await store.write_one(finish, params) == 0  # no longer streaming
+    assert direct._PLANS[(id(finish), tuple(sorted(params)), "postgresql")] is not None
+    stored = await store.run_tx(lambda c: _stored(c, "a1"))
+    assert (stored["status"], stored["citations"]) == ("complete", [{"url": "https://x"}])
+    with pytest.raises(IntegrityError):
+        await store.write_one(messages.insert(), _answer("a1"))

@@ -80,31 +80,41 @@ MAX_PLANS = 512
 def run(conn: Connection, statement: Executable, params: dict[str, Any]) -> Any:
     """`conn.execute(statement, params)`, on the driver directly where it can be."""
     raw: Any = conn.connection.driver_connection
-    dialect = conn.dialect
     execute: Callable[[Connection, Any, _Plan, list[Any]], Done]
     if isinstance(raw, sqlite3.Connection):
         execute = _on_sqlite
-    elif dialect.driver == "asyncpg":
+    elif conn.dialect.driver == "asyncpg":
         execute = _on_asyncpg
     else:
         return conn.execute(statement, params)
+    bound = bind(statement, params, conn.dialect)
+    if bound is None:
+        return conn.execute(statement, params)
+    return execute(conn, raw, *bound)
+
+
+def bind(
+    statement: Executable, params: dict[str, Any], dialect: Dialect
+) -> tuple[_Plan, list[Any]] | None:
+    """The statement's plan for `dialect` and these parameter names, and its values as
+    the driver takes them, in order; None for a statement left to SQLAlchemy."""
     keys = tuple(sorted(params))
     key = (id(statement), keys, dialect.name)
     try:
         plan = _PLANS[key]
     except KeyError:
         if len(_PLANS) >= MAX_PLANS:
-            return conn.execute(statement, params)
+            return None
         plan = _PLANS[key] = _plan(statement, keys, dialect)
         _KEPT[id(statement)] = statement
     if plan is None:
-        return conn.execute(statement, params)
+        return None
     values = plan.fixed | params if plan.fixed else params
     args = [
         values[name] if convert is None else convert(values[name])
         for name, convert in zip(plan.names, plan.binds, strict=True)
     ]
-    return execute(conn, raw, plan, args)
+    return plan, args
 
 
 def _on_sqlite(conn: Connection, raw: sqlite3.Connection, plan: _Plan, args: list[Any]) -> Done:
@@ -129,7 +139,7 @@ def _on_asyncpg(conn: Connection, raw: Any, plan: _Plan, args: list[Any]) -> Don
         # (IntegrityError...), and a connection found broken is invalidated.
         conn._handle_dbapi_exception(exc, plan.sql, args, None, None)
     rows = [] if plan.row is None else [plan.row(r) for r in records]
-    return Done(rows, _rowcount(status))
+    return Done(rows, rowcount(status))
 
 
 async def _asyncpg_execute(
@@ -150,13 +160,29 @@ async def _asyncpg_execute(
             raise  # not reached: the adapter raises
 
 
-def _rowcount(status: str | None) -> int:
+def rowcount(status: str | None) -> int:
     """The rows a statement touched, from PostgreSQL's command tag ("UPDATE 3",
     "INSERT 0 1", "SELECT 2"), as SQLAlchemy's adapter reads it."""
     if not status:
         return -1
     tail = status.rpartition(" ")[2]
     return int(tail) if tail.isdigit() else -1
+
+
+def asyncpg_error(dialect: Any, sql: str, args: list[Any], error: Exception) -> Exception:
+    """An asyncpg error as SQLAlchemy's execution raises it: translated to the adapter's
+    DB-API class, then wrapped (IntegrityError, OperationalError...). Errors that are not
+    asyncpg's (OSError...) stay as they are, as they do there."""
+    from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
+
+    dbapi = dialect.loaded_dbapi
+    try:
+        AsyncAdapt_asyncpg_connection._handle_exception_no_connection(dbapi, error)
+    except dbapi.Error as translated:
+        return DBAPIError.instance(sql, args, translated, dbapi.Error)
+    except Exception:  # not one it translates: raised again as it is
+        pass
+    return error
 
 
 def _plan(statement: Any, keys: Sequence[str], dialect: Dialect) -> _Plan | None:

@@ -152,8 +152,13 @@ class Store:
     async def write_one(self, statement: Executable, params: dict[str, Any] | None = None) -> int:
         """One statement that is atomic on its own; returns its row count. On
         PostgreSQL it runs in autocommit: one round trip, where a transaction around it
-        would add BEGIN and COMMIT. On SQLite, as `run_tx` runs it."""
+        would add BEGIN and COMMIT, on the point connections (vedika.store.pointread:
+        no pool checkout, no execution context). On SQLite, as `run_tx` runs it."""
         if self._write_lock is None:
+            if self._points is not None:
+                count = await self._points.write(statement, params or {})
+                if count is not None:
+                    return count
             async with self._autocommit.connect() as conn:
                 return (await conn.execute(statement, params)).rowcount
         return await self.run_tx(lambda conn: conn.execute(statement, params).rowcount)

@@ -1,4 +1,5 @@
-"""A few asyncpg connections for point reads, handed out without asyncpg's pool.
+"""A few asyncpg connections for point reads (and single autocommit writes), handed
+out without asyncpg's pool.
 
 asyncpg's `Pool.fetch` wraps each query in an acquire and a release: a queue, a
 holder, a timeout and a shielded task; on this machine that doubled the CPU of a
@@ -42,6 +43,20 @@ class Readers:
             raise
         self._give(conn)
         return rows
+
+    async def execute(self, sql: str, args: list[Any]) -> str:
+        """One statement in autocommit; its command tag ("UPDATE 1")."""
+        conn = await self._take()
+        try:
+            status: str = await conn.execute(sql, *args)
+        except Exception:
+            self._give(conn)  # a failed statement left no transaction open; a dead link is dropped
+            raise
+        except BaseException:  # cancelled mid-statement: whatever it was doing, drop it
+            self._drop(conn, terminate=True)
+            raise
+        self._give(conn)
+        return status
 
     async def _take(self) -> Any:
         while True:

@@ -17,8 +17,10 @@ dialect (timestamps kept as text on SQLite, JSON decoded with the engine's decod
   (`pg_readers.py` says why).
 
 A failure of the driver becomes `ConnectionError`, which the API answers as it answers
-SQLAlchemy's (503, "the database is unavailable"). Writes, and reads inside a
-transaction, stay on SQLAlchemy.
+SQLAlchemy's (503, "the database is unavailable"). On PostgreSQL a write that is one
+statement on its own (`Store.write_one`: an answer's ending) runs on these connections
+too, in autocommit, its errors SQLAlchemy's. Transactions stay on SQLAlchemy's
+connections (their statements on the driver: vedika.store.direct).
 """
 
 from __future__ import annotations
@@ -32,9 +34,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import aiosqlite
-from sqlalchemy import Select
+from sqlalchemy import Executable, Select
 from sqlalchemy.engine import URL, Dialect
 
+from vedika.store import direct
 from vedika.store.pg_readers import Readers
 from vedika.store.sqlite_driver import run_statement
 
@@ -148,6 +151,22 @@ class PointReads:
                 raise ConnectionError(f"database read failed: {exc}") from exc
             raise
         return [compiled.row(raw) for raw in rows]
+
+    async def write(self, statement: Executable, values: dict[str, Any]) -> int | None:
+        """PostgreSQL: one statement in autocommit (atomic on its own) on these
+        connections, as SQLAlchemy would run it but without its pool and execution;
+        its row count. None when the statement is one only SQLAlchemy can run."""
+        bound = direct.bind(statement, values, self.dialect)
+        if bound is None:
+            return None
+        plan, args = bound
+        try:
+            status = await self._pg_readers().execute(plan.sql, args)
+        except Exception as exc:
+            if type(exc).__module__.startswith("asyncpg"):
+                raise direct.asyncpg_error(self.dialect, plan.sql, args, exc) from exc
+            raise
+        return direct.rowcount(status)
 
     async def _sqlite_reader(self) -> aiosqlite.Connection:
         if len(self._sqlite) < SQLITE_READERS:
