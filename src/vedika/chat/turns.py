@@ -35,6 +35,7 @@ from vedika.store import conversations as data
 from vedika.store import files as files_data
 from vedika.store import idempotency, tree
 from vedika.store.dialect import NewRow, insert_rows
+from vedika.store.direct import run as run_direct
 from vedika.store.engine import Reads, Store
 from vedika.store.preferences import preference_in
 
@@ -271,7 +272,7 @@ class TurnService:
         if not cap:
             return
         if conn.dialect.name == "postgresql":
-            conn.execute(_DEVICE_LOCK, {"b_key": device_lock_key(device_id)})
+            run_direct(conn, _DEVICE_LOCK, {"b_key": device_lock_key(device_id)})
         live = data.count_streaming(conn, device_id=device_id)
         if live >= cap:
             raise too_many_answers(live)
