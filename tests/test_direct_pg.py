@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, bindparam, select, text
 from sqlalchemy.exc import IntegrityError
 
 from vedika.store import conversations as data
@@ -163,3 +163,34 @@ async def test_a_single_write_runs_in_autocommit_on_the_point_connections(store:
     assert (stored["status"], stored["citations"]) == ("complete", [{"url": "https://x"}])
     with pytest.raises(IntegrityError):
         await store.write_one(messages.insert(), _answer("a1"))
+
+
+@pytest.mark.parametrize("cancels", [1, 2])
+async def test_a_transaction_cancelled_midway_writes_nothing_and_gives_its_connection_back(
+    store: Store, cancels: int
+) -> None:
+    """Store.run_tx runs the whole transaction in one greenlet (checkout, statements,
+    commit, return). Cancelled while a statement runs (once, or again during the
+    rollback), nothing of it is stored and the pool gets its connection back."""
+
+    def slow(conn: Connection) -> None:
+        direct.run(conn, messages.insert(), _answer("a9"))
+        conn.execute(text("SELECT pg_sleep(2)"))
+
+    task = asyncio.create_task(store.run_tx(slow))
+    await asyncio.sleep(0.3)
+    for _ in range(cancels):
+        task.cancel()
+        await asyncio.sleep(0)
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    pool: Any = store.engine.sync_engine.pool
+    for _ in range(100):
+        if pool.checkedout() == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert pool.checkedout() == 0
+    rows = await store.run_tx(
+        lambda c: c.execute(select(messages.c.id).where(messages.c.id == "a9")).all()
+    )
+    assert rows == []

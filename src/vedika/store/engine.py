@@ -26,6 +26,7 @@ from sqlalchemy.exc import (
     SQLAlchemyError,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.util import greenlet_spawn
 
 from vedika.store import liveness, sqlite_driver
 from vedika.store.pointread import PointRead, PointReads
@@ -138,8 +139,7 @@ class Store:
         whole of it is one trip to the database thread (vedika.store.sqlite_driver); on
         PostgreSQL it runs through SQLAlchemy's bridge to asyncpg, as `tx()` does."""
         if self._write_lock is None:
-            async with self.engine.begin() as conn:
-                return await conn.run_sync(fn)
+            return await greenlet_spawn(sqlite_driver.transaction, self.engine.sync_engine, fn)
         async with self._write_lock:
             writer = self._writer
             if writer is None or not writer.usable():

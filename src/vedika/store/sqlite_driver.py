@@ -128,7 +128,7 @@ def dbapi() -> OneTripDBAPI:
 # ---------------------------------------------------------------- whole transactions
 
 
-def _transaction(engine: Engine, fn: Callable[[Connection], T]) -> T:
+def transaction(engine: Engine, fn: Callable[[Connection], T]) -> T:
     """In the connection's thread: `fn` in one transaction, committed or rolled back."""
     with engine.begin() as sync:
         return fn(sync)
@@ -177,7 +177,7 @@ class Writer:
         types, same SQL), or on sqlite3 itself (vedika.store.direct)."""
         async with self.adapted._execute_mutex:
             try:
-                return await self.aio._execute(_transaction, self.sync, fn)
+                return await self.aio._execute(transaction, self.sync, fn)
             finally:
                 self.adapted._in_tx = False  # committed or rolled back in the thread
 
