@@ -129,7 +129,8 @@ def dbapi() -> OneTripDBAPI:
 
 
 def transaction(engine: Engine, fn: Callable[[Connection], T]) -> T:
-    """In the connection's thread: `fn` in one transaction, committed or rolled back."""
+    """`fn` in one transaction of `engine`, committed or rolled back: in SQLite's
+    connection thread (Writer), or in one greenlet on PostgreSQL (Store.run_tx)."""
     with engine.begin() as sync:
         return fn(sync)
 
