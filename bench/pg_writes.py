@@ -23,12 +23,13 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, bindparam
+from tests.support.rows import first_conversation
 
 from bench import procs
 from vedika.store import conversations as data
 from vedika.store import direct
 from vedika.store.engine import Store, make_engine, migrate
-from vedika.store.tables import conversations, messages
+from vedika.store.tables import messages
 
 NOW = datetime.now(UTC)
 UPDATE = (
@@ -40,18 +41,7 @@ UPDATE = (
 
 async def _seed(store: Store) -> None:
     def write(conn: Connection) -> None:
-        conn.execute(
-            conversations.insert(),
-            data.conversation_row(
-                conversation_id="c1",
-                device_id="d1",
-                title="t",
-                model="m",
-                now=NOW,
-                message_count=0,
-                active_leaf_id=None,
-            )[1],
-        )
+        first_conversation(conn, NOW)
         data.insert_message(
             conn,
             id="m1",

@@ -6,77 +6,42 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from sqlalchemy import Connection, bindparam, select, text
 from sqlalchemy.exc import IntegrityError
 
+from tests.support.rows import NOW, first_conversation, live_answer, stored_message
 from vedika.store import conversations as data
 from vedika.store import direct
 from vedika.store.engine import Store, make_engine, migrate
-from vedika.store.tables import conversations, messages
+from vedika.store.tables import messages
 
 pytestmark = pytest.mark.postgres
-
-NOW = datetime(2026, 12, 7, 15, 4, 5, 678000, tzinfo=UTC)
 
 
 @pytest.fixture
 async def store(fresh_pg: str) -> AsyncIterator[Store]:
     await asyncio.to_thread(migrate, fresh_pg)
     s = Store(make_engine(fresh_pg))
-    await s.run_tx(
-        lambda conn: conn.execute(
-            conversations.insert(),
-            data.conversation_row(
-                conversation_id="c1",
-                device_id="d1",
-                title="t",
-                model="m",
-                now=NOW,
-                message_count=0,
-                active_leaf_id=None,
-            )[1],
-        )
-    )
+    await s.run_tx(first_conversation)
     try:
         yield s
     finally:
         await s.close()
 
 
-def _answer(message_id: str) -> dict[str, Any]:
-    return data.message_row(
-        id=message_id,
-        conversation_id="c1",
-        role="assistant",
-        content="",
-        status=data.ASSISTANT_LIVE,
-        model="m",
-        routing={"selected_model": "m", "reason": "fits", "confidence": 0.5},
-        created_at=NOW,
-        updated_at=NOW,
-        heartbeat_at=NOW,
-    )[1]
-
-
-def _stored(conn: Connection, message_id: str) -> dict[str, Any]:
-    row = conn.execute(select(messages).where(messages.c.id == message_id)).one()
-    return {k: v for k, v in row._mapping.items() if k != "id"}
-
-
 async def test_an_insert_stores_what_sqlalchemy_stores(store: Store) -> None:
     insert = messages.insert()
 
     def write(conn: Connection) -> None:
-        direct.run(conn, insert, _answer("a1"))
-        conn.execute(insert, _answer("a2"))
+        direct.run(conn, insert, live_answer("a1"))
+        conn.execute(insert, live_answer("a2"))
 
     await store.run_tx(write)
-    assert direct._PLANS[(id(insert), tuple(sorted(_answer("a1"))), "postgresql")] is not None
-    one, two = await store.run_tx(lambda c: (_stored(c, "a1"), _stored(c, "a2")))
+    assert direct._PLANS[(id(insert), tuple(sorted(live_answer("a1"))), "postgresql")] is not None
+    one, two = await store.run_tx(lambda c: (stored_message(c, "a1"), stored_message(c, "a2")))
     assert one == two
     assert one["routing"] == {"selected_model": "m", "reason": "fits", "confidence": 0.5}
     assert one["created_at"] == NOW
@@ -84,7 +49,7 @@ async def test_an_insert_stores_what_sqlalchemy_stores(store: Store) -> None:
 
 
 async def test_a_select_returns_the_same_rows_by_name(store: Store) -> None:
-    await store.run_tx(lambda c: c.execute(messages.insert(), _answer("a1")))
+    await store.run_tx(lambda c: c.execute(messages.insert(), live_answer("a1")))
     query = select(messages.c.id, messages.c.routing, messages.c.created_at).where(
         messages.c.conversation_id == bindparam("b_c")
     )
@@ -102,7 +67,7 @@ async def test_a_select_returns_the_same_rows_by_name(store: Store) -> None:
 
 
 async def test_an_update_counts_its_rows(store: Store) -> None:
-    await store.run_tx(lambda c: c.execute(messages.insert(), _answer("a1")))
+    await store.run_tx(lambda c: c.execute(messages.insert(), live_answer("a1")))
 
     def finish(conn: Connection) -> tuple[bool, bool, int]:
         first = data.finish_message(conn, message_id="a1", status="complete", content="done")
@@ -110,7 +75,7 @@ async def test_an_update_counts_its_rows(store: Store) -> None:
         return first, again, data.count_streaming(conn, device_id="d1")
 
     assert await store.run_tx(finish) == (True, False, 0)
-    stored = await store.run_tx(lambda c: _stored(c, "a1"))
+    stored = await store.run_tx(lambda c: stored_message(c, "a1"))
     assert (stored["status"], stored["content"]) == ("complete", "done")
 
 
@@ -119,7 +84,7 @@ async def test_its_statements_are_the_transactions(store: Store) -> None:
     rolls it back, where outside a transaction it would have been committed alone."""
 
     def write_then_fail(conn: Connection) -> None:
-        direct.run(conn, messages.insert(), _answer("a1"))
+        direct.run(conn, messages.insert(), live_answer("a1"))
         raise RuntimeError("after the insert")
 
     with pytest.raises(RuntimeError):
@@ -132,8 +97,8 @@ async def test_its_statements_are_the_transactions(store: Store) -> None:
 
 async def test_a_constraint_fails_as_sqlalchemys_error_and_writes_nothing(store: Store) -> None:
     def twice(conn: Connection) -> None:
-        direct.run(conn, messages.insert(), _answer("a2"))
-        direct.run(conn, messages.insert(), _answer("a2"))
+        direct.run(conn, messages.insert(), live_answer("a2"))
+        direct.run(conn, messages.insert(), live_answer("a2"))
 
     with pytest.raises(IntegrityError):
         await store.run_tx(twice)
@@ -142,14 +107,14 @@ async def test_a_constraint_fails_as_sqlalchemys_error_and_writes_nothing(store:
     )
     assert rows == []
     # The connection the failure happened on is still good for the next transaction.
-    await store.run_tx(lambda c: direct.run(c, messages.insert(), _answer("a3")))
-    assert (await store.run_tx(lambda c: _stored(c, "a3")))["status"] == data.ASSISTANT_LIVE
+    await store.run_tx(lambda c: direct.run(c, messages.insert(), live_answer("a3")))
+    assert (await store.run_tx(lambda c: stored_message(c, "a3")))["status"] == data.ASSISTANT_LIVE
 
 
 async def test_a_single_write_runs_in_autocommit_on_the_point_connections(store: Store) -> None:
     """Store.write_one (an answer's ending) on asyncpg itself: its row count, its
     values stored as SQLAlchemy stores them, its errors SQLAlchemy's."""
-    await store.run_tx(lambda c: c.execute(messages.insert(), _answer("a1")))
+    await store.run_tx(lambda c: c.execute(messages.insert(), live_answer("a1")))
     finish = (
         messages.update()
         .where(messages.c.id == bindparam("b_id"), messages.c.status == data.ASSISTANT_LIVE)
@@ -159,10 +124,10 @@ async def test_a_single_write_runs_in_autocommit_on_the_point_connections(store:
     assert await store.write_one(finish, params) == 1
     assert await store.write_one(finish, params) == 0  # no longer streaming
     assert direct._PLANS[(id(finish), tuple(sorted(params)), "postgresql")] is not None
-    stored = await store.run_tx(lambda c: _stored(c, "a1"))
+    stored = await store.run_tx(lambda c: stored_message(c, "a1"))
     assert (stored["status"], stored["citations"]) == ("complete", [{"url": "https://x"}])
     with pytest.raises(IntegrityError):
-        await store.write_one(messages.insert(), _answer("a1"))
+        await store.write_one(messages.insert(), live_answer("a1"))
 
 
 @pytest.mark.parametrize("cancels", [1, 2])
@@ -174,7 +139,7 @@ async def test_a_transaction_cancelled_midway_writes_nothing_and_gives_its_conne
     rollback), nothing of it is stored and the pool gets its connection back."""
 
     def slow(conn: Connection) -> None:
-        direct.run(conn, messages.insert(), _answer("a9"))
+        direct.run(conn, messages.insert(), live_answer("a9"))
         conn.execute(text("SELECT pg_sleep(2)"))
 
     task = asyncio.create_task(store.run_tx(slow))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -22,12 +22,11 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 
+from tests.support.rows import NOW, first_conversation, live_answer, stored_message
 from vedika.store import conversations as data
 from vedika.store import direct
 from vedika.store.engine import _JSON
 from vedika.store.tables import conversations, messages, metadata
-
-NOW = datetime(2026, 12, 7, 15, 4, 5, 678000, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -38,48 +37,17 @@ def conn(tmp_path: Path) -> Iterator[Connection]:
     engine = create_engine("sqlite://", creator=lambda: raw, poolclass=StaticPool, **_JSON)
     metadata.create_all(engine)
     with engine.begin() as c:
-        c.execute(
-            conversations.insert(),
-            data.conversation_row(
-                conversation_id="c1",
-                device_id="d1",
-                title="t",
-                model="m",
-                now=NOW,
-                message_count=0,
-                active_leaf_id=None,
-            )[1],
-        )
+        first_conversation(c)
         yield c
     engine.dispose()
 
 
-def _answer(message_id: str) -> dict:
-    return data.message_row(
-        id=message_id,
-        conversation_id="c1",
-        role="assistant",
-        content="",
-        status=data.ASSISTANT_LIVE,
-        model="m",
-        routing={"selected_model": "m", "reason": "fits", "confidence": 0.5},
-        created_at=NOW,
-        updated_at=NOW,
-        heartbeat_at=NOW,
-    )[1]
-
-
-def _stored(conn: Connection, message_id: str) -> dict:
-    row = conn.execute(select(messages).where(messages.c.id == message_id)).one()
-    return {k: v for k, v in row._mapping.items() if k != "id"}
-
-
 def test_an_insert_stores_what_sqlalchemy_stores(conn: Connection) -> None:
     insert = messages.insert()
-    direct.run(conn, insert, _answer("a1"))  # planned: sqlite3 itself
-    conn.execute(insert, _answer("a2"))
-    assert direct._PLANS[(id(insert), tuple(sorted(_answer("a1"))), "sqlite")] is not None
-    one, two = _stored(conn, "a1"), _stored(conn, "a2")
+    direct.run(conn, insert, live_answer("a1"))  # planned: sqlite3 itself
+    conn.execute(insert, live_answer("a2"))
+    assert direct._PLANS[(id(insert), tuple(sorted(live_answer("a1"))), "sqlite")] is not None
+    one, two = stored_message(conn, "a1"), stored_message(conn, "a2")
     assert one == two
     assert one["routing"] == {"selected_model": "m", "reason": "fits", "confidence": 0.5}
     assert one["chunk_count"] == 0 and one["input_tokens"] == 0  # the columns' defaults
@@ -102,7 +70,7 @@ def test_a_constant_default_is_one_of_the_values(conn: Connection) -> None:
 
 
 def test_a_select_returns_the_same_rows_by_name(conn: Connection) -> None:
-    conn.execute(messages.insert(), _answer("a1"))
+    conn.execute(messages.insert(), live_answer("a1"))
     query = select(messages.c.id, messages.c.routing, messages.c.created_at).where(
         messages.c.conversation_id == bindparam("b_c")
     )
@@ -115,18 +83,18 @@ def test_a_select_returns_the_same_rows_by_name(conn: Connection) -> None:
 
 
 def test_an_update_counts_its_rows_and_sets_its_values(conn: Connection) -> None:
-    conn.execute(messages.insert(), _answer("a1"))
+    conn.execute(messages.insert(), live_answer("a1"))
     assert data.finish_message(conn, message_id="a1", status="complete", content="done")
     assert not data.finish_message(conn, message_id="a1", status="error", content="no")
-    stored = _stored(conn, "a1")
+    stored = stored_message(conn, "a1")
     assert (stored["status"], stored["content"]) == ("complete", "done")
     assert data.count_streaming(conn, device_id="d1") == 0
 
 
 def test_a_constraint_fails_as_sqlalchemys_error(conn: Connection) -> None:
-    direct.run(conn, messages.insert(), _answer("a1"))
+    direct.run(conn, messages.insert(), live_answer("a1"))
     with pytest.raises(IntegrityError):
-        direct.run(conn, messages.insert(), _answer("a1"))
+        direct.run(conn, messages.insert(), live_answer("a1"))
 
 
 def test_a_default_computed_per_row_is_left_to_sqlalchemy(conn: Connection) -> None:

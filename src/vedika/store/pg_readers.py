@@ -32,31 +32,29 @@ class Readers:
         self._closed = False
 
     async def fetch(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
+        rows: list[Any] = await self._lend(lambda conn: conn.fetch(sql, *args))
+        return rows
+
+    async def execute(self, sql: str, args: list[Any]) -> str:
+        """One statement in autocommit; its command tag ("UPDATE 1")."""
+        status: str = await self._lend(lambda conn: conn.execute(sql, *args))
+        return status
+
+    async def _lend(self, use: Callable[[Any], Awaitable[Any]]) -> Any:
+        """`use(connection)` on a connection of these, given back after."""
         conn = await self._take()
         try:
-            rows = await conn.fetch(sql, *args)
+            result = await use(conn)
         except Exception:
-            self._give(conn)  # a failed select leaves no state behind; a dead link is dropped
+            # A failed statement leaves no state behind (autocommit: no transaction
+            # open); a dead link is dropped when it is given back.
+            self._give(conn)
             raise
         except BaseException:  # cancelled mid-query: whatever it was doing, drop it
             self._drop(conn, terminate=True)
             raise
         self._give(conn)
-        return rows
-
-    async def execute(self, sql: str, args: list[Any]) -> str:
-        """One statement in autocommit; its command tag ("UPDATE 1")."""
-        conn = await self._take()
-        try:
-            status: str = await conn.execute(sql, *args)
-        except Exception:
-            self._give(conn)  # a failed statement left no transaction open; a dead link is dropped
-            raise
-        except BaseException:  # cancelled mid-statement: whatever it was doing, drop it
-            self._drop(conn, terminate=True)
-            raise
-        self._give(conn)
-        return status
+        return result
 
     async def _take(self) -> Any:
         while True:
