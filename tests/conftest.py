@@ -9,6 +9,7 @@ runs the SQLite ones alone.
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -47,6 +48,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError(f"--shard {shard}: K must be 1 to N")
     config.hook.pytest_deselected(items=[t for i, t in enumerate(items) if i % n != k - 1])
     items[:] = items[k - 1 :: n]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    """Threads a test started and left running carry its name. A worker thread that
+    fails after its test has ended (aiosqlite's, answering a loop that test closed) is
+    reported at whichever test is running then; its name says whose it was."""
+    before = {t.ident for t in threading.enumerate()}
+    yield
+    for thread in threading.enumerate():
+        if thread.ident not in before and "(" in thread.name:  # "Thread-N (target)"
+            thread.name = f"{thread.name} of {item.nodeid}"
 
 
 MODELS_TOML = """

@@ -1,14 +1,22 @@
-"""Fixed-window rate limits, in memory (one process) or in Redis (several).
+"""Sliding-window rate limits, in memory (one process) or in Redis (several).
 
 `hit(key, limit, window)` counts one event; over the limit it says how long to
-wait. A fixed window is coarse but cheap (one INCR) and good enough to stop floods;
-its worst case lets 2x the limit through across a window edge.
+wait. Every attempt counts, refused ones too, so hammering never gets through.
+
+The window slides ("sliding window counter"): a key keeps a count per clock window,
+and an event is weighed against this window's count plus the last one's, scaled by
+how much of the last window the sliding one still covers. Two counters a key and
+one round trip to Redis, like a fixed window, without its edge: a fixed window
+forgot every count at each edge of the clock, so a caller who had used its limit at
+xx:59:59 had all of it again a second later (2x the limit through), and a sign-in
+limit of 3 an hour reset at the hour.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -17,6 +25,8 @@ from redis.exceptions import RedisError
 from starlette.requests import HTTPConnection
 
 from vedika.errors import RateLimited, ServiceUnavailable
+
+Clock = Callable[[], float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,22 +39,39 @@ class RateLimiter(Protocol):
     async def hit(self, key: str, limit: int, window: float) -> Decision: ...
 
 
+_ROUNDING = 1e-6  # floating point's, so that waiting the named wait is enough
+
+
+def decide(last: int, current: int, now: float, window: float, limit: int) -> Decision:
+    """The decision for an event counted in `current` (this clock window's count, the
+    event included), with `last` the previous clock window's count."""
+    into = now / window % 1.0  # how far into this clock window, 0 to 1
+    if last * (1.0 - into) + current <= limit + _ROUNDING:
+        return Decision(True, 0)
+    # Refused: the wait until one more event would fit (it will count too).
+    if current + 1 <= limit:  # the last window's share must fall: last > 0 here
+        fits_at = 1.0 - (limit - current - 1) / last
+        wait = (fits_at - into) * window
+    else:  # not in this clock window; in the next, this one's count is the last's
+        fits_at = max(0.0, 1.0 - (limit - 1) / current)
+        wait = (1.0 - into + fits_at) * window
+    return Decision(False, max(1, math.ceil(wait - _ROUNDING)))
+
+
 class MemoryLimiter:
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock = time.time) -> None:
+        self._clock = clock
         self._counts: dict[tuple[str, int], int] = {}
         self._last_sweep = 0.0
 
     async def hit(self, key: str, limit: int, window: float) -> Decision:
-        now = time.time()
+        now = self._clock()
         slot = int(now // window)
-        k = (key, slot)
-        count = self._counts.get(k, 0) + 1
-        self._counts[k] = count
+        current = self._counts.get((key, slot), 0) + 1
+        self._counts[(key, slot)] = current
         if now - self._last_sweep > 60:
             self._sweep(now, window)
-        if count > limit:
-            return Decision(False, max(1, math.ceil((slot + 1) * window - now)))
-        return Decision(True, 0)
+        return decide(self._counts.get((key, slot - 1), 0), current, now, window, limit)
 
     def _sweep(self, now: float, window: float) -> None:
         self._last_sweep = now
@@ -54,27 +81,27 @@ class MemoryLimiter:
 
 
 class RedisLimiter:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, clock: Clock = time.time) -> None:
         self.redis = redis
+        self._clock = clock
 
     async def hit(self, key: str, limit: int, window: float) -> Decision:
-        now = time.time()
+        now = self._clock()
         slot = int(now // window)
         rkey = f"vedika:rl:{key}:{slot}"
         try:
             pipe = self.redis.pipeline(transaction=True)
             pipe.incr(rkey)
-            pipe.expire(rkey, math.ceil(window) + 1)
-            count, _ = await pipe.execute()
+            pipe.expire(rkey, math.ceil(2 * window) + 1)  # it is the next window's last
+            pipe.get(f"vedika:rl:{key}:{slot - 1}")
+            current, _, last = await pipe.execute()
         except (RedisError, OSError):
             raise ServiceUnavailable(
                 "The shared state service (Redis) is unavailable; please retry shortly.",
                 code="redis_unavailable",
                 headers={"Retry-After": "2"},
             ) from None
-        if int(count) > limit:
-            return Decision(False, max(1, math.ceil((slot + 1) * window - now)))
-        return Decision(True, 0)
+        return decide(int(last or 0), int(current), now, window, limit)
 
 
 async def enforce(limiter: RateLimiter, key: str, limit: int, window: float, what: str) -> None:
