@@ -50,6 +50,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items[:] = items[k - 1 :: n]
 
 
+@pytest.fixture(autouse=True)
+def no_database_connection_left_open() -> Iterator[None]:
+    """A test closes the SQLite connections it opened (torn down after every other
+    fixture of the test). One left open is closed when the collector finds it, from
+    whatever test runs then, and its thread fails if that test's event loop is not
+    the one it was opened on (CI, once: a Store's writer outlived engine.dispose())."""
+    before = {t.ident for t in threading.enumerate()}
+    yield
+    left = [
+        t
+        for t in threading.enumerate()
+        if t.ident not in before and "_connection_worker_thread" in t.name
+    ]
+    for thread in left:
+        thread.join(0.5)  # a close in flight
+    if any(t.is_alive() for t in left):
+        pytest.fail("the test left an aiosqlite connection open (close its Store or engine)")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
     """Threads a test started and left running carry its name. A worker thread that
