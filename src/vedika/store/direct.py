@@ -44,6 +44,16 @@ class _Plan:
     fixed: dict[str, Any]  # the values the statement holds itself (a scalar default...)
     binds: tuple[Processor, ...]
     row: Callable[[tuple[Any, ...]], Any] | None  # a result row, converted and named
+    results: tuple[Processor, ...]  # each column's conversion (text to a datetime, JSON...)
+
+    def values(self, raw: Sequence[Any]) -> tuple[Any, ...]:
+        """A result row converted, as a plain tuple: for reads of many rows (a long
+        conversation's messages), where building a named row each cost more."""
+        if not any(self.results):
+            return tuple(raw)
+        return tuple(
+            v if f is None or v is None else f(v) for v, f in zip(raw, self.results, strict=True)
+        )
 
 
 class Done:
@@ -216,6 +226,7 @@ def _plan(statement: Any, keys: Sequence[str], dialect: Dialect) -> _Plan | None
     } | defaults
     columns = compiled._result_columns
     row: Callable[[tuple[Any, ...]], Any] | None = None
+    results: tuple[Processor, ...] = ()
     if columns:
         shape = namedtuple("Row", [c.keyname for c in columns], rename=True)  # type: ignore[misc]
         results = tuple(
@@ -230,4 +241,4 @@ def _plan(statement: Any, keys: Sequence[str], dialect: Dialect) -> _Plan | None
 
         else:
             row = shape._make
-    return _Plan(compiled.string, names, fixed, binds, row)
+    return _Plan(compiled.string, names, fixed, binds, row, results)

@@ -193,7 +193,9 @@ class Store:
     async def all(self, read: PointRead, values: dict[str, Any]) -> list[tuple[Any, ...]]:
         """The rows of a point read (outside any transaction)."""
         if self._points is not None:
-            return await self._points.all(read, values)
+            rows = await self._points.all(read, values)
+            if rows is not None:
+                return rows
         async with self.read() as conn:
             return [tuple(row) for row in await conn.execute(read.statement, values)]
 

@@ -31,7 +31,7 @@ class Readers:
         self._opened = 0  # connections open or opening, lent or free
         self._closed = False
 
-    async def fetch(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
+    async def fetch(self, sql: str, args: list[Any]) -> list[Any]:
         rows: list[Any] = await self._lend(lambda conn: conn.fetch(sql, *args))
         return rows
 

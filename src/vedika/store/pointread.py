@@ -7,7 +7,8 @@ and return (an AsyncConnection, a greenlet hand-off, the reset) and the executio
 context cost more than the query (`bench/rest.py`, docs/benchmarks/). So the reads
 of every page load (the balance, the conversation list, a conversation), which need
 no transaction, run here instead. The statement is still a SQLAlchemy Core select,
-compiled once per dialect; its values are bound by name as for `conn.execute`, and
+planned once per dialect by vedika.store.direct (as a transaction's statements are);
+its values are bound by name as for `conn.execute`, and
 values and columns go through the conversions SQLAlchemy's types define for that
 dialect (timestamps kept as text on SQLite, JSON decoded with the engine's decoder).
 
@@ -28,8 +29,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import sqlite3
-from collections.abc import Callable
-from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
@@ -45,7 +44,6 @@ SQLITE_READERS = 2
 PG_READERS = 4
 
 
-Processor = Callable[[Any], Any] | None
 # URL options SQLAlchemy's asyncpg adapter takes for itself before it calls
 # asyncpg.connect (which would refuse them).
 _ADAPTER_ONLY = (
@@ -55,65 +53,15 @@ _ADAPTER_ONLY = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Compiled:
-    """A read as one dialect's driver takes it, with SQLAlchemy's own conversions."""
-
-    sql: str
-    names: tuple[str, ...]  # the bound names, in the order of the SQL's parameters
-    fixed: dict[str, Any]  # the values the statement holds itself (a LIKE's escape...)
-    binds: tuple[Processor, ...]  # each parameter's conversion (a datetime to text...)
-    results: tuple[Processor, ...]  # each column's (text to a datetime, JSON...)
-    plain: bool  # no column needs converting
-
-    def args(self, values: dict[str, Any]) -> tuple[Any, ...]:
-        given = (values[n] if n in values else self.fixed[n] for n in self.names)
-        return tuple(
-            value if convert is None else convert(value)
-            for value, convert in zip(given, self.binds, strict=True)
-        )
-
-    def row(self, raw: Any) -> tuple[Any, ...]:
-        if self.plain:
-            return tuple(raw)
-        return tuple(
-            value if convert is None or value is None else convert(value)
-            for value, convert in zip(raw, self.results, strict=True)
-        )
-
-
 class PointRead:
-    """A select run on the driver, compiled once for each dialect it runs on; its
-    parameters and columns converted by the processors SQLAlchemy itself would use."""
+    """A select run on the driver: vedika.store.direct plans it once for each dialect
+    (and set of parameter names) it runs on, its parameters and columns converted by
+    the processors SQLAlchemy itself would use; its rows come back as plain tuples."""
+
+    __slots__ = ("statement",)
 
     def __init__(self, statement: Select[Any]) -> None:
         self.statement = statement
-        self._compiled: dict[str, Compiled] = {}
-
-    def compiled(self, dialect: Dialect) -> Compiled:
-        found = self._compiled.get(dialect.name)
-        if found is None:
-            found = self._compiled[dialect.name] = self._compile(dialect)
-        return found
-
-    def _compile(self, dialect: Dialect) -> Compiled:
-        compiled = self.statement.compile(dialect=dialect)
-        names = tuple(compiled.positiontup or ())
-        binds = tuple(
-            compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
-            for name in names
-        )
-        results = tuple(
-            column.type.dialect_impl(dialect).result_processor(dialect, None)
-            for column in self.statement.selected_columns
-        )
-        fixed = {
-            name: bind.effective_value
-            for name, bind in compiled.binds.items()
-            if not bind.required and bind.value is not None
-        }
-        plain = not any(results)
-        return Compiled(str(compiled), names, fixed, binds, results, plain)
 
 
 class PointReads:
@@ -127,30 +75,28 @@ class PointReads:
         self._pg: Readers | None = None
         self._opening = asyncio.Lock()
 
-    async def first(self, read: PointRead, values: dict[str, Any]) -> tuple[Any, ...] | None:
-        """The first row of `read` with `values`, or None."""
-        rows = await self.all(read, values)
-        return rows[0] if rows else None
-
-    async def all(self, read: PointRead, values: dict[str, Any]) -> list[tuple[Any, ...]]:
-        """Every row of `read` with `values`."""
-        compiled = read.compiled(self.dialect)
-        args = compiled.args(values)
+    async def all(self, read: PointRead, values: dict[str, Any]) -> list[tuple[Any, ...]] | None:
+        """Every row of `read` with `values`; None when the read is one only SQLAlchemy
+        can run (a list expanded into IN)."""
+        bound = direct.bind(read.statement, values, self.dialect)
+        if bound is None:
+            return None
+        plan, args = bound
         try:
             if self.dialect.name == "sqlite":
                 conn = await self._sqlite_reader()
                 _, rows, _, _, _ = await conn._execute(
-                    run_statement, conn._conn, compiled.sql, args, False
+                    run_statement, conn._conn, plan.sql, args, False
                 )
             else:
-                rows = await self._pg_readers().fetch(compiled.sql, args)
+                rows = await self._pg_readers().fetch(plan.sql, args)
         except (OSError, sqlite3.Error, ValueError) as exc:
             raise ConnectionError(f"database read failed: {exc}") from exc
         except Exception as exc:  # asyncpg's own errors: not imported on SQLite
             if type(exc).__module__.startswith("asyncpg"):
                 raise ConnectionError(f"database read failed: {exc}") from exc
             raise
-        return [compiled.row(raw) for raw in rows]
+        return [plan.values(raw) for raw in rows]
 
     async def write(self, statement: Executable, values: dict[str, Any]) -> int | None:
         """PostgreSQL: one statement in autocommit (atomic on its own) on these
