@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection
+from sqlalchemy import Connection, bindparam, select
 
 from tests.conftest import DATABASES, sqlite_url
 from vedika.credits import ledger
@@ -18,6 +18,8 @@ from vedika.store import conversations as data
 from vedika.store import organise
 from vedika.store.conversations import MESSAGE_VIEW
 from vedika.store.engine import Store, make_engine, migrate
+from vedika.store.pointread import PointRead
+from vedika.store.tables import conversations
 
 
 @pytest.fixture(params=DATABASES)
@@ -110,6 +112,34 @@ async def test_timestamps_json_and_cursors_convert_as_sqlalchemys(db_url: str) -
             expected = [tuple(r) for r in await data.list_messages(conn, conversation_id="c1")]
         got = await data.read_messages(store, conversation_id="c1")
         assert got == expected and got[0][MESSAGE_VIEW.index("citations")][0]["n"] == 1
+    finally:
+        await store.close()
+
+
+async def test_a_read_only_sqlalchemy_can_run_still_runs(db_url: str) -> None:
+    """A list expanded into IN is SQLAlchemy's to run (store.direct plans no such
+    statement): the point read goes through the engine instead of failing."""
+    store = Store(make_engine(db_url))
+    ids = select(conversations.c.id).where(
+        conversations.c.id.in_(bindparam("b_ids", expanding=True))
+    )
+    try:
+        await store.run_tx(
+            lambda conn: [
+                data.create_conversation(
+                    conn,
+                    conversation_id=c,
+                    device_id="dev-a",
+                    title=c,
+                    model="m",
+                    now=datetime(2026, 12, 3, tzinfo=UTC),
+                    message_count=0,
+                )
+                for c in ("c1", "c2", "c3")
+            ]
+        )
+        rows = await store.all(PointRead(ids.order_by(conversations.c.id)), {"b_ids": ["c1", "c3"]})
+        assert rows == [("c1",), ("c3",)]
     finally:
         await store.close()
 
