@@ -96,3 +96,17 @@ def test_the_last_windows_share_fades_as_the_window_slides() -> None:
     assert decide(10, 1, now=29.0, window=60, limit=6).retry_after == 7
     # Over the limit within this window alone: into the next, until its share fades.
     assert decide(0, 5, now=0.0, window=60, limit=4).retry_after == 60 + 24
+
+
+async def test_an_hours_count_outlives_a_minutes_sweep(limiter) -> None:
+    """Limits of different windows share the limiter: forgetting old minutes must not
+    forget this hour (it did, in memory, every minute: a sign-in limit per account per
+    hour was a limit per minute or so)."""
+    rl, clock = limiter
+    hourly, minutely = key(), key()
+    clock.now += 600
+    assert await hits(rl, hourly, 3, limit=3, window=HOUR) == [True] * 3
+    for _ in range(3):  # minutes go by, each with a per-minute hit (and a sweep)
+        clock.now += 61
+        assert (await rl.hit(minutely, 10, 60)).allowed
+    assert not (await rl.hit(hourly, 3, HOUR)).allowed

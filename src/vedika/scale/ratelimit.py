@@ -61,22 +61,24 @@ def decide(last: int, current: int, now: float, window: float, limit: int) -> De
 class MemoryLimiter:
     def __init__(self, clock: Clock = time.time) -> None:
         self._clock = clock
-        self._counts: dict[tuple[str, int], int] = {}
+        self._counts: dict[tuple[str, float, int], int] = {}  # (key, window, slot)
         self._last_sweep = 0.0
 
     async def hit(self, key: str, limit: int, window: float) -> Decision:
         now = self._clock()
         slot = int(now // window)
-        current = self._counts.get((key, slot), 0) + 1
-        self._counts[(key, slot)] = current
+        current = self._counts.get((key, window, slot), 0) + 1
+        self._counts[(key, window, slot)] = current
         if now - self._last_sweep > 60:
-            self._sweep(now, window)
-        return decide(self._counts.get((key, slot - 1), 0), current, now, window, limit)
+            self._sweep(now)
+        last = self._counts.get((key, window, slot - 1), 0)
+        return decide(last, current, now, window, limit)
 
-    def _sweep(self, now: float, window: float) -> None:
+    def _sweep(self, now: float) -> None:
+        """Forget the counts of clock windows before the last one, each by its own
+        window's length (an hour's slots are not a minute's)."""
         self._last_sweep = now
-        current = int(now // window)
-        for k in [k for k in self._counts if k[1] < current - 1]:
+        for k in [k for k in self._counts if k[2] < now // k[1] - 1]:
             del self._counts[k]
 
 
