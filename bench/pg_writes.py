@@ -23,10 +23,9 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, bindparam
-from tests.support.rows import first_conversation
+from tests.support.rows import first_conversation, live_answer
 
 from bench import procs
-from vedika.store import conversations as data
 from vedika.store import direct
 from vedika.store.engine import Store, make_engine, migrate
 from vedika.store.tables import messages
@@ -42,16 +41,7 @@ UPDATE = (
 async def _seed(store: Store) -> None:
     def write(conn: Connection) -> None:
         first_conversation(conn, NOW)
-        data.insert_message(
-            conn,
-            id="m1",
-            conversation_id="c1",
-            role="assistant",
-            content="",
-            status="complete",
-            created_at=NOW,
-            updated_at=NOW,
-        )
+        conn.execute(messages.insert(), live_answer("m1"))  # the answer an ending writes
 
     await store.run_tx(write)
 

@@ -51,34 +51,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(autouse=True)
-def no_database_connection_left_open() -> Iterator[None]:
+def no_database_connection_left_open(request: pytest.FixtureRequest) -> Iterator[None]:
     """A test closes the SQLite connections it opened (torn down after every other
     fixture of the test). One left open is closed when the collector finds it, from
     whatever test runs then, and its thread fails if that test's event loop is not
-    the one it was opened on (CI, once: a Store's writer outlived engine.dispose())."""
+    the one it was opened on (CI, once: a Store's writer outlived engine.dispose()).
+    Any thread the test leaves running carries its name, so that a failure of it
+    later, reported at another test, says whose it was."""
     before = {t.ident for t in threading.enumerate()}
     yield
-    left = [
-        t
-        for t in threading.enumerate()
-        if t.ident not in before and "_connection_worker_thread" in t.name
-    ]
+    left = [t for t in threading.enumerate() if t.ident not in before]
     for thread in left:
+        if "(" in thread.name:  # "Thread-N (target)"
+            thread.name = f"{thread.name} of {request.node.nodeid}"
+    connections = [t for t in left if "_connection_worker_thread" in t.name]
+    for thread in connections:
         thread.join(0.5)  # a close in flight
-    if any(t.is_alive() for t in left):
+    if any(t.is_alive() for t in connections):
         pytest.fail("the test left an aiosqlite connection open (close its Store or engine)")
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
-    """Threads a test started and left running carry its name. A worker thread that
-    fails after its test has ended (aiosqlite's, answering a loop that test closed) is
-    reported at whichever test is running then; its name says whose it was."""
-    before = {t.ident for t in threading.enumerate()}
-    yield
-    for thread in threading.enumerate():
-        if thread.ident not in before and "(" in thread.name:  # "Thread-N (target)"
-            thread.name = f"{thread.name} of {item.nodeid}"
 
 
 MODELS_TOML = """
