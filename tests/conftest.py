@@ -20,7 +20,7 @@ import pytest
 from tests.fakes.search import FakeSearch
 from tests.fakes.upstream import FakeUpstream
 from tests.support.client import Api
-from tests.support.server import VedikaServer, serving, sqlite_url
+from tests.support.server import VedikaServer, log_sizes, log_tails, serving, sqlite_url
 
 PG_ADMIN = os.environ.get("VEDIKA_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -48,6 +48,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError(f"--shard {shard}: K must be 1 to N")
     config.hook.pytest_deselected(items=[t for i, t in enumerate(items) if i % n != k - 1])
     items[:] = items[k - 1 :: n]
+
+
+_LOG_MARKS = pytest.StashKey[dict[Path, int]]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.stash[_LOG_MARKS] = log_sizes()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Iterator[pytest.TestReport]:
+    """A failing test's report carries what its servers logged while it ran (their
+    warnings and errors, tracebacks included): in CI that output is all there is."""
+    report: pytest.TestReport = yield
+    if report.failed:
+        for title, text in log_tails(item.stash.get(_LOG_MARKS, {})):
+            report.sections.append((title, text))
+    return report
 
 
 @pytest.fixture(autouse=True)

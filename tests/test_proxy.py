@@ -42,12 +42,6 @@ CLUSTER_ENV = {
     "VEDIKA_REAPER_INTERVAL": str(REAPER),
     "VEDIKA_DRAIN_SECONDS": "20",
     "VEDIKA_DAILY_CREDITS": "1000000",
-    # Two instances at 100 clients each could open 10 + 20 + 4 connections, beside the
-    # other shards' servers on the same PostgreSQL (max_connections 100): a rolling
-    # restart once failed with "too many clients already". Sized as docs/deployment.md
-    # tells operators to: the sum under max_connections (a request waits for a
-    # connection instead).
-    "VEDIKA_DB_MAX_OVERFLOW": "5",
 }
 
 

@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# Every server log a test run has written to, for the tail a failing test prints
+# (tests/conftest.py): CI keeps only the test output, not the servers' files.
+LOGS: set[Path] = set()
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -62,6 +66,8 @@ class VedikaServer:
             if not k.startswith(("VEDIKA_", "OPENAI_", "ANTHROPIC_", "OLLAMA_"))
         }
         env.update(self.env)
+        if self.log_path:
+            LOGS.add(self.log_path)
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
             [
@@ -132,6 +138,14 @@ def server_env(
         "VEDIKA_RATE_SESSIONS_PER_MINUTE": "100000",
         "VEDIKA_RATE_MESSAGES_PER_MINUTE": "100000",
         "VEDIKA_MAX_CONCURRENT_ANSWERS": "0",
+        # Every server of the suite shares one PostgreSQL (max_connections 100), the
+        # shards' side by side: at the defaults (10 + 20 + 4 each) two instances under
+        # 100 clients each, beside the other shard's, ran it out ("too many clients
+        # already": a rolling restart behind nginx, a turn in test_scale, in CI). Sized
+        # as docs/deployment.md tells operators: 5 + 5 + 4 each, so six at once fit; a
+        # request that finds its pool full waits for a connection. SQLite ignores them.
+        "VEDIKA_DB_POOL_SIZE": "5",
+        "VEDIKA_DB_MAX_OVERFLOW": "5",
     }
     env.update(extra)
     return env
@@ -171,3 +185,23 @@ def serving(
     env = server_env(db or sqlite_url(data_dir / "v.db"), data_dir, upstream, models_file, **extra)
     with started(env, log_path=data_dir / log, port=port, args=args) as srv:
         yield srv
+
+
+def log_sizes() -> dict[Path, int]:
+    """Where each server log ends now: the mark `log_tails` reads on from."""
+    return {path: path.stat().st_size for path in LOGS if path.exists()}
+
+
+def log_tails(marks: dict[Path, int], lines: int = 40) -> list[tuple[str, str]]:
+    """The last `lines` lines each server log gained since `marks` (a log begun since
+    then from its start), titled by the log's path: what a failing test prints."""
+    out = []
+    for path in sorted(LOGS):
+        if not path.exists():
+            continue
+        with path.open("rb") as f:
+            f.seek(marks.get(path, 0))
+            gained = f.read().decode(errors="replace").splitlines()
+        if gained:
+            out.append((f"server log {path}", "\n".join(gained[-lines:])))
+    return out
