@@ -8,12 +8,14 @@ trip of a prepared statement: a read, or the ping's empty query)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.conftest import PG_ADMIN
@@ -22,6 +24,7 @@ from tests.support.pg_wire import PgWire
 from tests.support.server import serving
 from vedika.store import liveness
 from vedika.store.engine import Store, make_engine, migrate
+from vedika.store.pg_readers import Readers
 
 pytestmark = pytest.mark.postgres
 
@@ -195,3 +198,71 @@ async def test_url_options_reach_every_connection(fresh_pg: str) -> None:
         assert await read_one(s) == 42
     finally:
         await s.close()
+
+
+@pytest.fixture
+async def limited_role(fresh_pg: str) -> AsyncIterator[Callable[[int], Awaitable[str]]]:
+    """`limit(n)`: the URL of `fresh_pg` as a role PostgreSQL lets open `n` connections
+    at most (refusing more with SQLSTATE 53300, as at `max_connections`, which the test
+    cannot lower on the shared server). Roles are the server's: dropped after."""
+    import asyncpg
+
+    role = f"vk_limited_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(PG_ADMIN)
+
+    async def limit(n: int) -> str:
+        await admin.execute(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT {n}")
+        return fresh_pg.replace("postgres@", f"{role}@", 1)
+
+    try:
+        yield limit
+    finally:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", role
+        )
+        await admin.execute(f"DROP ROLE IF EXISTS {role}")
+        await admin.close()
+
+
+async def test_out_of_slots_the_pool_waits_for_its_own(limited_role) -> None:
+    """PostgreSQL with no slot left for a new connection: a request waits for one of
+    the connections the instance holds (vedika.store.slots) instead of failing (CI: a
+    turn answered database_unavailable while others held connections)."""
+    engine = make_engine(await limited_role(2), pool_size=1, max_overflow=6)
+    try:
+
+        async def hold() -> int:
+            async with engine.connect() as conn:
+                pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+                await conn.execute(text("SELECT pg_sleep(0.05)"))
+                return int(pid)
+
+        pids = await asyncio.gather(*(hold() for _ in range(8)))
+        assert len(set(pids)) <= 2  # the server's limit held; all 8 answered on those
+    finally:
+        await engine.dispose()
+
+
+async def test_out_of_slots_with_nothing_to_wait_for_it_fails_at_once(limited_role) -> None:
+    engine = make_engine(await limited_role(0), pool_size=1, max_overflow=2)
+    try:
+        with pytest.raises(DBAPIError, match="too many connections"):
+            async with asyncio.timeout(10):
+                async with engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+    finally:
+        await engine.dispose()
+
+
+async def test_out_of_slots_point_reads_wait_for_their_own(limited_role) -> None:
+    import asyncpg
+
+    url = (await limited_role(2)).replace("postgresql+asyncpg", "postgresql", 1)
+    readers = Readers(lambda: asyncpg.connect(url), 4)
+    try:
+        rows = await asyncio.gather(
+            *(readers.fetch("SELECT pg_backend_pid(), pg_sleep(0.05)", []) for _ in range(8))
+        )
+        assert len({r[0][0] for r in rows}) <= 2
+    finally:
+        await readers.close()

@@ -49,7 +49,8 @@ class Settings(BaseSettings):
     database_url: str | None = Field(None, validation_alias="VEDIKA_DATABASE_URL")
     # PostgreSQL connections per instance: this many kept, up to `db_max_overflow` more
     # opened under load and closed after use, and 4 of the point reads' own. Every
-    # instance's sum must stay under the server's max_connections (100 by default).
+    # instance's sum should stay under the server's max_connections (100 by default);
+    # beyond it requests wait for their instance's own (vedika.store.slots).
     db_pool_size: int = Field(10, ge=1, le=1000, validation_alias="VEDIKA_DB_POOL_SIZE")
     db_max_overflow: int = Field(20, ge=0, le=1000, validation_alias="VEDIKA_DB_MAX_OVERFLOW")
     daily_credits: int = Field(20, ge=0, le=1_000_000, validation_alias="VEDIKA_DAILY_CREDITS")

@@ -30,6 +30,7 @@ from sqlalchemy.util import greenlet_spawn
 
 from vedika.store import liveness, sqlite_driver
 from vedika.store.pointread import PointRead, PointReads
+from vedika.store.slots import WaitingPool
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 T = TypeVar("T")
@@ -89,7 +90,13 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> Asy
             cur.close()
 
         return engine
-    engine = create_async_engine(url, pool_size=pool_size, max_overflow=max_overflow, **_JSON)
+    engine = create_async_engine(
+        url,
+        poolclass=WaitingPool,  # PostgreSQL out of slots: wait for ours (vedika.store.slots)
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        **_JSON,
+    )
     liveness.install(engine)  # instead of pool_pre_ping's three round trips a checkout
     return engine
 

@@ -19,6 +19,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from vedika.store.slots import refused_for_slots
+
 
 class Readers:
     """Up to `size` connections opened with `connect()`, lent one query at a time."""
@@ -69,10 +71,12 @@ class Readers:
                 self._opened += 1
                 try:
                     return await self._connect()
-                except BaseException:
+                except BaseException as error:
                     self._opened -= 1
-                    self._wake_one()  # a waiter may open the one this could not
-                    raise
+                    if not (self._opened and refused_for_slots(error)):
+                        self._wake_one()  # a waiter may open the one this could not
+                        raise
+                    # The server has no slot left but we hold others: wait for one.
             waiter = asyncio.get_running_loop().create_future()
             self._waiting.append(waiter)
             try:
