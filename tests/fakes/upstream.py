@@ -76,6 +76,9 @@ fake-error-event    HTTP 200, role chunk, 3 tokens, then
                     and the body ends (Anthropic: ``event: error`` with
                     ``{"type": "error", "error": {"type": "api_error", "message":
                     "upstream exploded"}}``). Non-stream: HTTP 200 whose JSON is that error.
+fake-late-end       the standard reply, but the chunked body's end (its last, empty chunk)
+                    comes LATE_END_SECONDS after ``[DONE]``: an upstream whose last write
+                    travels apart
 fake-xss            fixed markdown reply containing the payloads in :data:`XSS_PAYLOADS`
                     (see :data:`XSS_TEXT`), tokenised so that tags are split across tokens
 fake-markdown       fixed reply (:data:`MARKDOWN_TEXT`): heading, bullet list, table, fenced
@@ -163,6 +166,7 @@ HANG_MID_AFTER = 3
 MALFORMED_AFTER = 3
 ERROR_EVENT_AFTER = 3
 HANG_SECONDS = 3600.0
+LATE_END_SECONDS = 0.05
 RETRY_AFTER_SECONDS = 7
 
 MODELS: tuple[str, ...] = (
@@ -194,6 +198,8 @@ MODELS: tuple[str, ...] = (
     "fake-research-junk",
     "fake-research-slow",
     "fake-agent-slow",
+    # last, as a variant of the standard reply that `best` need not know
+    "fake-late-end",
 )
 
 SENTENCE = (
@@ -516,6 +522,8 @@ def _stream_ops(base: str, enc: _Encoded, delay: float) -> list[Any]:
         ops.append(enc.error_event)
     elif base != "fake-eof":
         ops.extend(enc.tail)
+    if base == "fake-late-end":
+        ops.append(LATE_END_SECONDS)  # the body's end well after its last event
     if comments:
         spaced: list[Any] = [_PING_COMMENT]
         for op in ops:

@@ -143,6 +143,7 @@ class Upstream:
     def __init__(self, *, max_connections: int = 2000) -> None:
         self.max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        self._ending: set[asyncio.Task[None]] = set()  # bodies read to their end (stream)
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -195,8 +196,17 @@ class Upstream:
             raise
         finally:
             response.done()
-        # Back to the pool when the body was read to its end, closed otherwise.
-        resp.release()
+        # Back to the pool when the body was read to its end. A stream's last event
+        # (`[DONE]`) often comes ahead of the body's end, the empty chunk that the
+        # upstream writes apart (another TCP segment, another TLS record), and released
+        # before it, aiohttp closes the connection: the next call would connect (and
+        # shake hands) anew. So the end is awaited apart from the answer, briefly.
+        if resp.content.is_eof():
+            resp.release()
+        else:
+            task = asyncio.create_task(_release_at_end(resp))
+            self._ending.add(task)
+            task.add_done_callback(self._ending.discard)
 
     async def get_json(self, url: str, *, headers: dict[str, str], timeout: float) -> Any:
         """GET a JSON document (discovery). Raises TransportError, also for a status
@@ -213,9 +223,35 @@ class Upstream:
             raise TransportError("broken", "not JSON") from None
 
     async def close(self) -> None:
+        for task in list(self._ending):
+            task.cancel()
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+END_WAIT_S = 2.0  # how long a finished answer's body may take to end, pooled after
+END_MAX_BYTES = 65_536  # what it may still send; more, and the connection is closed
+
+
+async def _release_at_end(resp: aiohttp.ClientResponse) -> None:
+    """The connection back to the pool once the body ends (normally at once: only the
+    last empty chunk was missing); closed if the upstream sends on, or fails."""
+    content, left = resp.content, END_MAX_BYTES
+    try:
+        async with asyncio.timeout(END_WAIT_S):
+            while left > 0 and (chunk := await content.readany()):
+                left -= len(chunk)
+    except (aiohttp.ClientError, OSError):  # OSError covers TimeoutError
+        resp.close()
+        return
+    except BaseException:
+        resp.close()
+        raise
+    if left > 0:
+        resp.release()
+    else:
+        resp.close()
 
 
 def _still_buffered(content: aiohttp.StreamReader) -> bytes:
