@@ -245,17 +245,22 @@ async def test_transport_sorts_failures_and_pools_connections(upstream) -> None:
         with pytest.raises(TransportError) as missing:
             await client.get_json(upstream.base_url + "/nope", headers={}, timeout=2)
         assert missing.value.kind == "status" and missing.value.status == 404
-        provider = build_provider(
-            Endpoint(name="fake", kind="openai", base_url=upstream.base_url + "/v1"),
-            client,
-            Timeouts(connect=2, idle=2),
-        )
+        provider = openai_fake(upstream, client)
         request = GenerationRequest(model="fake-fast", messages=MESSAGES)
         for _ in range(3):
             assert [d async for d in provider.stream(request)]
         assert await pooled_soon(client) == 1  # one kept-alive connection served all three
     finally:
         await client.close()
+
+
+def openai_fake(upstream: Any, client: Upstream, idle: float = 2) -> Any:
+    """The fake upstream as an OpenAI-compatible provider on `client`."""
+    return build_provider(
+        Endpoint(name="fake", kind="openai", base_url=upstream.base_url + "/v1"),
+        client,
+        Timeouts(connect=2, idle=idle),
+    )
 
 
 async def pooled_soon(client: Upstream) -> int:
@@ -278,11 +283,7 @@ async def test_a_body_ending_after_its_last_event_keeps_its_connection(upstream)
     ends (released at `[DONE]`, aiohttp closed it and every call connected anew)."""
     client = Upstream()
     try:
-        provider = build_provider(
-            Endpoint(name="fake", kind="openai", base_url=upstream.base_url + "/v1"),
-            client,
-            Timeouts(connect=2, idle=2),
-        )
+        provider = openai_fake(upstream, client)
         request = GenerationRequest(model="fake-late-end", messages=MESSAGES)
         for _ in range(3):
             text = "".join([d.text async for d in provider.stream(request)])
@@ -298,11 +299,7 @@ async def test_an_abandoned_stream_hangs_up_on_the_upstream(upstream) -> None:
     and free the GPU, instead of writing the rest of the answer into the void."""
     client = Upstream()
     try:
-        provider = build_provider(
-            Endpoint(name="fake", kind="openai", base_url=upstream.base_url + "/v1"),
-            client,
-            Timeouts(connect=2, idle=30),
-        )
+        provider = openai_fake(upstream, client, idle=30)
         before = upstream.hung_up()
         deltas = provider.stream(GenerationRequest(model="fake-hang-mid", messages=MESSAGES))
         assert (await anext(deltas)).text or (await anext(deltas)).text
