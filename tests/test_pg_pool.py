@@ -271,4 +271,3 @@ async def test_out_of_slots_point_reads_wait_for_their_own(limited_role) -> None
         assert len({r[0][0] for r in rows}) <= 2
     finally:
         await readers.close()
-
