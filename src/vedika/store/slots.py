@@ -6,12 +6,14 @@ instances under the server's `max_connections`. A peak on every instance at once
 another client of the same server, or a role's or database's CONNECTION LIMIT can
 still reach the server's limit first. The server then refuses a new connection
 (SQLSTATE 53300), and SQLAlchemy's pool fails the request that wanted it, although
-the instance holds other connections that come back within milliseconds: in CI, a
-turn of 200 at once was answered `database_unavailable` that way.
+the instance holds other connections that come back within milliseconds (the likely
+cause of a turn of 200 answered `database_unavailable` in CI).
 
 So a refusal for want of slots is treated like a full pool: the request waits for a
 connection this instance already has, up to the pool's timeout. With none open there
-is nothing to wait for, and the refusal stands (a 503, as before).
+is nothing to wait for, and the refusal stands (a 503, as before). Not yet done: the
+point reads' own connections (vedika.store.pg_readers), holding none while this pool
+holds every slot, still refuse; they should fall back to this pool.
 """
 
 from __future__ import annotations
